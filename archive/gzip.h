@@ -1,0 +1,85 @@
+// Gzip stages of the archive codec.
+//
+// Compressor is the replaceable compression stage of the writer: it receives
+// the tar stream and writes standard gzip (RFC 1952) to a ByteSink. The zlib
+// implementation writes one member; other encoders (parallel, libdeflate,
+// igzip) may write several members, which every gzip reader, ours and Go's,
+// accepts.
+//
+// GzipDecoder is the reader's stage: it accepts compressed bytes in chunks of
+// any size, checks each member's CRC-32 and length, accepts concatenated
+// members, and refuses bytes after the last member that do not form a gzip
+// member.
+//
+// Threading: one instance per thread. Ownership: the ByteSink passed in is
+// borrowed and must outlive the object. Errors: corruption is DATA_LOSS;
+// errors of the downstream sink are returned unchanged.
+#ifndef SNAPSHOT_AGENT_ARCHIVE_GZIP_H_
+#define SNAPSHOT_AGENT_ARCHIVE_GZIP_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "archive/io.h"
+
+typedef struct z_stream_s z_stream;
+
+namespace snapshot {
+
+class Compressor {
+ public:
+  virtual ~Compressor() = default;
+  // Compresses `data`; compressed output goes to the sink given at creation
+  // whenever internal buffers fill.
+  virtual absl::Status Write(absl::string_view data) = 0;
+  // Ends the gzip stream: flushes everything and writes the trailer(s).
+  // Write() must not be called afterwards.
+  virtual absl::Status Finish() = 0;
+};
+
+// Creates a compressor writing to `out` (borrowed).
+using CompressorFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Compressor>>(ByteSink* out)>;
+
+// zlib deflate, one gzip member, header as Go's compress/gzip writes it
+// (1f 8b 08 00 00000000 00 ff). `level` is 0 (store) to 9 (best);
+// INVALID_ARGUMENT otherwise.
+CompressorFactory ZlibGzipCompressor(int level);
+
+class GzipDecoder {
+ public:
+  // `out` (borrowed) receives the decompressed bytes.
+  explicit GzipDecoder(ByteSink* out);
+  ~GzipDecoder();
+  GzipDecoder(const GzipDecoder&) = delete;
+  GzipDecoder& operator=(const GzipDecoder&) = delete;
+
+  // Decompresses `data`. After an error the decoder must not be fed again.
+  absl::Status Feed(absl::string_view data);
+  // True when the bytes fed so far end exactly at the end of a gzip member.
+  bool AtMemberBoundary() const;
+  // Compressed bytes consumed so far.
+  uint64_t compressed_bytes() const { return consumed_; }
+  // Complete members seen so far.
+  uint64_t members() const { return members_; }
+
+ private:
+  enum class State { kStart, kInMember, kBetweenMembers };
+  absl::Status MapZlibError(int rc);
+
+  ByteSink* out_;
+  std::unique_ptr<z_stream> zs_;
+  std::unique_ptr<char[]> buf_;
+  State state_ = State::kStart;
+  uint64_t consumed_ = 0;
+  uint64_t members_ = 0;
+  uint64_t member_start_ = 0;
+};
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_ARCHIVE_GZIP_H_

@@ -1,0 +1,123 @@
+// Byte source and sink interfaces used by the archive codec, with file and
+// in-memory implementations.
+//
+// Threading: none of these classes is thread-safe; each instance is used by
+// one thread at a time. Errors are absl::Status values; file errors carry the
+// path and strerror text.
+#ifndef SNAPSHOT_AGENT_ARCHIVE_IO_H_
+#define SNAPSHOT_AGENT_ARCHIVE_IO_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace snapshot {
+
+// ByteSink receives a stream of bytes. Write() either takes all of `data` or
+// returns an error; after an error the sink is not written again.
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual absl::Status Write(absl::string_view data) = 0;
+};
+
+// ByteSource yields a stream of bytes. Read() fills up to `n` bytes of `buf`
+// and returns how many it wrote; 0 means end of stream.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
+};
+
+// Discards everything; counts the bytes.
+class DiscardSink : public ByteSink {
+ public:
+  absl::Status Write(absl::string_view data) override {
+    bytes_ += data.size();
+    return absl::OkStatus();
+  }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  uint64_t bytes_ = 0;
+};
+
+// Appends to a std::string it does not own (which must outlive the sink).
+// For tests and small data only: memory grows with the stream.
+class StringSink : public ByteSink {
+ public:
+  explicit StringSink(std::string* out) : out_(out) {}
+  absl::Status Write(absl::string_view data) override {
+    out_->append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+
+ private:
+  std::string* out_;
+};
+
+// Reads from a string_view whose bytes must outlive the source.
+class StringSource : public ByteSource {
+ public:
+  explicit StringSource(absl::string_view data) : data_(data) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+
+ private:
+  absl::string_view data_;
+};
+
+// Reads a file through a file descriptor it owns.
+class FileSource : public ByteSource {
+ public:
+  // Opens `path` for reading. NOT_FOUND when it does not exist,
+  // PERMISSION_DENIED when it cannot be read, INVALID_ARGUMENT for a directory.
+  static absl::StatusOr<FileSource> Open(const std::string& path);
+  FileSource(FileSource&& other) noexcept;
+  FileSource& operator=(FileSource&&) = delete;
+  ~FileSource() override;
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  // Size of the file when opened.
+  uint64_t size() const { return size_; }
+
+ private:
+  FileSource(int fd, std::string path, uint64_t size)
+      : fd_(fd), path_(std::move(path)), size_(size) {}
+  int fd_;
+  std::string path_;
+  uint64_t size_;
+};
+
+// Writes a file through a file descriptor it owns. The file is created with
+// the given mode (truncating an existing one unless `exclusive`).
+class FileSink : public ByteSink {
+ public:
+  static absl::StatusOr<FileSink> Create(const std::string& path, int mode,
+                                         bool exclusive);
+  FileSink(FileSink&& other) noexcept;
+  FileSink& operator=(FileSink&&) = delete;
+  ~FileSink() override;
+
+  absl::Status Write(absl::string_view data) override;
+  // Flushes the data to stable storage (fsync) and closes the file.
+  absl::Status SyncAndClose();
+
+ private:
+  FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_;
+  std::string path_;
+};
+
+// Maps errno of a failed file operation on `path` to a status whose code says
+// what to do next (NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED for a full
+// disk, otherwise INTERNAL).
+absl::Status ErrnoStatus(int err, absl::string_view what,
+                         absl::string_view path);
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_ARCHIVE_IO_H_

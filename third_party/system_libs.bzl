@@ -1,0 +1,46 @@
+"""Wraps Debian's system libraries as cc_library targets in one repository.
+
+Each target carries the link flags pkg-config reports for the library, so the
+project's targets depend on names (@system//:grpc++), never on raw flags.
+Headers come from /usr/include, which the compiler searches already.
+"""
+
+# target name -> (pkg-config modules, extra link flags)
+_LIBS = {
+    "absl": (["absl_status", "absl_statusor", "absl_strings", "absl_str_format", "absl_synchronization", "absl_time", "absl_flags", "absl_flags_parse"], []),
+    "zlib": (["zlib"], []),
+    "crypto": (["libcrypto"], []),
+    "ssl": (["libssl", "libcrypto"], []),
+    "protobuf": (["protobuf"], []),
+    "grpc++": (["grpc++", "protobuf", "absl_synchronization"], []),
+    "grpc++_reflection": (["grpc++", "protobuf", "absl_synchronization"], ["-lgrpc++_reflection"]),
+    "raft": (["raft", "libuv"], []),
+    "gtest": ([], ["-lgtest", "-lgmock", "-lpthread"]),
+    "gtest_main": ([], ["-lgtest_main", "-lgtest", "-lgmock", "-lpthread"]),
+    "benchmark": ([], ["-lbenchmark", "-lpthread"]),
+    "nlohmann_json": ([], []),
+}
+
+def _system_libs_impl(ctx):
+    lines = ['package(default_visibility = ["//visibility:public"])', ""]
+    for name, (modules, extra) in _LIBS.items():
+        flags = []
+        if modules:
+            res = ctx.execute(["pkg-config", "--libs"] + modules)
+            if res.return_code != 0:
+                fail("pkg-config failed for %s (%s): %s\nRun tools/install-deps.sh first." % (name, " ".join(modules), res.stderr))
+            flags = res.stdout.strip().split(" ")
+        flags = [f for f in flags + extra if f]
+        lines.append("cc_library(")
+        lines.append("    name = %r," % name)
+        lines.append("    linkopts = %r," % flags)
+        lines.append(")")
+        lines.append("")
+    ctx.file("WORKSPACE", "")
+    ctx.file("BUILD.bazel", "\n".join(lines))
+
+system_libs = repository_rule(
+    implementation = _system_libs_impl,
+    local = True,
+    doc = "cc_library wrappers for Debian system libraries, flags from pkg-config.",
+)

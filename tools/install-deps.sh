@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package snapshot-agent needs to build, test and run.
+# Idempotent: when everything is already installed it only runs dpkg-query and exits.
+set -euo pipefail
+
+PACKAGES=(
+  # Build system (offline Bazel 4 from Debian) and its local repositories.
+  bazel-bootstrap bazel-platforms bazel-rules-java openjdk-17-jdk-headless
+  g++ pkg-config
+  # Libraries.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev zlib1g-dev libssl-dev nlohmann-json3-dev
+  libraft-dev libuv1-dev
+  # Tests and benchmarks.
+  libgtest-dev libgmock-dev libbenchmark-dev
+  gzip pigz openssl
+  python3-grpcio python3-protobuf
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
