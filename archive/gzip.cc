@@ -171,11 +171,13 @@ absl::Status GzipDecoder::Feed(absl::string_view data) {
     size_t produced = kOutBufferSize - zs_->avail_out;
     consumed_ += used;
     data.remove_prefix(used);
-    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      return MapZlibError(rc);
-    }
+    // Pass on what was decoded before looking at the result: the downstream
+    // parser names a fault more precisely than a CRC check at the end can.
     if (produced > 0) {
       RETURN_IF_ERROR(out_->Write(absl::string_view(buf_.get(), produced)));
+    }
+    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+      return MapZlibError(rc);
     }
     if (rc == Z_STREAM_END) {
       ++members_;

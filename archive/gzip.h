@@ -66,6 +66,8 @@ class GzipDecoder {
   uint64_t compressed_bytes() const { return consumed_; }
   // Complete members seen so far.
   uint64_t members() const { return members_; }
+  // Offset of the first byte of the member being read (or the next one).
+  uint64_t member_start() const { return member_start_; }
 
  private:
   enum class State { kStart, kInMember, kBetweenMembers };

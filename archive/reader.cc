@@ -386,6 +386,12 @@ absl::StatusOr<ArchiveInfo> ArchiveReader::Finish() {
   error_ = absl::FailedPreconditionError("ArchiveReader::Finish was called");
   if (archive_bytes_ == 0) return absl::DataLossError("archive is empty");
   if (!tar_->complete()) return absl::DataLossError(tar_->TruncationMessage());
+  if (!gzip_->AtMemberBoundary() && gzip_->members() > 0) {
+    return absl::DataLossError(absl::StrFormat(
+        "trailing data after the archive: the %d bytes after the end of the "
+        "gzip stream (offset %d) are not a complete gzip member",
+        archive_bytes_ - gzip_->member_start(), gzip_->member_start()));
+  }
   if (!gzip_->AtMemberBoundary()) {
     return absl::DataLossError(absl::StrFormat(
         "archive truncated: the gzip stream ends after %d bytes, before its "

@@ -1,0 +1,500 @@
+#include "archive/archive.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+
+#include "archive/synthetic_source.h"
+#include "archive/tar.h"
+
+namespace snapshot {
+namespace {
+
+SnapshotMeta TestMeta(uint64_t size) {
+  SnapshotMeta m;
+  m.version = 1;
+  m.id = "7-1234-1795640819402";
+  m.index = 1234;
+  m.term = 7;
+  m.peers = std::string("\x91\xda\x00\x03abc", 7);
+  m.servers = {{0, "node-1", "127.0.0.1:7001"},
+               {1, "node-2", "127.0.0.1:7002"},
+               {2, "node-3 <&>", "127.0.0.1:7003"}};
+  m.configuration_index = 12;
+  m.size = size;
+  return m;
+}
+
+std::string StateBytes(uint64_t size, uint64_t seed = 1) {
+  std::string s(size, '\0');
+  SyntheticSource src(size, seed);
+  EXPECT_EQ(*src.Read(&s[0], size), size);
+  return s;
+}
+
+struct Written {
+  std::string archive;
+  ArchiveInfo info;
+};
+
+Written Write(const SnapshotMeta& meta, const std::string& state,
+              WriterOptions opts = {}) {
+  Written w;
+  StringSource src(state);
+  StringSink sink(&w.archive);
+  opts.mtime = 1795640819;
+  auto info = WriteArchive(meta, &src, &sink, opts);
+  EXPECT_TRUE(info.ok()) << info.status();
+  if (info.ok()) w.info = *info;
+  return w;
+}
+
+// Feeds `archive` in chunks of `chunk` bytes; returns the result and the
+// state bytes handed to the sink.
+absl::StatusOr<ArchiveInfo> Read(absl::string_view archive, std::string* state,
+                                 size_t chunk = 1 << 16,
+                                 ReaderOptions opts = {}) {
+  StringSink sink(state);
+  ArchiveReader reader(&sink, std::move(opts));
+  while (!archive.empty()) {
+    size_t n = std::min(chunk, archive.size());
+    absl::Status s = reader.Feed(archive.substr(0, n));
+    if (!s.ok()) return s;
+    archive.remove_prefix(n);
+  }
+  return reader.Finish();
+}
+
+class RoundTrip : public ::testing::TestWithParam<uint64_t> {};
+
+TEST_P(RoundTrip, MetadataAndStateSurviveExactly) {
+  const uint64_t size = GetParam();
+  const SnapshotMeta meta = TestMeta(size);
+  const std::string state = StateBytes(size);
+  Written w = Write(meta, state);
+  EXPECT_EQ(w.info.archive_size, w.archive.size());
+  EXPECT_EQ(w.info.checksum, ChecksumString(Sha256Of(w.archive)));
+  EXPECT_EQ(w.info.state_sha256, Sha256Of(state));
+
+  for (size_t chunk : {size_t{1} << 20, size_t{4093}}) {
+    std::string got;
+    auto info = Read(w.archive, &got, chunk);
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->meta, meta);
+    EXPECT_TRUE(got == state);
+    EXPECT_EQ(info->archive_size, w.archive.size());
+    EXPECT_EQ(info->checksum, w.info.checksum);
+    EXPECT_EQ(info->state_sha256, w.info.state_sha256);
+    EXPECT_EQ(info->meta_sha256, w.info.meta_sha256);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, RoundTrip,
+                         ::testing::Values(0, 1, 511, 512, 513, 4096, 65537,
+                                           (3 << 20) + 7));
+
+TEST(Archive, RoundTripEveryCompressionLevel) {
+  const std::string state = StateBytes(100000);
+  for (int level = 0; level <= 9; ++level) {
+    WriterOptions opts;
+    opts.compression_level = level;
+    Written w = Write(TestMeta(state.size()), state, opts);
+    std::string got;
+    auto info = Read(w.archive, &got);
+    ASSERT_TRUE(info.ok()) << "level " << level << ": " << info.status();
+    EXPECT_TRUE(got == state);
+  }
+}
+
+TEST(Archive, FeedingOneByteAtATimeWorks) {
+  const std::string state = StateBytes(3000);
+  Written w = Write(TestMeta(state.size()), state);
+  std::string got;
+  auto info = Read(w.archive, &got, 1);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(got == state);
+}
+
+TEST(Archive, WrittenBytesMatchNomadLayout) {
+  Written w = Write(TestMeta(1000), StateBytes(1000));
+  // Go's gzip header: no flags, mtime 0, XFL 0, OS 255.
+  EXPECT_EQ(w.archive.substr(0, 10),
+            std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10));
+}
+
+TEST(Archive, RejectsBadCompressionLevel) {
+  WriterOptions opts;
+  opts.compression_level = 10;
+  std::string out;
+  StringSource src("");
+  StringSink sink(&out);
+  auto info = WriteArchive(TestMeta(0), &src, &sink, opts);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Archive, WriterRefusesShortOrLongState) {
+  std::string out;
+  StringSink sink(&out);
+  StringSource shorter("abc");
+  auto a = WriteArchive(TestMeta(4), &shorter, &sink);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(a.status().message().find("ended after 3 of the 4"),
+            std::string::npos)
+      << a.status();
+  StringSource longer("abcde");
+  auto b = WriteArchive(TestMeta(4), &longer, &sink);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Archive, MultiMemberGzipIsAccepted) {
+  // Split the tar stream over three gzip members, as a parallel encoder
+  // would; the reader must read it as one stream.
+  const std::string state = StateBytes(200000);
+  WriterOptions opts;
+  opts.compressor = [](ByteSink* out)
+      -> absl::StatusOr<std::unique_ptr<Compressor>> {
+    class Split : public Compressor {
+     public:
+      explicit Split(ByteSink* out) : out_(out) {}
+      absl::Status Write(absl::string_view d) override {
+        while (!d.empty()) {
+          if (!cur_) cur_ = *ZlibGzipCompressor(1)(out_);
+          size_t n = std::min<size_t>(d.size(), 70000 - in_member_);
+          absl::Status s = cur_->Write(d.substr(0, n));
+          if (!s.ok()) return s;
+          d.remove_prefix(n);
+          in_member_ += n;
+          if (in_member_ == 70000) {
+            s = cur_->Finish();
+            if (!s.ok()) return s;
+            cur_.reset();
+            in_member_ = 0;
+          }
+        }
+        return absl::OkStatus();
+      }
+      absl::Status Finish() override {
+        if (!cur_) cur_ = *ZlibGzipCompressor(1)(out_);
+        return cur_->Finish();
+      }
+
+     private:
+      ByteSink* out_;
+      std::unique_ptr<Compressor> cur_;
+      size_t in_member_ = 0;
+    };
+    return std::unique_ptr<Compressor>(new Split(out));
+  };
+  Written w = Write(TestMeta(state.size()), state, opts);
+  std::string got;
+  auto info = Read(w.archive, &got);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(got == state);
+}
+
+void ExpectDataLoss(const absl::StatusOr<ArchiveInfo>& r,
+                    absl::string_view substring) {
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  EXPECT_NE(r.status().message().find(substring), absl::string_view::npos)
+      << r.status();
+}
+
+TEST(Archive, TruncationAtEveryOffsetIsRejected) {
+  const std::string state = StateBytes(1500);
+  Written w = Write(TestMeta(state.size()), state);
+  for (size_t cut = 0; cut < w.archive.size(); ++cut) {
+    std::string got;
+    auto r = Read(absl::string_view(w.archive).substr(0, cut), &got, 97);
+    ASSERT_FALSE(r.ok()) << "accepted an archive cut at " << cut;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+  }
+}
+
+TEST(Archive, TruncationInsideStateIsNamed) {
+  // Level 0 stores the data, so a cut lands at a predictable tar offset.
+  const std::string state = StateBytes(100000);
+  WriterOptions opts;
+  opts.compression_level = 0;
+  Written w = Write(TestMeta(state.size()), state, opts);
+  std::string got;
+  auto r = Read(absl::string_view(w.archive).substr(0, 50000), &got);
+  ExpectDataLoss(r, "archive truncated inside state.bin after ");
+  ExpectDataLoss(r, " of 100000 bytes");
+}
+
+TEST(Archive, RandomBitFlipsAreRejectedOrHarmless) {
+  const std::string state = StateBytes(5000);
+  const SnapshotMeta meta = TestMeta(state.size());
+  Written w = Write(meta, state);
+  std::mt19937_64 rng(42);
+  int rejected = 0, harmless = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string bad = w.archive;
+    size_t bit = rng() % (bad.size() * 8);
+    bad[bit / 8] ^= static_cast<char>(1 << (bit % 8));
+    std::string got;
+    auto r = Read(bad, &got);
+    if (r.ok()) {
+      // A flip may go unnoticed only where it changes no data: gzip header
+      // fields (mtime, XFL, OS) or deflate bits that decode to the same bytes.
+      EXPECT_EQ(r->meta, meta) << "bit " << bit;
+      EXPECT_TRUE(got == state) << "bit " << bit;
+      ++harmless;
+    } else {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+      ++rejected;
+    }
+  }
+  EXPECT_EQ(rejected + harmless, 3000);
+  EXPECT_GT(rejected, 2900) << harmless << " flips went unnoticed";
+}
+
+TEST(Archive, TrailingGarbageAfterGzipIsRejected) {
+  Written w = Write(TestMeta(10), StateBytes(10));
+  std::string got;
+  ExpectDataLoss(Read(w.archive + "GARBAGE-GARBAGE!", &got),
+                 "trailing data after the archive");
+  ExpectDataLoss(Read(w.archive + std::string(1, '\0'), &got),
+                 "trailing data after the archive");
+}
+
+TEST(Archive, DataAfterTarEndIsRejected) {
+  // A second gzip member that decompresses to more bytes after the tar end.
+  Written w = Write(TestMeta(10), StateBytes(10));
+  std::string extra;
+  StringSink sink(&extra);
+  auto gz = *ZlibGzipCompressor(6)(&sink);
+  ASSERT_TRUE(gz->Write(std::string(512, '\0')).ok());
+  ASSERT_TRUE(gz->Finish().ok());
+  std::string got;
+  ExpectDataLoss(Read(w.archive + extra, &got),
+                 "trailing data after the end of the tar archive");
+}
+
+TEST(Archive, EmptyGzipMemberAfterArchiveIsAccepted) {
+  Written w = Write(TestMeta(10), StateBytes(10));
+  std::string extra;
+  StringSink sink(&extra);
+  auto gz = *ZlibGzipCompressor(6)(&sink);
+  ASSERT_TRUE(gz->Finish().ok());
+  std::string got;
+  EXPECT_TRUE(Read(w.archive + extra, &got).ok());
+}
+
+TEST(Archive, EmptyInputAndNonGzipAreRejected) {
+  std::string got;
+  ExpectDataLoss(Read("", &got), "archive is empty");
+  ExpectDataLoss(Read(std::string(1024, '\0'), &got), "not a gzip archive");
+}
+
+TEST(Archive, LimitsAreResourceExhausted) {
+  const std::string state = StateBytes(5000);
+  Written w = Write(TestMeta(state.size()), state);
+  std::string got;
+  ReaderOptions small_state;
+  small_state.max_state_bytes = 4999;
+  auto r = Read(w.archive, &got, 1 << 16, small_state);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(got.empty()) << "state bytes were passed on before the check";
+
+  ReaderOptions small_meta;
+  small_meta.max_meta_bytes = 10;
+  r = Read(w.archive, &got, 1 << 16, small_meta);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+
+  ReaderOptions small_archive;
+  small_archive.max_archive_bytes = w.archive.size() - 1;
+  r = Read(w.archive, &got, 1 << 16, small_archive);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+}
+
+TEST(Archive, OnMetaHookCanRefuseEarly) {
+  const std::string state = StateBytes(5000);
+  Written w = Write(TestMeta(state.size()), state);
+  ReaderOptions opts;
+  uint64_t seen_index = 0;
+  opts.on_meta = [&](const SnapshotMeta& m) {
+    seen_index = m.index;
+    return absl::FailedPreconditionError("no room");
+  };
+  std::string got;
+  auto r = Read(w.archive, &got, 1 << 16, opts);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(seen_index, 1234u);
+  EXPECT_TRUE(got.empty());
+}
+
+// Builds an archive from hand-made tar entries, to test what the writer
+// never produces.
+std::string MakeArchive(
+    const std::vector<std::pair<std::string, std::string>>& files,
+    absl::string_view tail = std::string(1024, '\0')) {
+  std::string tarball;
+  for (const auto& [name, data] : files) {
+    tarball += tar::EncodeFileHeader(name, data.size(), 0);
+    tarball += data;
+    tarball.append(tar::PaddingFor(data.size()), '\0');
+  }
+  tarball.append(tail.data(), tail.size());
+  std::string out;
+  StringSink sink(&out);
+  auto gz = *ZlibGzipCompressor(6)(&sink);
+  EXPECT_TRUE(gz->Write(tarball).ok());
+  EXPECT_TRUE(gz->Finish().ok());
+  return out;
+}
+
+struct Files {
+  std::string meta = *EncodeMetaJson(TestMeta(5));
+  std::string state = "hello";
+  std::string Sums() const {
+    return HexLower(Sha256Of(meta)) + "  meta.json\n" +
+           HexLower(Sha256Of(state)) + "  state.bin\n";
+  }
+};
+
+TEST(Archive, HandMadeArchiveIsAccepted) {
+  Files f;
+  std::string got;
+  auto r = Read(MakeArchive({{"state.bin", f.state},
+                             {"SHA256SUMS", f.Sums()},
+                             {"meta.json", f.meta}}),
+                &got);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(got, "hello");
+}
+
+TEST(Archive, UnknownDuplicateAndMissingFilesAreRejected) {
+  Files f;
+  std::string got;
+  ExpectDataLoss(Read(MakeArchive({{"meta.json", f.meta},
+                                   {"state.bin", f.state},
+                                   {"SHA256SUMS", f.Sums()},
+                                   {"nope", "extra\n"}}),
+                      &got),
+                 "unexpected file \"nope\" in snapshot");
+  ExpectDataLoss(Read(MakeArchive({{"meta.json", f.meta},
+                                   {"state.bin", f.state},
+                                   {"state.bin", f.state},
+                                   {"SHA256SUMS", f.Sums()}}),
+                      &got),
+                 "duplicate file \"state.bin\"");
+  ExpectDataLoss(
+      Read(MakeArchive({{"meta.json", f.meta}, {"state.bin", f.state}}), &got),
+      "file missing from snapshot: SHA256SUMS");
+  ExpectDataLoss(
+      Read(MakeArchive({{"meta.json", f.meta}, {"SHA256SUMS", f.Sums()}}),
+           &got),
+      "file missing from snapshot: state.bin");
+}
+
+TEST(Archive, Sha256SumsProblemsAreNamed) {
+  Files f;
+  std::string got;
+  auto with_sums = [&](const std::string& sums) {
+    return Read(MakeArchive({{"meta.json", f.meta},
+                             {"state.bin", f.state},
+                             {"SHA256SUMS", sums}}),
+                &got);
+  };
+  std::string good = f.Sums();
+  std::string bad_state = good;
+  bad_state[good.find('\n') + 1] ^= 1;
+  ExpectDataLoss(with_sums(bad_state), "hash mismatch for state.bin");
+  ExpectDataLoss(with_sums(good.substr(0, good.find('\n') + 1)),
+                 "SHA256SUMS has no hash for state.bin");
+  ExpectDataLoss(with_sums(good + HexLower(Sha256Of("")) + "  other\n"),
+                 "lists a hash for \"other\"");
+  ExpectDataLoss(with_sums(good + good.substr(0, good.find('\n') + 1)),
+                 "lists meta.json twice");
+  ExpectDataLoss(with_sums("xyz  meta.json\n"), "SHA256SUMS line 1");
+  ExpectDataLoss(with_sums("\n" + good), "SHA256SUMS line 1");
+  // Forms sha256sum and Go's Sscanf accept: CRLF, upper case, tabs, '*'.
+  std::string relaxed = HexLower(Sha256Of(f.meta)) + "\t*meta.json\r\n";
+  std::string upper = HexLower(Sha256Of(f.state));
+  for (char& c : upper) c = static_cast<char>(toupper(c));
+  relaxed += upper + "    state.bin";
+  EXPECT_TRUE(with_sums(relaxed).ok());
+}
+
+TEST(Archive, MetaSizeMustMatchState) {
+  Files f;
+  f.meta = *EncodeMetaJson(TestMeta(6));
+  std::string got;
+  ExpectDataLoss(Read(MakeArchive({{"meta.json", f.meta},
+                                   {"state.bin", f.state},
+                                   {"SHA256SUMS", f.Sums()}}),
+                      &got),
+                 "meta.json says the state is 6 bytes but state.bin holds 5");
+}
+
+TEST(Archive, BrokenMetaJsonIsDataLoss) {
+  Files f;
+  f.meta = "{\"Version\":1,\"ID\":\"x\",\"Index\":-1,\"Term\":1,\"Size\":5}";
+  std::string got;
+  ExpectDataLoss(Read(MakeArchive({{"meta.json", f.meta},
+                                   {"state.bin", f.state},
+                                   {"SHA256SUMS", f.Sums()}}),
+                      &got),
+                 "field Index must be a non-negative integer");
+}
+
+TEST(Archive, NonRegularEntriesAndBadTarEndAreRejected) {
+  Files f;
+  std::string got;
+  std::string tarball = tar::EncodeFileHeader("dir/", 0, 0);
+  tarball[156] = '5';  // directory (checksum now wrong, so recompute)
+  for (int i = 148; i < 156; ++i) tarball[i] = ' ';
+  unsigned sum = 0;
+  for (unsigned char c : tarball.substr(0, 512)) sum += c;
+  snprintf(&tarball[148], 8, "%06o", sum);
+  tarball[155] = ' ';
+  std::string out;
+  StringSink sink(&out);
+  auto gz = *ZlibGzipCompressor(6)(&sink);
+  ASSERT_TRUE(gz->Write(tarball + std::string(1024, '\0')).ok());
+  ASSERT_TRUE(gz->Finish().ok());
+  ExpectDataLoss(Read(out, &got), "of tar type '5'");
+
+  // One zero block, then data.
+  ExpectDataLoss(Read(MakeArchive({{"meta.json", f.meta}},
+                                  std::string(512, '\0') +
+                                      tar::EncodeFileHeader("state.bin", 0, 0)),
+                      &got),
+                 "followed by data instead of a second zero block");
+  // Only one zero block at the end.
+  ExpectDataLoss(Read(MakeArchive({{"meta.json", f.meta},
+                                   {"state.bin", f.state},
+                                   {"SHA256SUMS", f.Sums()}},
+                                  std::string(512, '\0')),
+                      &got),
+                 "truncated inside the tar end marker");
+}
+
+TEST(Archive, CorruptTarHeaderChecksumIsRejected) {
+  Files f;
+  std::string tarball = tar::EncodeFileHeader("meta.json", f.meta.size(), 0);
+  tarball[0] = 'M';
+  tarball += f.meta;
+  std::string out;
+  StringSink sink(&out);
+  auto gz = *ZlibGzipCompressor(6)(&sink);
+  ASSERT_TRUE(gz->Write(tarball).ok());
+  ASSERT_TRUE(gz->Finish().ok());
+  std::string got;
+  ExpectDataLoss(Read(out, &got), "checksum mismatch");
+}
+
+TEST(Archive, FeedAfterErrorKeepsFailing) {
+  std::string got;
+  StringSink sink(&got);
+  ArchiveReader reader(&sink);
+  EXPECT_FALSE(reader.Feed("not gzip").ok());
+  EXPECT_FALSE(reader.Feed("\x1f\x8b").ok());
+  EXPECT_FALSE(reader.Finish().ok());
+}
+
+}  // namespace
+}  // namespace snapshot
