@@ -17,7 +17,7 @@ SnapshotMeta TestMeta(uint64_t size) {
   m.id = "7-1234-1795640819402";
   m.index = 1234;
   m.term = 7;
-  m.peers = std::string("\x91\xda\x00\x03abc", 7);
+  m.peers = std::string("\x91\xda\x00\x03" "abc", 7);
   m.servers = {{0, "node-1", "127.0.0.1:7001"},
                {1, "node-2", "127.0.0.1:7002"},
                {2, "node-3 <&>", "127.0.0.1:7003"}};
@@ -444,17 +444,12 @@ TEST(Archive, BrokenMetaJsonIsDataLoss) {
 TEST(Archive, NonRegularEntriesAndBadTarEndAreRejected) {
   Files f;
   std::string got;
-  std::string tarball = tar::EncodeFileHeader("dir/", 0, 0);
-  tarball[156] = '5';  // directory (checksum now wrong, so recompute)
-  for (int i = 148; i < 156; ++i) tarball[i] = ' ';
-  unsigned sum = 0;
-  for (unsigned char c : tarball.substr(0, 512)) sum += c;
-  snprintf(&tarball[148], 8, "%06o", sum);
-  tarball[155] = ' ';
   std::string out;
   StringSink sink(&out);
   auto gz = *ZlibGzipCompressor(6)(&sink);
-  ASSERT_TRUE(gz->Write(tarball + std::string(1024, '\0')).ok());
+  ASSERT_TRUE(gz->Write(tar::EncodeHeaderBlock("dir/", 0, 0, '5') +
+                        std::string(1024, '\0'))
+                  .ok());
   ASSERT_TRUE(gz->Finish().ok());
   ExpectDataLoss(Read(out, &got), "of tar type '5'");
 

@@ -32,8 +32,10 @@ void PutOctal(char* field, size_t len, uint64_t v) {
   field[len - 1] = '\0';
 }
 
-std::string UstarBlock(absl::string_view name, uint64_t size, int64_t mtime,
-                       char typeflag) {
+}  // namespace
+
+std::string EncodeHeaderBlock(absl::string_view name, uint64_t size,
+                              int64_t mtime, char typeflag) {
   std::string b(kBlockSize, '\0');
   char* p = &b[0];
   memcpy(p + kNameOff, name.data(), std::min(name.size(), kNameLen));
@@ -58,6 +60,8 @@ std::string UstarBlock(absl::string_view name, uint64_t size, int64_t mtime,
   p[kChksumOff + 7] = ' ';
   return b;
 }
+
+namespace {
 
 // Parses a numeric header field: octal digits surrounded by optional spaces
 // and NULs, or GNU base-256 (high bit of the first byte set).
@@ -95,19 +99,23 @@ std::string CString(absl::string_view f) {
 
 }  // namespace
 
-std::string EncodeFileHeader(absl::string_view name, uint64_t size,
-                             int64_t mtime) {
-  if (size <= kMaxUstarSize) return UstarBlock(name, size, mtime, '0');
-  // PAX record "<len> size=<n>\n" where <len> counts the whole record.
-  std::string rec = absl::StrCat(" size=", size, "\n");
+std::string PaxRecord(absl::string_view key, absl::string_view value) {
+  std::string rec = absl::StrCat(" ", key, "=", value, "\n");
   size_t len = rec.size() + 1;
   while (absl::StrCat(len).size() + rec.size() != len) ++len;
-  std::string body = absl::StrCat(len, rec);
-  std::string out = UstarBlock(absl::StrCat("PaxHeaders.0/", name),
-                               body.size(), mtime, 'x');
+  return absl::StrCat(len, rec);
+}
+
+std::string EncodeFileHeader(absl::string_view name, uint64_t size,
+                             int64_t mtime) {
+  if (size <= kMaxUstarSize) return EncodeHeaderBlock(name, size, mtime, '0');
+  // As Go does: a PAX header carries the size, the USTAR size field is 0.
+  std::string body = PaxRecord("size", absl::StrCat(size));
+  std::string out = EncodeHeaderBlock(absl::StrCat("PaxHeaders.0/", name),
+                                      body.size(), mtime, 'x');
   out += body;
   out.append(PaddingFor(body.size()), '\0');
-  out += UstarBlock(name, 0, mtime, '0');
+  out += EncodeHeaderBlock(name, 0, mtime, '0');
   return out;
 }
 

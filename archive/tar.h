@@ -24,6 +24,15 @@ inline size_t PaddingFor(uint64_t size) {
   return static_cast<size_t>((kBlockSize - size % kBlockSize) % kBlockSize);
 }
 
+// One USTAR header block as Go writes it: mode 0600, uid/gid 0, `mtime` in
+// seconds, magic "ustar\0" "00", checksum filled in. `name` is cut at 100
+// bytes; `size` must be at most kMaxUstarSize.
+std::string EncodeHeaderBlock(absl::string_view name, uint64_t size,
+                              int64_t mtime, char typeflag);
+
+// One PAX record "<len> <key>=<value>\n", <len> counting the whole record.
+std::string PaxRecord(absl::string_view key, absl::string_view value);
+
 // The header block(s) for a regular file `name` (≤ 100 bytes) of `size`
 // bytes: one USTAR block (mode 0600, uid/gid 0, `mtime` in seconds), preceded
 // by a PAX header and its body when `size` exceeds kMaxUstarSize. The result
