@@ -1,0 +1,118 @@
+// EmbeddedNode: a real Raft node inside the agent process, built on
+// Canonical's libraft 0.15.0 with libuv I/O (Debian 12), replicating the
+// key-value state machine of raft/kv_fsm.h. This is the only package that
+// includes raft.h; see ../shared/RAFT_NOTES.md for the defects worked around.
+//
+// Threading: one libuv loop thread owns the raft instance and the state
+// machine. Public methods post closures to it (a mutex-protected queue and a
+// uv_async_t) and wait with a deadline; request state lives in shared_ptrs, so
+// a callback that fires after the caller gave up is harmless. Slow work
+// (serializing a snapshot, hashing, validating a restore) runs on the
+// caller's thread or libuv's thread pool, never on the loop.
+//
+// Durability: the Raft log, its snapshots and the term/vote live under
+// `data_dir`; the state survives a clean stop and a kill -9 (auto-recovery is
+// off, so a damaged log stops start-up loudly instead of dropping entries).
+//
+// Known limitations of the Debian 12 engine: the whole state is held in
+// memory (libraft snapshots are memory buffers); libraft 0.15.0 may commit
+// entries of older terms by counting replicas (Raft paper, figure 8; fixed
+// upstream in 0.17.1).
+#ifndef SNAPSHOT_AGENT_RAFT_EMBEDDED_NODE_H_
+#define SNAPSHOT_AGENT_RAFT_EMBEDDED_NODE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "archive/sha256.h"
+#include "raft/node.h"
+
+namespace snapshot {
+
+struct EmbeddedNodeConfig {
+  // This node's id (> 0) and the host:port its Raft transport listens on.
+  uint64_t id = 1;
+  std::string raft_address = "127.0.0.1:7001";
+  // This node's agent (gRPC) address, reported in Status and to clients that
+  // reach a follower. Optional.
+  std::string agent_address;
+  // Directory of the Raft log and snapshots; created (mode 0700) if missing.
+  std::string data_dir;
+  // The static cluster, this node included. Empty: a single-node cluster of
+  // this node alone. Every node of a cluster must be given the same list.
+  std::vector<Member> peers;
+
+  unsigned election_timeout_ms = 1000;
+  unsigned heartbeat_timeout_ms = 100;
+  // Must stay above the time needed to send the largest FSM snapshot.
+  unsigned install_snapshot_timeout_ms = 10000;
+  // Log entries between the engine's own snapshots, and entries kept after.
+  unsigned snapshot_threshold = 8192;
+  unsigned snapshot_trailing = 1024;
+  // Largest state Restore accepts (the state is held in memory).
+  uint64_t max_restore_bytes = uint64_t{1} << 30;
+};
+
+// Parses a peer list "ID=RAFT_HOST:PORT[@AGENT_HOST:PORT],..." e.g.
+// "1=127.0.0.1:7001@127.0.0.1:8001,2=127.0.0.1:7002@127.0.0.1:8002".
+// INVALID_ARGUMENT, naming the bad item, for anything malformed or repeated.
+absl::StatusOr<std::vector<Member>> ParsePeers(absl::string_view spec);
+
+class EmbeddedNode : public RaftNode, public KeyValueStore {
+ public:
+  // Checks the configuration, the data directory (exists or can be created,
+  // writable) and the Raft address (free), then starts the node. A fresh
+  // data directory is bootstrapped with the peer list. Errors:
+  // INVALID_ARGUMENT (config), FAILED_PRECONDITION (data dir, port in use),
+  // INTERNAL (the engine failed to start, with its message).
+  static absl::StatusOr<std::unique_ptr<EmbeddedNode>> Start(
+      EmbeddedNodeConfig config);
+
+  // Stops the node (Stop()).
+  ~EmbeddedNode() override;
+
+  // Closes Raft cleanly and joins the loop thread. Pending calls fail with
+  // UNAVAILABLE. Idempotent.
+  void Stop();
+
+  absl::StatusOr<NodeStatus> Status() override;
+  absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,
+                                            absl::Time deadline) override;
+  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
+                                        const StateOpener& open_state,
+                                        absl::Time deadline) override;
+
+  absl::StatusOr<uint64_t> Put(const std::string& key, const std::string& value,
+                               absl::Time deadline) override;
+  absl::StatusOr<uint64_t> Delete(const std::string& key,
+                                  absl::Time deadline) override;
+  absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
+                                                 bool allow_stale,
+                                                 absl::Time deadline) override;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> List(
+      const std::string& prefix, size_t limit, bool allow_stale,
+      absl::Time deadline) override;
+
+  // Waits until this node knows a leader (itself or another).
+  absl::Status WaitForLeader(absl::Time deadline);
+
+  // The applied index and the SHA-256 of the serialized key-value state at
+  // that index, read from this node's own state machine (no Raft round
+  // trip). For comparing nodes.
+  absl::StatusOr<std::pair<uint64_t, Digest>> StateDigest(absl::Time deadline);
+
+  struct Impl;
+
+ private:
+  explicit EmbeddedNode(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_RAFT_EMBEDDED_NODE_H_

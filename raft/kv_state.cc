@@ -1,0 +1,307 @@
+#include "raft/kv_state.h"
+
+#include <algorithm>
+#include <cstring>
+#include <queue>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "archive/status_macros.h"
+
+namespace snapshot {
+namespace kv {
+namespace {
+
+constexpr char kMagic[4] = {'S', 'A', 'K', 'V'};
+constexpr uint8_t kVersion = 1;
+
+// FNV-1a: stable across processes (the shard layout is in-memory only, but a
+// stable hash keeps behaviour reproducible).
+size_t ShardOf(absl::string_view key) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
+  return static_cast<size_t>(h % kShards);
+}
+
+void PutLE(uint64_t v, int bytes, std::string* out) {
+  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint64_t GetLE(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string Header(uint64_t count) {
+  std::string h(kMagic, sizeof(kMagic));
+  h.push_back(static_cast<char>(kVersion));
+  h.append(3, '\0');
+  PutLE(count, 8, &h);
+  return h;
+}
+
+// Serializes a view: a k-way merge of the sorted shards, one entry at a time.
+class ViewSource : public ByteSource {
+ public:
+  explicit ViewSource(StateView view, std::vector<std::shared_ptr<const Shard>> shards,
+                      uint64_t count)
+      : view_(std::move(view)), shards_(std::move(shards)) {
+    pending_ = Header(count);
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      if (!shards_[i]->map.empty()) heap_.push({shards_[i]->map.begin(), i});
+    }
+  }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    size_t written = 0;
+    while (written < n) {
+      if (pos_ == pending_.size()) {
+        if (heap_.empty()) break;
+        Cursor c = heap_.top();
+        heap_.pop();
+        pending_.clear();
+        pos_ = 0;
+        PutLE(c.it->first.size(), 4, &pending_);
+        PutLE(c.it->second.size(), 4, &pending_);
+        pending_ += c.it->first;
+        pending_ += c.it->second;
+        if (++c.it != shards_[c.shard]->map.end()) heap_.push(c);
+      }
+      size_t k = std::min(n - written, pending_.size() - pos_);
+      memcpy(buf + written, pending_.data() + pos_, k);
+      pos_ += k;
+      written += k;
+    }
+    return written;
+  }
+
+ private:
+  struct Cursor {
+    std::map<std::string, std::string>::const_iterator it;
+    size_t shard;
+  };
+  struct Greater {
+    bool operator()(const Cursor& a, const Cursor& b) const {
+      return a.it->first > b.it->first;
+    }
+  };
+  StateView view_;  // keeps the shards alive
+  std::vector<std::shared_ptr<const Shard>> shards_;
+  std::priority_queue<Cursor, std::vector<Cursor>, Greater> heap_;
+  std::string pending_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+absl::Status ValidateEntry(absl::string_view key, absl::string_view value) {
+  if (key.empty()) return absl::InvalidArgumentError("key must not be empty");
+  if (key.size() > kMaxKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "key is %d bytes, over the limit of %d", key.size(), kMaxKeyBytes));
+  }
+  if (value.size() > kMaxValueBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("value is %d bytes, over the limit of %d",
+                        value.size(), kMaxValueBytes));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<std::string> StateView::Get(absl::string_view key) const {
+  if (shards_.empty()) return std::nullopt;
+  const auto& m = shards_[ShardOf(key)]->map;
+  auto it = m.find(std::string(key));
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> StateView::List(
+    absl::string_view prefix, size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (limit == 0) return out;
+  std::string p(prefix);
+  for (const auto& shard : shards_) {
+    size_t taken = 0;
+    for (auto it = shard->map.lower_bound(p);
+         it != shard->map.end() && it->first.compare(0, p.size(), p) == 0 &&
+         taken < limit;
+         ++it, ++taken) {
+      out.emplace_back(it->first, it->second);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::unique_ptr<ByteSource> StateView::NewSource() const {
+  return std::make_unique<ViewSource>(*this, shards_, count_);
+}
+
+KvState::KvState() {
+  shards_.reserve(kShards);
+  for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_shared<Shard>());
+}
+
+Shard& KvState::MutableShard(size_t i) {
+  // A view holds another reference: copy before writing (copy-on-write).
+  if (shards_[i].use_count() > 1) shards_[i] = std::make_shared<Shard>(*shards_[i]);
+  return *shards_[i];
+}
+
+void KvState::Put(const std::string& key, const std::string& value) {
+  Shard& s = MutableShard(ShardOf(key));
+  auto [it, inserted] = s.map.try_emplace(key);
+  if (inserted) {
+    ++count_;
+  } else {
+    uint64_t old = EntryBytes(key.size(), it->second.size());
+    s.bytes -= old;
+    bytes_ -= old;
+  }
+  it->second = value;
+  uint64_t now = EntryBytes(key.size(), value.size());
+  s.bytes += now;
+  bytes_ += now;
+}
+
+bool KvState::Delete(const std::string& key) {
+  size_t i = ShardOf(key);
+  auto it = shards_[i]->map.find(key);
+  if (it == shards_[i]->map.end()) return false;
+  Shard& s = MutableShard(i);
+  it = s.map.find(key);
+  uint64_t old = EntryBytes(key.size(), it->second.size());
+  s.bytes -= old;
+  bytes_ -= old;
+  --count_;
+  s.map.erase(it);
+  return true;
+}
+
+std::optional<std::string> KvState::Get(absl::string_view key) const {
+  const auto& m = shards_[ShardOf(key)]->map;
+  auto it = m.find(std::string(key));
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
+StateView KvState::View() const {
+  StateView v;
+  v.shards_.assign(shards_.begin(), shards_.end());
+  v.count_ = count_;
+  v.bytes_ = bytes_;
+  return v;
+}
+
+StateDecoder::StateDecoder(EntryFn on_entry) : on_entry_(std::move(on_entry)) {}
+
+absl::Status StateDecoder::Fail(const std::string& what) {
+  error_ = absl::FailedPreconditionError(absl::StrCat(
+      "state.bin is not a valid snapshot-agent key-value state: ", what));
+  return error_;
+}
+
+absl::Status StateDecoder::Feed(absl::string_view data) {
+  if (!error_.ok()) return error_;
+  while (!data.empty()) {
+    size_t need;
+    if (!header_done_) {
+      need = kHeaderBytes;
+    } else if (buf_.size() < 8) {
+      need = 8;
+    } else {
+      need = 8 + GetLE(buf_.data(), 4) + GetLE(buf_.data() + 4, 4);
+    }
+    if (header_done_ && seen_ == expected_) {
+      return Fail(absl::StrFormat("%d bytes follow the last of its %d entries",
+                                  data.size(), expected_));
+    }
+    size_t take = std::min(need - buf_.size(), data.size());
+    buf_.append(data.data(), take);
+    data.remove_prefix(take);
+    offset_ += take;
+    if (!header_done_) RETURN_IF_ERROR(CheckMagic());
+    if (buf_.size() < need) continue;
+
+    if (!header_done_) {
+      if (static_cast<uint8_t>(buf_[4]) != kVersion) {
+        return Fail(absl::StrFormat("unsupported format version %d",
+                                    static_cast<uint8_t>(buf_[4])));
+      }
+      expected_ = GetLE(buf_.data() + 8, 8);
+      header_done_ = true;
+      buf_.clear();
+      continue;
+    }
+    if (need == 8) {
+      uint64_t klen = GetLE(buf_.data(), 4), vlen = GetLE(buf_.data() + 4, 4);
+      if (klen == 0 || klen > kMaxKeyBytes || vlen > kMaxValueBytes) {
+        return Fail(absl::StrFormat(
+            "entry %d at offset %d has an impossible size (key %d, value %d "
+            "bytes)",
+            seen_ + 1, offset_ - 8, klen, vlen));
+      }
+      if (klen + vlen > 0) continue;  // read the body next
+    }
+    std::string key = buf_.substr(8, GetLE(buf_.data(), 4));
+    if (seen_ > 0 && key <= last_key_) {
+      return Fail(absl::StrFormat(
+          "entry %d is not in strictly ascending key order", seen_ + 1));
+    }
+    ++seen_;
+    std::string value = buf_.substr(8 + key.size());
+    last_key_ = key;
+    if (on_entry_) on_entry_(std::move(key), std::move(value));
+    buf_.clear();
+  }
+  return absl::OkStatus();
+}
+
+// Checks the bytes of the header seen so far against the magic, so that a
+// foreign state is named as such even when it is shorter than a header.
+absl::Status StateDecoder::CheckMagic() {
+  if (memcmp(buf_.data(), kMagic, std::min(buf_.size(), sizeof(kMagic))) != 0) {
+    return Fail(
+        "it does not start with the magic bytes \"SAKV\" (is it a snapshot "
+        "of another system, such as Nomad or Consul?)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> StateDecoder::Finish() {
+  if (!error_.ok()) return error_;
+  if (!header_done_) {
+    return Fail(absl::StrFormat("only %d bytes, shorter than its header",
+                                buf_.size()));
+  }
+  if (seen_ != expected_ || !buf_.empty()) {
+    return Fail(absl::StrFormat("it announces %d entries but ends after %d",
+                                expected_, seen_));
+  }
+  return seen_;
+}
+
+absl::StatusOr<KvState> DecodeState(absl::string_view bytes) {
+  KvState state;
+  StateDecoder d([&state](std::string k, std::string v) { state.Put(k, v); });
+  RETURN_IF_ERROR(d.Feed(bytes));
+  RETURN_IF_ERROR(d.Finish().status());
+  return state;
+}
+
+absl::StatusOr<uint64_t> ValidateState(ByteSource* source) {
+  StateDecoder d;
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, source->Read(&buf[0], buf.size()));
+    if (n == 0) break;
+    RETURN_IF_ERROR(d.Feed(absl::string_view(buf.data(), n)));
+  }
+  return d.Finish();
+}
+
+}  // namespace kv
+}  // namespace snapshot

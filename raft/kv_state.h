@@ -1,0 +1,137 @@
+// The embedded engine's replicated key-value state and its serialized form.
+//
+// KvState is the state machine's data: an ordered map of byte-string keys to
+// byte-string values, kept in kShards copy-on-write shards so that View()
+// captures an immutable point-in-time view in O(kShards) — a few microseconds
+// whatever the size — and later writes copy only the shards they touch while
+// a view is alive.
+//
+// Serialized form (what `state.bin` holds for this engine; deterministic: the
+// same contents always give the same bytes):
+//
+//   header  "SAKV" | u8 version = 1 | 3 zero bytes | u64 LE entry count
+//   entry   u32 LE key length | u32 LE value length | key | value
+//
+// entries in strictly ascending bytewise key order; nothing after the last.
+// Keys are 1..kMaxKeyBytes bytes, values 0..kMaxValueBytes bytes.
+//
+// Threading: KvState is not thread-safe (the Raft loop thread owns it).
+// StateView is immutable and may be read from any thread, concurrently.
+// Errors: decoding faults are FAILED_PRECONDITION naming what is wrong
+// ("not a snapshot-agent key-value state"), since a well-formed archive whose
+// state is of another kind is not corruption but the wrong input.
+#ifndef SNAPSHOT_AGENT_RAFT_KV_STATE_H_
+#define SNAPSHOT_AGENT_RAFT_KV_STATE_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "archive/io.h"
+
+namespace snapshot {
+namespace kv {
+
+constexpr size_t kMaxKeyBytes = 4096;
+constexpr size_t kMaxValueBytes = 1 << 20;
+constexpr size_t kHeaderBytes = 16;
+constexpr size_t kShards = 1024;
+
+// Serialized size of one entry.
+inline uint64_t EntryBytes(size_t key_len, size_t value_len) {
+  return 8 + key_len + value_len;
+}
+
+// Checks a key and a value against the limits (INVALID_ARGUMENT).
+absl::Status ValidateEntry(absl::string_view key, absl::string_view value);
+
+struct Shard {
+  std::map<std::string, std::string> map;
+  uint64_t bytes = 0;  // serialized size of the shard's entries
+};
+
+class StateView {
+ public:
+  StateView() = default;
+  uint64_t count() const { return count_; }
+  // Length of the serialized form.
+  uint64_t SerializedSize() const { return kHeaderBytes + bytes_; }
+  std::optional<std::string> Get(absl::string_view key) const;
+  // Up to `limit` entries whose key starts with `prefix`, in key order.
+  std::vector<std::pair<std::string, std::string>> List(
+      absl::string_view prefix, size_t limit) const;
+  // A source of the serialized form (SerializedSize() bytes). The source
+  // keeps the view alive; it may be read on any thread.
+  std::unique_ptr<ByteSource> NewSource() const;
+
+ private:
+  friend class KvState;
+  std::vector<std::shared_ptr<const Shard>> shards_;
+  uint64_t count_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+class KvState {
+ public:
+  KvState();
+  // Inserts or replaces. The entry must pass ValidateEntry().
+  void Put(const std::string& key, const std::string& value);
+  // Returns whether the key existed.
+  bool Delete(const std::string& key);
+  std::optional<std::string> Get(absl::string_view key) const;
+  uint64_t count() const { return count_; }
+  uint64_t SerializedSize() const { return kHeaderBytes + bytes_; }
+  // An immutable view of the current contents, in O(kShards).
+  StateView View() const;
+
+ private:
+  Shard& MutableShard(size_t i);
+
+  std::vector<std::shared_ptr<Shard>> shards_;
+  uint64_t count_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+// Incremental parser of the serialized form: feed bytes in chunks of any
+// size; `on_entry` (may be empty) sees every entry in order. Memory is
+// bounded by one entry.
+class StateDecoder {
+ public:
+  using EntryFn = std::function<void(std::string key, std::string value)>;
+  explicit StateDecoder(EntryFn on_entry = nullptr);
+  absl::Status Feed(absl::string_view data);
+  // Checks that the input ended exactly after the last announced entry.
+  // Returns the number of entries.
+  absl::StatusOr<uint64_t> Finish();
+
+ private:
+  absl::Status Fail(const std::string& what);
+  absl::Status CheckMagic();
+  EntryFn on_entry_;
+  std::string buf_;
+  bool header_done_ = false;
+  uint64_t expected_ = 0, seen_ = 0;
+  uint64_t offset_ = 0;
+  std::string last_key_;
+  absl::Status error_;
+};
+
+// Decodes a whole serialized state.
+absl::StatusOr<KvState> DecodeState(absl::string_view bytes);
+
+// Validates a serialized state read from `source` without keeping it.
+// Returns the number of entries.
+absl::StatusOr<uint64_t> ValidateState(ByteSource* source);
+
+}  // namespace kv
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_RAFT_KV_STATE_H_

@@ -1,0 +1,267 @@
+// Unit tests of the key-value state, its serialized form, the log commands
+// and the state machine (no Raft involved).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "raft/command.h"
+#include "raft/kv_fsm.h"
+#include "raft/kv_state.h"
+
+namespace snapshot {
+namespace kv {
+namespace {
+
+std::string Serialize(const StateView& v) {
+  std::string out(v.SerializedSize(), '\0');
+  auto src = v.NewSource();
+  size_t filled = 0;
+  for (;;) {
+    // Odd read sizes exercise the partial-entry path.
+    size_t n = *src->Read(&out[filled], std::min<size_t>(7, out.size() - filled));
+    if (n == 0) break;
+    filled += n;
+  }
+  EXPECT_EQ(filled, out.size());
+  return out;
+}
+
+TEST(KvState, SerializationIsSortedAndDeterministic) {
+  KvState a, b;
+  std::mt19937 rng(1);
+  std::vector<std::pair<std::string, std::string>> items;
+  for (int i = 0; i < 2000; ++i) {
+    items.emplace_back("key/" + std::to_string(rng()), std::string(rng() % 50, 'v'));
+  }
+  for (const auto& [k, v] : items) a.Put(k, v);
+  std::shuffle(items.begin(), items.end(), rng);
+  for (const auto& [k, v] : items) b.Put(k, v);
+  std::string sa = Serialize(a.View()), sb = Serialize(b.View());
+  EXPECT_EQ(sa, sb);
+  EXPECT_EQ(sa.size(), a.SerializedSize());
+  EXPECT_EQ(sa.substr(0, 4), "SAKV");
+
+  auto decoded = DecodeState(sa);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->count(), a.count());
+  EXPECT_EQ(Serialize(decoded->View()), sa);
+}
+
+TEST(KvState, ViewIsImmutableWhileStateChanges) {
+  KvState s;
+  s.Put("a", "1");
+  s.Put("b", "2");
+  StateView v = s.View();
+  std::string before = Serialize(v);
+  s.Put("a", "changed");
+  s.Delete("b");
+  s.Put("c", "3");
+  EXPECT_EQ(Serialize(v), before);
+  EXPECT_EQ(*v.Get("a"), "1");
+  EXPECT_EQ(*s.Get("a"), "changed");
+  EXPECT_FALSE(s.Get("b").has_value());
+  EXPECT_EQ(s.count(), 2u);
+}
+
+TEST(KvState, ListByPrefixInOrderWithLimit) {
+  KvState s;
+  for (int i = 9; i >= 0; --i) s.Put("user/" + std::to_string(i), "x");
+  s.Put("users", "y");
+  s.Put("other", "z");
+  auto all = s.View().List("user/", 100);
+  ASSERT_EQ(all.size(), 10u);
+  EXPECT_EQ(all.front().first, "user/0");
+  EXPECT_EQ(all.back().first, "user/9");
+  auto three = s.View().List("user/", 3);
+  ASSERT_EQ(three.size(), 3u);
+  EXPECT_EQ(three[2].first, "user/2");
+  EXPECT_EQ(s.View().List("", 100).size(), 12u);
+}
+
+TEST(KvState, SizeAccountingFollowsPutsAndDeletes) {
+  KvState s;
+  EXPECT_EQ(s.SerializedSize(), kHeaderBytes);
+  s.Put("k", "12345");
+  EXPECT_EQ(s.SerializedSize(), kHeaderBytes + 8 + 1 + 5);
+  s.Put("k", "1");
+  EXPECT_EQ(s.SerializedSize(), kHeaderBytes + 8 + 1 + 1);
+  EXPECT_TRUE(s.Delete("k"));
+  EXPECT_FALSE(s.Delete("k"));
+  EXPECT_EQ(s.SerializedSize(), kHeaderBytes);
+}
+
+TEST(StateDecoder, RefusesOtherSystemsAndDamage) {
+  KvState s;
+  s.Put("a", "1");
+  s.Put("b", "2");
+  std::string good = Serialize(s.View());
+  auto code = [](absl::string_view bytes) {
+    return DecodeState(bytes).status();
+  };
+  // A Nomad state.bin (msgpack) is not ours.
+  absl::Status nomad = code(std::string("\xdc\x00\x10\xda\x00\x40", 6));
+  EXPECT_EQ(nomad.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(nomad.message().find("Nomad"), std::string::npos) << nomad;
+  EXPECT_EQ(code("").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(code(good.substr(0, good.size() - 1)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(code(good + "x").code(), absl::StatusCode::kFailedPrecondition);
+  std::string bad_version = good;
+  bad_version[4] = 9;
+  EXPECT_EQ(code(bad_version).code(), absl::StatusCode::kFailedPrecondition);
+  // Keys out of order: swap the two one-byte keys.
+  std::string unordered = good;
+  std::swap(unordered[16 + 8], unordered[16 + 8 + 2 + 8]);
+  EXPECT_NE(code(unordered).message().find("ascending"), std::string::npos);
+  // An absurd length.
+  std::string huge = good;
+  huge[16 + 3] = 0x7f;
+  EXPECT_EQ(code(huge).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(DecodeState(good).ok());
+}
+
+TEST(Command, EncodingIsPaddedAndRoundTrips) {
+  Command put;
+  put.type = Command::kPut;
+  put.key = "k";
+  put.value = "value";
+  for (int len = 0; len < 20; ++len) {
+    put.value = std::string(len, 'v');
+    std::string e = EncodeCommand(put);
+    EXPECT_EQ(e.size() % 8, 0u);
+    auto d = DecodeCommand(e);
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_EQ(d->value, put.value);
+    EXPECT_EQ(d->key, "k");
+  }
+  Command begin;
+  begin.type = Command::kRestoreBegin;
+  begin.restore_id = "r1";
+  begin.size = 12345;
+  begin.sha256 = Sha256Of("x");
+  auto d = DecodeCommand(EncodeCommand(begin));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->size, 12345u);
+  EXPECT_EQ(d->sha256, begin.sha256);
+
+  std::string e = EncodeCommand(put);
+  EXPECT_FALSE(DecodeCommand(e.substr(0, e.size() - 8)).ok());
+  std::string garbage = e;
+  garbage.back() = 'x';
+  EXPECT_FALSE(DecodeCommand(garbage).ok());
+  EXPECT_FALSE(DecodeCommand(e + std::string(8, '\0')).ok());
+  std::string unknown = e;
+  unknown[0] = 99;
+  EXPECT_FALSE(DecodeCommand(unknown).ok());
+}
+
+std::string PutEntry(const std::string& k, const std::string& v) {
+  Command c;
+  c.type = Command::kPut;
+  c.key = k;
+  c.value = v;
+  return EncodeCommand(c);
+}
+
+std::vector<std::string> RestoreEntries(const std::string& id,
+                                        const std::string& state,
+                                        size_t chunk) {
+  std::vector<std::string> out;
+  Command b;
+  b.type = Command::kRestoreBegin;
+  b.restore_id = id;
+  b.size = state.size();
+  b.sha256 = Sha256Of(state);
+  out.push_back(EncodeCommand(b));
+  for (size_t off = 0; off < state.size(); off += chunk) {
+    Command c;
+    c.type = Command::kRestoreChunk;
+    c.restore_id = id;
+    c.offset = off;
+    c.value = state.substr(off, chunk);
+    out.push_back(EncodeCommand(c));
+  }
+  Command m;
+  m.type = Command::kRestoreCommit;
+  m.restore_id = id;
+  out.push_back(EncodeCommand(m));
+  return out;
+}
+
+TEST(KvFsm, RestoreSwapsStateAtCommitOnly) {
+  KvState other;
+  for (int i = 0; i < 100; ++i) other.Put("r/" + std::to_string(i), "restored");
+  std::string image = Serialize(other.View());
+
+  KvFsm fsm;
+  EXPECT_EQ(fsm.Apply(PutEntry("old", "1")), kApplied);
+  auto entries = RestoreEntries("id1", image, 100);
+  for (size_t i = 0; i + 1 < entries.size(); ++i) {
+    EXPECT_EQ(fsm.Apply(entries[i]), kApplied);
+    EXPECT_EQ(*fsm.state().Get("old"), "1") << "state changed before commit";
+  }
+  // A duplicated chunk (a retried proposal) is applied once.
+  EXPECT_EQ(fsm.Apply(entries[1]), kApplied);
+  EXPECT_EQ(fsm.Apply(entries.back()), kApplied);
+  EXPECT_FALSE(fsm.state().Get("old").has_value());
+  EXPECT_EQ(fsm.state().count(), 100u);
+  EXPECT_TRUE(fsm.RestoreCommitted("id1"));
+  // A replayed commit is a no-op.
+  EXPECT_EQ(fsm.Apply(PutEntry("after", "x")), kApplied);
+  EXPECT_EQ(fsm.Apply(entries.back()), kApplied);
+  EXPECT_TRUE(fsm.state().Get("after").has_value());
+}
+
+TEST(KvFsm, FailedCommitsChangeNothing) {
+  KvFsm fsm;
+  fsm.Apply(PutEntry("keep", "me"));
+  // Missing chunk.
+  KvState other;
+  other.Put("a", "b");
+  std::string image = Serialize(other.View());
+  auto entries = RestoreEntries("id2", image, 5);
+  entries.erase(entries.begin() + 2);
+  for (size_t i = 0; i + 1 < entries.size(); ++i) fsm.Apply(entries[i]);
+  EXPECT_EQ(fsm.Apply(entries.back()), kRestoreIncomplete);
+  // Not a valid state, though length and hash match.
+  auto bogus = RestoreEntries("id3", "not a state", 4);
+  for (size_t i = 0; i + 1 < bogus.size(); ++i) fsm.Apply(bogus[i]);
+  EXPECT_EQ(fsm.Apply(bogus.back()), kRestoreInvalidState);
+  // Commit without begin.
+  EXPECT_EQ(fsm.Apply(RestoreEntries("nope", image, 100).back()), kNoSuchRestore);
+  EXPECT_EQ(*fsm.state().Get("keep"), "me");
+  EXPECT_EQ(fsm.state().count(), 1u);
+  EXPECT_EQ(fsm.Apply("garbage!"), kBadEntry);
+}
+
+TEST(KvFsm, ImageRoundTripsWithStaging) {
+  KvFsm fsm;
+  fsm.Apply(PutEntry("a", "1"));
+  KvState other;
+  other.Put("z", "26");
+  std::string image = Serialize(other.View());
+  auto entries = RestoreEntries("mid", image, 8);
+  // Stop half-way: the staging must travel in the FSM's own snapshot.
+  for (size_t i = 0; i < 3; ++i) fsm.Apply(entries[i]);
+  std::string saved = fsm.Capture().Serialize();
+
+  KvFsm copy;
+  ASSERT_TRUE(copy.Load(saved).ok());
+  EXPECT_EQ(*copy.state().Get("a"), "1");
+  for (size_t i = 3; i < entries.size(); ++i) {
+    EXPECT_EQ(copy.Apply(entries[i]), kApplied) << i;
+  }
+  EXPECT_EQ(*copy.state().Get("z"), "26");
+  EXPECT_FALSE(copy.state().Get("a").has_value());
+  EXPECT_TRUE(copy.RestoreCommitted("mid"));
+  // The committed id survives another image round trip.
+  KvFsm again;
+  ASSERT_TRUE(again.Load(copy.Capture().Serialize()).ok());
+  EXPECT_TRUE(again.RestoreCommitted("mid"));
+  EXPECT_FALSE(again.Load("SAFS junk").ok());
+  EXPECT_EQ(*again.state().Get("z"), "26");
+}
+
+}  // namespace
+}  // namespace kv
+}  // namespace snapshot

@@ -1,0 +1,138 @@
+// RaftNode: the one interface through which the agent drives the local Raft
+// node. The gRPC layer uses this and nothing else; engines (the embedded
+// libraft node, later a sidecar for an external Raft system) implement it.
+//
+// Threading: every method may be called from any thread, concurrently. Calls
+// block until done or until `deadline`; a call that gives up returns
+// DEADLINE_EXCEEDED (the operation may still complete in the background —
+// see Restore for how that is made safe).
+//
+// Errors (absl::Status), chosen by what the caller should do next:
+//   FAILED_PRECONDITION  wrong node or state: not the leader (the message
+//                        names the leader, by node id and agent address), or
+//                        the input is not this engine's state.
+//   UNAVAILABLE          no leader right now (election, lost quorum); retry.
+//   DEADLINE_EXCEEDED    the deadline passed first.
+//   INVALID_ARGUMENT     a key, value or option outside its limits.
+//   RESOURCE_EXHAUSTED   a restore larger than the engine accepts.
+//   ABORTED              a restore whose outcome could not be confirmed
+//                        (leadership changed after the commit was proposed);
+//                        check Status()/the data before retrying.
+//   INTERNAL             an engine fault (I/O error in the Raft log, ...).
+#ifndef SNAPSHOT_AGENT_RAFT_NODE_H_
+#define SNAPSHOT_AGENT_RAFT_NODE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "archive/io.h"
+#include "archive/meta.h"
+
+namespace snapshot {
+
+enum class Role { kUnavailable, kFollower, kCandidate, kLeader };
+const char* RoleName(Role r);
+
+struct Member {
+  uint64_t id = 0;
+  std::string raft_address;
+  std::string agent_address;  // gRPC address of that node's agent, if known
+  bool voter = true;
+};
+
+struct NodeStatus {
+  uint64_t id = 0;
+  std::string raft_address;
+  Role role = Role::kUnavailable;
+  uint64_t leader_id = 0;  // 0 when no leader is known
+  std::string leader_raft_address;
+  std::string leader_agent_address;
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint64_t last_index = 0;
+  std::vector<Member> members;
+};
+
+struct SnapshotOptions {
+  // Allow a snapshot of a follower's applied state. Such a snapshot may lag
+  // the leader; `stale` is set in the result.
+  bool allow_stale = false;
+};
+
+struct CapturedSnapshot {
+  // index/term/configuration of the snapshot; size = bytes `state` yields.
+  SnapshotMeta meta;
+  // True when taken from a follower's applied state (allow_stale).
+  bool stale = false;
+  // The state bytes: exactly meta.size of them, in the engine's serialized
+  // form. Owns what it needs (it stays valid after the node moves on) and
+  // may be read on any thread; reading is the slow part, done off the Raft
+  // loop.
+  std::unique_ptr<ByteSource> state;
+};
+
+// Opens a fresh reader of the state to restore. Restore calls it more than
+// once (validate first, then replicate), so it must yield the same bytes
+// each time.
+using StateOpener = std::function<absl::StatusOr<std::unique_ptr<ByteSource>>()>;
+
+struct RestoreResult {
+  // Log index at which the restored state took effect.
+  uint64_t index = 0;
+};
+
+class RaftNode {
+ public:
+  virtual ~RaftNode() = default;
+
+  virtual absl::StatusOr<NodeStatus> Status() = 0;
+
+  // A consistent point-in-time snapshot: the bytes hold exactly the writes
+  // with index <= meta.index. On a follower: FAILED_PRECONDITION naming the
+  // leader, unless options.allow_stale.
+  virtual absl::StatusOr<CapturedSnapshot> Snapshot(
+      const SnapshotOptions& options, absl::Time deadline) = 0;
+
+  // Replaces the state of the whole cluster with `meta.size` bytes of state
+  // from `open_state`, atomically: on any failure the state stays exactly as
+  // it was. Leader only. The bytes are first checked to be this engine's
+  // state (FAILED_PRECONDITION otherwise, e.g. for a Nomad snapshot), before
+  // anything is proposed.
+  virtual absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
+                                                const StateOpener& open_state,
+                                                absl::Time deadline) = 0;
+};
+
+// The key-value interface of engines that have one (the embedded node), for
+// users and tests to see data go round. Same threading and errors as
+// RaftNode.
+class KeyValueStore {
+ public:
+  virtual ~KeyValueStore() = default;
+  // Writes go through the log (leader only). Returns the entry's index.
+  virtual absl::StatusOr<uint64_t> Put(const std::string& key,
+                                       const std::string& value,
+                                       absl::Time deadline) = 0;
+  virtual absl::StatusOr<uint64_t> Delete(const std::string& key,
+                                          absl::Time deadline) = 0;
+  // Reads are linearizable on the leader (a barrier first); with
+  // `allow_stale` any node answers from its applied state.
+  virtual absl::StatusOr<std::optional<std::string>> Get(
+      const std::string& key, bool allow_stale, absl::Time deadline) = 0;
+  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+  List(const std::string& prefix, size_t limit, bool allow_stale,
+       absl::Time deadline) = 0;
+};
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_RAFT_NODE_H_
