@@ -219,8 +219,6 @@ struct EmbeddedNode::Impl {
   struct raft_fsm fsm;
   struct raft raft;
   kv::KvFsm kvfsm;
-  // The image captured by fsm->snapshot for fsm->snapshot_async.
-  std::optional<kv::FsmImage> pending_image;
 
   std::thread thread;
   std::mutex mu;
@@ -481,22 +479,15 @@ struct EmbeddedNode::Impl {
     return 0;
   }
 
-  // Captures a cheap image on the loop; snapshot_async serializes it on
-  // libuv's thread pool.
+  // The engine's own snapshot (log compaction). libraft 0.15.0's libuv I/O
+  // has no async_work, so FSM version 3 (serialize off the loop) is refused:
+  // this runs on the loop thread and stalls it for as long as serializing
+  // the state takes. snapshot_threshold keeps it rare. (User snapshots via
+  // Snapshot() do not go through here and never serialize on the loop.)
   static int FsmSnapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[],
                          unsigned* n_bufs) {
     auto* self = static_cast<Impl*>(fsm->data);
-    self->pending_image = self->kvfsm.Capture();
-    *bufs = nullptr;
-    *n_bufs = 0;
-    return 0;
-  }
-
-  static int FsmSnapshotAsync(struct raft_fsm* fsm, struct raft_buffer* bufs[],
-                              unsigned* n_bufs) {
-    auto* self = static_cast<Impl*>(fsm->data);
-    if (!self->pending_image) return RAFT_INVALID;
-    std::string data = self->pending_image->Serialize();
+    std::string data = self->kvfsm.Capture().Serialize();
     auto* out = static_cast<struct raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
     if (out == nullptr) return RAFT_NOMEM;
     out->len = data.size();
@@ -511,16 +502,15 @@ struct EmbeddedNode::Impl {
     return 0;
   }
 
-  static int FsmSnapshotFinalize(struct raft_fsm* fsm,
-                                 struct raft_buffer* bufs[], unsigned* n_bufs) {
-    auto* self = static_cast<Impl*>(fsm->data);
+  // With finalize set (FSM version 2) the buffers stay ours: free them.
+  static int FsmSnapshotFinalize(struct raft_fsm*, struct raft_buffer* bufs[],
+                                 unsigned* n_bufs) {
     if (*bufs != nullptr) {
       for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
       raft_free(*bufs);
     }
     *bufs = nullptr;
     *n_bufs = 0;
-    self->pending_image.reset();
     return 0;
   }
 
@@ -610,11 +600,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   raft_uv_set_auto_recovery(&p->io, false);
 
   memset(&p->fsm, 0, sizeof(p->fsm));
-  p->fsm.version = 3;
+  p->fsm.version = 2;
   p->fsm.data = p;
   p->fsm.apply = &Impl::FsmApply;
   p->fsm.snapshot = &Impl::FsmSnapshot;
-  p->fsm.snapshot_async = &Impl::FsmSnapshotAsync;
   p->fsm.snapshot_finalize = &Impl::FsmSnapshotFinalize;
   p->fsm.restore = &Impl::FsmRestore;
 
