@@ -288,27 +288,6 @@ struct EmbeddedNode::Impl {
                      leader, ": send the request there"));
   }
 
-  // On a leader that can no longer hear from a majority, fail fast instead
-  // of waiting for a commit that cannot come.
-  absl::Status CheckQuorum() {
-    unsigned voters = 0, reachable = 0;
-    for (unsigned i = 0; i < raft.configuration.n; ++i) {
-      const raft_server& s = raft.configuration.servers[i];
-      if (s.role != RAFT_VOTER) continue;
-      ++voters;
-      if (s.id == raft.id || raft.leader_state.progress[i].recent_recv) {
-        ++reachable;
-      }
-    }
-    if (reachable * 2 <= voters) {
-      return absl::UnavailableError(absl::StrFormat(
-          "the cluster has lost quorum: the leader (node %d) reaches only %d "
-          "of %d voters; writes resume once a majority is back",
-          cfg.id, reachable, voters));
-    }
-    return absl::OkStatus();
-  }
-
   absl::Status RaftError(int rv, absl::string_view what) {
     std::string msg = absl::StrCat(what, ": ", raft_strerror(rv));
     const char* detail = raft_errmsg(&raft);
@@ -322,7 +301,8 @@ struct EmbeddedNode::Impl {
         return absl::UnavailableError(absl::StrCat(
             what,
             ": leadership was lost before the entry was known to be "
-            "committed; it may or may not have been applied"));
+            "committed (has the cluster lost quorum?); it may or may not have "
+            "been applied"));
       case RAFT_SHUTDOWN:
       case RAFT_CANCELED:
         return absl::UnavailableError(
@@ -353,8 +333,6 @@ struct EmbeddedNode::Impl {
   void ProposeOnLoop(const std::string& entry,
                      std::shared_ptr<Waiter<ApplyOutcome>> w) {
     if (raft_state(&raft) != RAFT_LEADER) return w->Set(NotLeader());
-    absl::Status q = CheckQuorum();
-    if (!q.ok()) return w->Set(q);
     struct raft_buffer buf;
     buf.len = entry.size();
     buf.base = raft_malloc(buf.len);
@@ -437,8 +415,6 @@ struct EmbeddedNode::Impl {
                   std::function<absl::StatusOr<T>()> read) {
     if (allow_stale) return w->Set(read());
     if (raft_state(&raft) != RAFT_LEADER) return w->Set(NotLeader());
-    absl::Status q = CheckQuorum();
-    if (!q.ok()) return w->Set(q);
     BarrierOnLoop([this, w, read](int status, uint64_t) {
       if (status != 0) return w->Set(RaftError(status, "read barrier failed"));
       w->Set(read());
@@ -765,8 +741,6 @@ absl::StatusOr<CapturedSnapshot> EmbeddedNode::Snapshot(
           if (!options.allow_stale) return w->Set(p->NotLeader());
           return capture(raft_last_applied(&p->raft), true);
         }
-        absl::Status q = p->CheckQuorum();
-        if (!q.ok()) return w->Set(q);
         // The barrier's callback runs once every earlier entry is applied:
         // the state then holds exactly the writes with index < the barrier's
         // index (the barrier itself changes nothing).
