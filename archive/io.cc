@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +87,13 @@ absl::StatusOr<FileSink> FileSink::Create(const std::string& path, int mode,
   return FileSink(fd, path);
 }
 
+absl::StatusOr<FileSink> FileSink::CreateUnique(const std::string& prefix) {
+  std::string path = prefix + "XXXXXX";
+  int fd = mkostemp(&path[0], O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "cannot create a file named", path);
+  return FileSink(fd, path);
+}
+
 FileSink::FileSink(FileSink&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
 
@@ -105,6 +113,14 @@ absl::Status FileSink::Write(absl::string_view data) {
     }
     p += w;
     left -= static_cast<size_t>(w);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FileSink::Close() {
+  if (fd_ < 0) return absl::FailedPreconditionError("file sink is closed");
+  if (::close(std::exchange(fd_, -1)) != 0) {
+    return ErrnoStatus(errno, "cannot close", path_);
   }
   return absl::OkStatus();
 }

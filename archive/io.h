@@ -98,6 +98,9 @@ class FileSink : public ByteSink {
  public:
   static absl::StatusOr<FileSink> Create(const std::string& path, int mode,
                                          bool exclusive);
+  // Creates a new file of mode 0600 named `prefix` + six random characters
+  // (mkstemp), e.g. prefix "/var/lib/x/.restore-".
+  static absl::StatusOr<FileSink> CreateUnique(const std::string& prefix);
   FileSink(FileSink&& other) noexcept;
   FileSink& operator=(FileSink&&) = delete;
   ~FileSink() override;
@@ -105,6 +108,9 @@ class FileSink : public ByteSink {
   absl::Status Write(absl::string_view data) override;
   // Flushes the data to stable storage (fsync) and closes the file.
   absl::Status SyncAndClose();
+  // Closes the file without fsync (for temporary files).
+  absl::Status Close();
+  const std::string& path() const { return path_; }
 
  private:
   FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
