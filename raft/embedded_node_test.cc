@@ -95,6 +95,8 @@ TEST(EmbeddedNode, KeyValueOperationsAndStatus) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+  auto late = node->Put("k", "v", absl::Now() - absl::Seconds(1));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
   st = node->Status();
   EXPECT_GE(st->applied_index, *i2);
   EXPECT_GE(st->term, 1u);
