@@ -709,6 +709,18 @@ absl::StatusOr<NodeStatus> EmbeddedNode::Status() {
       absl::Now() + absl::Seconds(10));
 }
 
+absl::Status EmbeddedNode::CheckLeader(absl::Time deadline) {
+  Impl* p = impl_.get();
+  return p
+      ->Call<bool>(
+          [p](std::shared_ptr<Waiter<bool>> w) {
+            if (raft_state(&p->raft) != RAFT_LEADER) return w->Set(p->NotLeader());
+            w->Set(true);
+          },
+          deadline)
+      .status();
+}
+
 absl::Status EmbeddedNode::WaitForLeader(absl::Time deadline) {
   while (absl::Now() < deadline) {
     auto s = Status();
@@ -775,12 +787,7 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
         meta.size, p->cfg.max_restore_bytes));
   }
   // Fail fast on a follower, before reading anything.
-  ASSIGN_OR_RETURN(NodeStatus st, Status());
-  if (st.role != Role::kLeader) {
-    return p->Call<RestoreResult>(
-        [p](std::shared_ptr<Waiter<RestoreResult>> w) { w->Set(p->NotLeader()); },
-        deadline);
-  }
+  RETURN_IF_ERROR(CheckLeader(deadline));
 
   // 1. The bytes must be this engine's state, of the announced length.
   Digest digest;

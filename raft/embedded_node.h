@@ -81,6 +81,7 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   void Stop();
 
   absl::StatusOr<NodeStatus> Status() override;
+  absl::Status CheckLeader(absl::Time deadline) override;
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,
                                             absl::Time deadline) override;
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,

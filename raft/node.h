@@ -96,6 +96,11 @@ class RaftNode {
 
   virtual absl::StatusOr<NodeStatus> Status() = 0;
 
+  // OK when this node is the leader; otherwise the error a leader-only call
+  // would get (FAILED_PRECONDITION naming the leader, or UNAVAILABLE when no
+  // leader is known). For refusing early, before receiving a large upload.
+  virtual absl::Status CheckLeader(absl::Time deadline) = 0;
+
   // A consistent point-in-time snapshot: the bytes hold exactly the writes
   // with index <= meta.index. On a follower: FAILED_PRECONDITION naming the
   // leader, unless options.allow_stale.

@@ -1,0 +1,151 @@
+// snapshot-agent: the daemon. Flags are documented in --help and README.md.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/agent.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:7150",
+          "host:port of the gRPC API. A non-loopback address needs TLS and "
+          "--token-file, or --insecure.");
+ABSL_FLAG(std::string, data_dir, "/var/lib/snapshot-agent",
+          "Directory of the Raft log and snapshots, and of restore spool "
+          "files; created (mode 0700) if missing.");
+ABSL_FLAG(uint64_t, raft_id, 1, "This node's Raft id (a positive integer).");
+ABSL_FLAG(std::string, raft_address, "127.0.0.1:7151",
+          "IPV4:PORT the Raft transport listens on.");
+ABSL_FLAG(std::string, peers, "",
+          "The static cluster, this node included: "
+          "ID=RAFT_HOST:PORT[@AGENT_HOST:PORT],... e.g. "
+          "1=127.0.0.1:7151@127.0.0.1:7150,2=127.0.0.1:7251@127.0.0.1:7250. "
+          "Empty: a single-node cluster. Give every node the same list.");
+ABSL_FLAG(std::string, tls_cert, "", "Server certificate chain (PEM).");
+ABSL_FLAG(std::string, tls_key, "", "Server private key (PEM).");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "CA (PEM) that client certificates must be signed by: enables "
+          "mutual TLS.");
+ABSL_FLAG(std::string, token_file, "",
+          "Bearer tokens, one \"read TOKEN\" or \"admin TOKEN\" per line. "
+          "read: TakeSnapshot, VerifySnapshot, GetStatus, Get, List; admin: "
+          "everything. Empty: no authentication.");
+ABSL_FLAG(bool, insecure, false,
+          "Allow a non-loopback --listen without TLS and tokens.");
+ABSL_FLAG(int, max_streams, 4,
+          "Snapshot streams (take, verify, restore) served at once.");
+ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest gRPC message received.");
+ABSL_FLAG(uint64_t, max_archive_bytes, uint64_t{64} << 30,
+          "Largest archive accepted by VerifySnapshot and RestoreSnapshot.");
+ABSL_FLAG(uint64_t, max_state_bytes, uint64_t{1} << 30,
+          "Largest snapshot state RestoreSnapshot accepts (the embedded "
+          "engine holds its state in memory).");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
+          "Cancel a snapshot stream that moves no data for this long.");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
+          "On SIGTERM/SIGINT, how long running calls may take to finish "
+          "before they are cancelled.");
+ABSL_FLAG(std::string, log_level, "info",
+          "info: one line per RPC and lifecycle messages; warning/error: "
+          "lifecycle messages only.");
+
+namespace {
+
+int Run() {
+  snapshot::AgentConfig c;
+  c.listen = absl::GetFlag(FLAGS_listen);
+  c.node.id = absl::GetFlag(FLAGS_raft_id);
+  c.node.raft_address = absl::GetFlag(FLAGS_raft_address);
+  c.node.data_dir = absl::GetFlag(FLAGS_data_dir);
+  std::string peers = absl::GetFlag(FLAGS_peers);
+  if (!peers.empty()) {
+    auto parsed = snapshot::ParsePeers(peers);
+    if (!parsed.ok()) {
+      std::cerr << "snapshot-agent: --peers: " << parsed.status().message() << "\n";
+      return 2;
+    }
+    c.node.peers = *parsed;
+    for (const auto& m : c.node.peers) {
+      if (m.id == c.node.id) c.node.agent_address = m.agent_address;
+    }
+  }
+  c.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  c.tls_key = absl::GetFlag(FLAGS_tls_key);
+  c.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  c.token_file = absl::GetFlag(FLAGS_token_file);
+  c.insecure = absl::GetFlag(FLAGS_insecure);
+  c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  c.service.max_concurrent_streams = absl::GetFlag(FLAGS_max_streams);
+  c.service.max_archive_bytes = absl::GetFlag(FLAGS_max_archive_bytes);
+  c.service.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
+  c.node.max_restore_bytes = c.service.max_state_bytes;
+  c.service.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  const std::string level = absl::GetFlag(FLAGS_log_level);
+  if (level != "info" && level != "warning" && level != "error") {
+    std::cerr << "snapshot-agent: --log_level must be info, warning or error\n";
+    return 2;
+  }
+  c.service.log_rpcs = level == "info";
+
+  // SIGTERM/SIGINT are taken by sigwait below, never by another thread.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto agent = snapshot::Agent::Start(c);
+  if (!agent.ok()) {
+    std::cerr << "snapshot-agent: " << agent.status().message() << "\n";
+    return 1;
+  }
+  fprintf(stderr,
+          "snapshot-agent: serving on %s (raft node %llu at %s, data %s)\n",
+          (*agent)->address().c_str(),
+          static_cast<unsigned long long>(c.node.id),
+          c.node.raft_address.c_str(), c.node.data_dir.c_str());
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  fprintf(stderr, "snapshot-agent: %s: shutting down (grace %s)\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT",
+          absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace)).c_str());
+  (*agent)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  fprintf(stderr, "snapshot-agent: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "takes, verifies and restores snapshots of a Raft node "
+      "over gRPC.\n\n  snapshot-agent --data-dir=DIR [--listen=HOST:PORT] "
+      "[--raft-id=N --raft-address=IP:PORT --peers=...] [TLS and token "
+      "flags]\n\nFlags are written --flag_name or --flag-name.");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  // Accept --data-dir as well as --data_dir.
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<char*> fixed;
+  for (auto& a : args) {
+    if (a.rfind("--", 0) == 0) {
+      size_t end = a.find('=');
+      for (size_t i = 2; i < (end == std::string::npos ? a.size() : end); ++i) {
+        if (a[i] == '-') a[i] = '_';
+      }
+    }
+    fixed.push_back(&a[0]);
+  }
+  absl::ParseCommandLine(static_cast<int>(fixed.size()), fixed.data());
+  return Run();
+}
