@@ -136,11 +136,14 @@ void Agent::Shutdown(absl::Duration grace) {
     stopping_ = true;
   }
   cv_.notify_all();
-  health_.join();
-  server_->GetHealthCheckService()->SetServingStatus(false);
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
-  server_->Wait();
-  node_->Stop();
+  // A partly started agent (Start failed) has only some of these.
+  if (health_.joinable()) health_.join();
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    server_->Wait();
+  }
+  if (node_) node_->Stop();
 }
 
 Agent::~Agent() { Shutdown(absl::ZeroDuration()); }

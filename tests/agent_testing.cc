@@ -1,0 +1,170 @@
+#include "tests/agent_testing.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace snapshot {
+namespace testing {
+
+AgentConfig SingleAgentConfig(const std::string& dir) {
+  AgentConfig c;
+  c.listen = absl::StrCat("127.0.0.1:", FreePort());
+  c.node.id = 1;
+  c.node.raft_address = absl::StrCat("127.0.0.1:", FreePort());
+  c.node.data_dir = dir + "/data";
+  c.node.election_timeout_ms = 500;
+  c.node.heartbeat_timeout_ms = 50;
+  c.service.log_rpcs = false;
+  return c;
+}
+
+std::vector<std::unique_ptr<Agent>> StartAgentCluster(const std::string& dir,
+                                                      int n, int* leader) {
+  std::vector<Member> peers;
+  std::vector<std::string> listens;
+  for (int i = 0; i < n; ++i) {
+    Member m;
+    m.id = i + 1;
+    m.raft_address = absl::StrCat("127.0.0.1:", FreePort());
+    m.agent_address = absl::StrCat("127.0.0.1:", FreePort());
+    peers.push_back(m);
+  }
+  std::vector<std::unique_ptr<Agent>> agents;
+  for (int i = 0; i < n; ++i) {
+    AgentConfig c;
+    c.listen = peers[i].agent_address;
+    c.node.id = peers[i].id;
+    c.node.raft_address = peers[i].raft_address;
+    c.node.agent_address = peers[i].agent_address;
+    c.node.peers = peers;
+    c.node.data_dir = absl::StrCat(dir, "/agent", i + 1);
+    c.node.election_timeout_ms = 500;
+    c.node.heartbeat_timeout_ms = 50;
+    c.service.log_rpcs = false;
+    auto a = Agent::Start(c);
+    if (!a.ok()) {
+      ADD_FAILURE() << a.status();
+      return {};
+    }
+    agents.push_back(std::move(*a));
+  }
+  *leader = -1;
+  absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (*leader < 0 && absl::Now() < deadline) {
+    for (int i = 0; i < n; ++i) {
+      auto st = agents[i]->node()->Status();
+      bool all_know = true;
+      for (auto& a : agents) {
+        auto s2 = a->node()->Status();
+        if (!s2.ok() || s2->leader_id == 0) all_know = false;
+      }
+      if (st.ok() && st->role == Role::kLeader && all_know) *leader = i;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return agents;
+}
+
+std::shared_ptr<grpc::Channel> Connect(
+    const std::string& address,
+    std::shared_ptr<grpc::ChannelCredentials> creds) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(16 << 20);
+  return grpc::CreateCustomChannel(
+      address, creds ? creds : grpc::InsecureChannelCredentials(), args);
+}
+
+static void AddToken(grpc::ClientContext* ctx, const std::string& token) {
+  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+}
+
+Taken Take(v1::SnapshotService::Stub* stub, v1::TakeSnapshotRequest req,
+           const std::string& token) {
+  Taken t;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  AddToken(&ctx, token);
+  auto reader = stub->TakeSnapshot(&ctx, req);
+  v1::TakeSnapshotResponse resp;
+  while (reader->Read(&resp)) {
+    t.order.push_back(resp.message_case());
+    switch (resp.message_case()) {
+      case v1::TakeSnapshotResponse::kMetadata:
+        t.metadata = resp.metadata();
+        break;
+      case v1::TakeSnapshotResponse::kChunk:
+        t.archive += resp.chunk();
+        break;
+      case v1::TakeSnapshotResponse::kTrailer:
+        t.trailer = resp.trailer();
+        break;
+      default:
+        break;
+    }
+  }
+  t.status = reader->Finish();
+  return t;
+}
+
+grpc::Status Verify(v1::SnapshotService::Stub* stub, const std::string& archive,
+                    v1::VerifySnapshotResponse* resp, size_t chunk,
+                    const std::string& token) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  AddToken(&ctx, token);
+  auto writer = stub->VerifySnapshot(&ctx, resp);
+  for (size_t off = 0; off < archive.size(); off += chunk) {
+    v1::VerifySnapshotRequest req;
+    req.set_chunk(archive.substr(off, chunk));
+    if (!writer->Write(req)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+grpc::Status Restore(v1::SnapshotService::Stub* stub, const std::string& archive,
+                     v1::RestoreSnapshotResponse* resp,
+                     const std::string& expected_checksum,
+                     const std::string& token) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  AddToken(&ctx, token);
+  auto writer = stub->RestoreSnapshot(&ctx, resp);
+  if (!expected_checksum.empty()) {
+    v1::RestoreSnapshotRequest opts;
+    opts.mutable_options()->set_expected_checksum(expected_checksum);
+    writer->Write(opts);
+  }
+  for (size_t off = 0; off < archive.size(); off += 65536) {
+    v1::RestoreSnapshotRequest req;
+    req.set_chunk(archive.substr(off, 65536));
+    if (!writer->Write(req)) break;
+  }
+  writer->WritesDone();
+  return writer->Finish();
+}
+
+std::vector<std::string> SpoolFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(".restore-", 0) == 0) out.push_back(name);
+  }
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace testing
+}  // namespace snapshot

@@ -1,0 +1,454 @@
+// The gRPC API end to end: real agents (embedded Raft node + gRPC server) on
+// 127.0.0.1 with ephemeral ports, real channels.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "archive/sha256.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "tests/agent_testing.h"
+
+namespace snapshot {
+namespace {
+
+using testing::Connect;
+using testing::ReadFile;
+using testing::SingleAgentConfig;
+using testing::SpoolFiles;
+using testing::TempDir;
+
+struct Running {
+  std::unique_ptr<Agent> agent;
+  std::unique_ptr<v1::SnapshotService::Stub> snaps;
+  std::unique_ptr<v1::KeyValueService::Stub> kv;
+};
+
+Running StartAgent(AgentConfig c,
+                   std::shared_ptr<grpc::ChannelCredentials> creds = nullptr) {
+  Running r;
+  auto a = Agent::Start(c);
+  EXPECT_TRUE(a.ok()) << a.status();
+  if (!a.ok()) return r;
+  r.agent = std::move(*a);
+  EXPECT_TRUE(r.agent->node()->WaitForLeader(absl::Now() + absl::Seconds(10)).ok());
+  auto ch = Connect(r.agent->address(), creds);
+  r.snaps = v1::SnapshotService::NewStub(ch);
+  r.kv = v1::KeyValueService::NewStub(ch);
+  return r;
+}
+
+grpc::Status Put(v1::KeyValueService::Stub* kv, const std::string& k,
+                 const std::string& v, const std::string& token = "") {
+  grpc::ClientContext ctx;
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  v1::PutRequest req;
+  req.set_key(k);
+  req.set_value(v);
+  v1::PutResponse resp;
+  return kv->Put(&ctx, req, &resp);
+}
+
+std::string Get(v1::KeyValueService::Stub* kv, const std::string& k) {
+  grpc::ClientContext ctx;
+  v1::GetRequest req;
+  req.set_key(k);
+  v1::GetResponse resp;
+  grpc::Status s = kv->Get(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp.found() ? resp.value() : "<missing>";
+}
+
+absl::Time In(absl::Duration d) { return absl::Now() + d; }
+
+TEST(GrpcApi, TakeVerifyRestoreRoundTrip) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(Put(r.kv.get(), absl::StrCat("user/", i), "original").ok());
+  }
+  v1::TakeSnapshotRequest req;
+  req.set_chunk_size(16384);
+  testing::Taken t = testing::Take(r.snaps.get(), req);
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  // Metadata first, chunks, trailer last.
+  ASSERT_GE(t.order.size(), 3u);
+  EXPECT_EQ(t.order.front(), v1::TakeSnapshotResponse::kMetadata);
+  EXPECT_EQ(t.order.back(), v1::TakeSnapshotResponse::kTrailer);
+  for (size_t i = 1; i + 1 < t.order.size(); ++i) {
+    EXPECT_EQ(t.order[i], v1::TakeSnapshotResponse::kChunk);
+  }
+  EXPECT_GE(t.metadata.index(), 100u);
+  EXPECT_FALSE(t.metadata.stale());
+  EXPECT_EQ(t.trailer.archive_size(), t.archive.size());
+  EXPECT_EQ(t.trailer.checksum(), ChecksumString(Sha256Of(t.archive)));
+
+  v1::VerifySnapshotResponse vr;
+  grpc::Status vs = testing::Verify(r.snaps.get(), t.archive, &vr, 1000);
+  ASSERT_TRUE(vs.ok()) << vs.error_message();
+  EXPECT_EQ(vr.metadata().index(), t.metadata.index());
+  EXPECT_EQ(vr.metadata().state_size(), t.metadata.state_size());
+  EXPECT_EQ(vr.checksum(), t.trailer.checksum());
+
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(Put(r.kv.get(), absl::StrCat("user/", i), "changed").ok());
+  }
+  ASSERT_TRUE(Put(r.kv.get(), "new/key", "x").ok());
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status rs =
+      testing::Restore(r.snaps.get(), t.archive, &rr, t.trailer.checksum());
+  ASSERT_TRUE(rs.ok()) << rs.error_message();
+  EXPECT_GT(rr.restored_index(), t.metadata.index());
+  EXPECT_EQ(rr.metadata().index(), t.metadata.index());
+  EXPECT_EQ(Get(r.kv.get(), "user/42"), "original");
+  EXPECT_EQ(Get(r.kv.get(), "new/key"), "<missing>");
+  EXPECT_TRUE(SpoolFiles(dir.path() + "/data").empty());
+}
+
+TEST(GrpcApi, EveryInteropArchiveVerifiesAsExpected) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  const std::string base = "external/shared/interop/";
+  std::ifstream tsv(base + "expected.tsv");
+  std::string line;
+  std::getline(tsv, line);
+  int rows = 0;
+  while (std::getline(tsv, line)) {
+    if (line.empty()) continue;
+    std::vector<std::string> f = absl::StrSplit(line, '\t');
+    ASSERT_GE(f.size(), 5u);
+    SCOPED_TRACE(f[0]);
+    ++rows;
+    v1::VerifySnapshotResponse resp;
+    grpc::Status s = testing::Verify(r.snaps.get(), ReadFile(base + f[0]), &resp, 333);
+    // We are stricter than Nomad on meta.json's Size.
+    if (f[1] == "ok" && f[0] != "small-meta-size-mismatch.snap") {
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      uint64_t index, term, size;
+      ASSERT_TRUE(absl::SimpleAtoi(f[2], &index));
+      ASSERT_TRUE(absl::SimpleAtoi(f[3], &term));
+      ASSERT_TRUE(absl::SimpleAtoi(f[4], &size));
+      EXPECT_EQ(resp.metadata().index(), index);
+      EXPECT_EQ(resp.metadata().term(), term);
+      EXPECT_EQ(resp.metadata().state_size(), size);
+    } else {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+      EXPECT_FALSE(s.error_message().empty());
+    }
+  }
+  EXPECT_GE(rows, 20);
+}
+
+TEST(GrpcApi, CorruptOrForeignRestoreChangesNothing) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  ASSERT_TRUE(Put(r.kv.get(), "keep", "me").ok());
+  testing::Taken t = testing::Take(r.snaps.get());
+  ASSERT_TRUE(t.status.ok());
+  ASSERT_TRUE(Put(r.kv.get(), "keep", "newer").ok());
+  auto before = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+
+  v1::RestoreSnapshotResponse resp;
+  grpc::Status s = testing::Restore(r.snaps.get(), t.archive.substr(0, t.archive.size() - 5), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  std::string flipped = t.archive;
+  flipped[flipped.size() / 2] ^= 0x10;
+  s = testing::Restore(r.snaps.get(), flipped, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  s = testing::Restore(r.snaps.get(), t.archive, &resp, "sha-256=AAAA");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  EXPECT_NE(s.error_message().find("expected"), std::string::npos);
+  s = testing::Restore(r.snaps.get(), ReadFile("external/shared/interop/small.snap"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+
+  auto after = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+  EXPECT_EQ(before->second, after->second);
+  EXPECT_EQ(Get(r.kv.get(), "keep"), "newer");
+  EXPECT_TRUE(SpoolFiles(dir.path() + "/data").empty());
+}
+
+TEST(GrpcApi, ClientCancellationLeavesNoTraceAndNoChange) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  for (int i = 0; i < 2000; ++i) {
+    ASSERT_TRUE(Put(r.kv.get(), absl::StrCat("k/", i), std::string(1000, 'x')).ok());
+  }
+  testing::Taken full = testing::Take(r.snaps.get());
+  ASSERT_TRUE(full.status.ok());
+  ASSERT_TRUE(Put(r.kv.get(), "after", "snapshot").ok());
+  auto before = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+
+  // Mid-Take: read the metadata and one chunk, then cancel.
+  {
+    grpc::ClientContext ctx;
+    v1::TakeSnapshotRequest req;
+    req.set_chunk_size(16384);
+    auto reader = r.snaps->TakeSnapshot(&ctx, req);
+    v1::TakeSnapshotResponse resp;
+    ASSERT_TRUE(reader->Read(&resp));
+    ASSERT_TRUE(resp.has_metadata());
+    ASSERT_TRUE(reader->Read(&resp));
+    ctx.TryCancel();
+    while (reader->Read(&resp)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // Mid-Restore: send half the archive, then cancel.
+  {
+    grpc::ClientContext ctx;
+    v1::RestoreSnapshotResponse resp;
+    auto writer = r.snaps->RestoreSnapshot(&ctx, &resp);
+    for (size_t off = 0; off < full.archive.size() / 2; off += 65536) {
+      v1::RestoreSnapshotRequest req;
+      req.set_chunk(full.archive.substr(off, 65536));
+      ASSERT_TRUE(writer->Write(req));
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+    ctx.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // The server notices asynchronously; give it a moment.
+  absl::Time deadline = In(absl::Seconds(5));
+  while (!SpoolFiles(dir.path() + "/data").empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(SpoolFiles(dir.path() + "/data").empty());
+  auto after = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+  EXPECT_EQ(before->second, after->second);
+  EXPECT_EQ(Get(r.kv.get(), "after"), "snapshot");
+  // The agent still serves.
+  testing::Taken again = testing::Take(r.snaps.get());
+  EXPECT_TRUE(again.status.ok());
+}
+
+TEST(GrpcApi, FollowersNameTheLeader) {
+  TempDir dir;
+  int leader = -1;
+  auto agents = testing::StartAgentCluster(dir.path(), 3, &leader);
+  ASSERT_EQ(agents.size(), 3u);
+  ASSERT_GE(leader, 0);
+  int follower = (leader + 1) % 3;
+  auto leader_kv = v1::KeyValueService::NewStub(Connect(agents[leader]->address()));
+  ASSERT_TRUE(Put(leader_kv.get(), "a", "b").ok());
+  auto stub = v1::SnapshotService::NewStub(Connect(agents[follower]->address()));
+  const std::string leader_addr = agents[leader]->address();
+
+  testing::Taken t = testing::Take(stub.get());
+  EXPECT_EQ(t.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(t.status.error_message().find(leader_addr), std::string::npos)
+      << t.status.error_message();
+  EXPECT_TRUE(t.order.empty()) << "no data before the refusal";
+
+  auto leader_stub = v1::SnapshotService::NewStub(Connect(leader_addr));
+  testing::Taken good = testing::Take(leader_stub.get());
+  ASSERT_TRUE(good.status.ok());
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status rs = testing::Restore(stub.get(), good.archive, &rr);
+  EXPECT_EQ(rs.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(rs.error_message().find(leader_addr), std::string::npos)
+      << rs.error_message();
+
+  v1::TakeSnapshotRequest stale;
+  stale.set_allow_stale(true);
+  testing::Taken s = testing::Take(stub.get(), stale);
+  ASSERT_TRUE(s.status.ok()) << s.status.error_message();
+  EXPECT_TRUE(s.metadata.stale());
+
+  grpc::ClientContext ctx;
+  v1::GetStatusResponse st;
+  ASSERT_TRUE(stub->GetStatus(&ctx, v1::GetStatusRequest(), &st).ok());
+  EXPECT_EQ(st.role(), "follower");
+  EXPECT_EQ(st.leader_agent_address(), leader_addr);
+  EXPECT_EQ(st.members_size(), 3);
+}
+
+TEST(GrpcApi, TokenRoles) {
+  TempDir dir;
+  const std::string tokens = dir.path() + "/tokens";
+  std::ofstream(tokens) << "# test tokens\nread  reader-token-0123456789\n"
+                           "admin admin-token-0123456789\n";
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.token_file = tokens;
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  const std::string reader = "reader-token-0123456789";
+  const std::string admin = "admin-token-0123456789";
+
+  testing::Taken none = testing::Take(r.snaps.get());
+  EXPECT_EQ(none.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  testing::Taken wrong = testing::Take(r.snaps.get(), {}, "not-a-token-0123456789");
+  EXPECT_EQ(wrong.status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+
+  EXPECT_EQ(Put(r.kv.get(), "k", "v", reader).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(Put(r.kv.get(), "k", "v", admin).ok());
+  testing::Taken t = testing::Take(r.snaps.get(), {}, reader);
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  v1::VerifySnapshotResponse vr;
+  EXPECT_TRUE(testing::Verify(r.snaps.get(), t.archive, &vr, 65536, reader).ok());
+  ASSERT_TRUE(Put(r.kv.get(), "k", "changed", admin).ok());
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status denied = testing::Restore(r.snaps.get(), t.archive, &rr, "", reader);
+  EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(denied.error_message().find("admin"), std::string::npos);
+  // Neither refusal changed anything.
+  EXPECT_EQ(*r.agent->node()->Get("k", false, In(absl::Seconds(5))), "changed");
+  EXPECT_TRUE(testing::Restore(r.snaps.get(), t.archive, &rr, "", admin).ok());
+  EXPECT_EQ(*r.agent->node()->Get("k", false, In(absl::Seconds(5))), "v");
+}
+
+// Makes a CA, a server certificate for 127.0.0.1 and a client certificate.
+void MakeCertificates(const std::string& d) {
+  std::string script = absl::StrCat(
+      "set -e; cd '", d, "';",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt "
+      "-days 1 -subj /CN=test-ca 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+      "-subj /CN=127.0.0.1 2>/dev/null;",
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext;",
+      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+      "-CAcreateserial -out server.crt -days 1 -extfile san.ext 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr "
+      "-subj /CN=backup-client 2>/dev/null;",
+      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+      "-CAcreateserial -out client.crt -days 1 2>/dev/null");
+  ASSERT_EQ(system(script.c_str()), 0);
+}
+
+TEST(GrpcApi, TlsAndMutualTls) {
+  TempDir dir;
+  MakeCertificates(dir.path());
+  const std::string d = dir.path() + "/";
+  grpc::SslCredentialsOptions server_only;
+  server_only.pem_root_certs = ReadFile(d + "ca.crt");
+  grpc::SslCredentialsOptions with_client = server_only;
+  with_client.pem_private_key = ReadFile(d + "client.key");
+  with_client.pem_cert_chain = ReadFile(d + "client.crt");
+
+  {  // TLS
+    std::filesystem::create_directories(dir.path() + "/tls");
+    AgentConfig c = SingleAgentConfig(dir.path() + "/tls");
+    c.tls_cert = d + "server.crt";
+    c.tls_key = d + "server.key";
+    Running r = StartAgent(c, grpc::SslCredentials(server_only));
+    ASSERT_NE(r.agent, nullptr);
+    testing::Taken t = testing::Take(r.snaps.get());
+    EXPECT_TRUE(t.status.ok()) << t.status.error_message();
+    auto plain = v1::SnapshotService::NewStub(Connect(r.agent->address()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::GetStatusResponse st;
+    EXPECT_FALSE(plain->GetStatus(&ctx, v1::GetStatusRequest(), &st).ok());
+  }
+  {  // mutual TLS
+    std::filesystem::create_directories(dir.path() + "/mtls");
+    AgentConfig c = SingleAgentConfig(dir.path() + "/mtls");
+    c.tls_cert = d + "server.crt";
+    c.tls_key = d + "server.key";
+    c.tls_client_ca = d + "ca.crt";
+    Running r = StartAgent(c, grpc::SslCredentials(with_client));
+    ASSERT_NE(r.agent, nullptr);
+    testing::Taken t = testing::Take(r.snaps.get());
+    EXPECT_TRUE(t.status.ok()) << t.status.error_message();
+    auto no_cert = v1::SnapshotService::NewStub(
+        Connect(r.agent->address(), grpc::SslCredentials(server_only)));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::GetStatusResponse st;
+    EXPECT_FALSE(no_cert->GetStatus(&ctx, v1::GetStatusRequest(), &st).ok());
+  }
+}
+
+TEST(GrpcApi, Limits) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.service.max_archive_bytes = 4096;
+  c.service.max_concurrent_streams = 1;
+  c.service.idle_timeout = absl::Seconds(1);
+  c.max_message_bytes = 64 << 10;
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  // Incompressible values, so that the archive is well over 4096 bytes.
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_TRUE(Put(r.kv.get(), absl::StrCat("k", i),
+                    HexLower(Sha256Of(absl::StrCat(i))))
+                    .ok());
+  }
+  v1::TakeSnapshotRequest bad;
+  bad.set_chunk_size(100);
+  EXPECT_EQ(testing::Take(r.snaps.get(), bad).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_chunk_size(0);
+  bad.set_compression_level(11);
+  EXPECT_EQ(testing::Take(r.snaps.get(), bad).status.error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  testing::Taken t = testing::Take(r.snaps.get());
+  ASSERT_TRUE(t.status.ok());
+  ASSERT_GT(t.archive.size(), 4096u);
+  v1::VerifySnapshotResponse vr;
+  grpc::Status big = testing::Verify(r.snaps.get(), t.archive, &vr);
+  EXPECT_EQ(big.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << big.error_message();
+
+  // A message over the server's size limit.
+  grpc::Status huge = testing::Verify(r.snaps.get(), std::string(100 << 10, 'x'), &vr, 100 << 10);
+  EXPECT_EQ(huge.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << huge.error_message();
+
+  // One stream at a time; an idle one is cancelled after the idle timeout.
+  grpc::ClientContext idle_ctx;
+  v1::VerifySnapshotResponse idle_resp;
+  auto idle = r.snaps->VerifySnapshot(&idle_ctx, &idle_resp);
+  absl::SleepFor(absl::Milliseconds(200));
+  testing::Taken second = testing::Take(r.snaps.get());
+  EXPECT_EQ(second.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << second.status.error_message();
+  absl::Time t0 = absl::Now();
+  grpc::Status idle_status = idle->Finish();
+  EXPECT_FALSE(idle_status.ok());
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  // The slot is free again.
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(testing::Take(r.snaps.get()).status.ok());
+}
+
+TEST(GrpcApi, HealthFollowsLeadershipAndReflectionIsOn) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  auto health = grpc::health::v1::Health::NewStub(Connect(r.agent->address()));
+  absl::Time deadline = In(absl::Seconds(5));
+  grpc::health::v1::HealthCheckResponse resp;
+  while (absl::Now() < deadline) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    if (health->Check(&ctx, req, &resp).ok() &&
+        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST(GrpcApi, NonLoopbackNeedsTlsAndTokensOrInsecure) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.listen = "0.0.0.0:0";
+  auto a = Agent::Start(c);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(a.status().message().find("--insecure"), std::string::npos);
+  c.insecure = true;
+  a = Agent::Start(c);
+  EXPECT_TRUE(a.ok()) << a.status();
+}
+
+}  // namespace
+}  // namespace snapshot
