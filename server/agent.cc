@@ -140,7 +140,26 @@ void Agent::Shutdown(absl::Duration grace) {
   if (health_.joinable()) health_.join();
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
+    // gRPC cancels what is still running at the deadline, but a handler
+    // blocked on a client that stopped reading may take seconds more to
+    // notice; cancel our streams ourselves when the grace period ends.
+    std::mutex m;
+    std::condition_variable done_cv;
+    bool done = false;
+    std::thread canceller([&] {
+      std::unique_lock<std::mutex> l(m);
+      if (!done_cv.wait_for(l, absl::ToChronoNanoseconds(grace),
+                            [&] { return done; })) {
+        snapshots_->CancelStreams();
+      }
+    });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    {
+      std::lock_guard<std::mutex> l(m);
+      done = true;
+    }
+    done_cv.notify_all();
+    canceller.join();
     server_->Wait();
   }
   if (node_) node_->Stop();

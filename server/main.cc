@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "server/agent.h"
 
+#include <grpc/grpc.h>
+
 ABSL_FLAG(std::string, listen, "127.0.0.1:7150",
           "host:port of the gRPC API. A non-loopback address needs TLS and "
           "--token-file, or --insecure.");
@@ -100,6 +102,12 @@ int Run() {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Hold a reference to the gRPC library for the life of the process, so
+  // that destroying the server does not run gRPC's global shutdown: in 1.51
+  // that can block for seconds on the connection of a cancelled call whose
+  // client stopped reading. Everything that must be flushed (Raft) is closed
+  // by Shutdown() before main returns.
+  grpc_init();
   auto agent = snapshot::Agent::Start(c);
   if (!agent.ok()) {
     std::cerr << "snapshot-agent: " << agent.status().message() << "\n";

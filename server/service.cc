@@ -204,6 +204,13 @@ std::shared_ptr<IdleWatchdog::Stream> IdleWatchdog::Watch(
   return s;
 }
 
+void IdleWatchdog::CancelAll() {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& weak : streams_) {
+    if (std::shared_ptr<Stream> s = weak.lock()) s->ctx_->TryCancel();
+  }
+}
+
 void IdleWatchdog::Run() {
   const absl::Duration tick =
       std::min(absl::Milliseconds(250), timeout_ / 4);

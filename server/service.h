@@ -73,6 +73,8 @@ class IdleWatchdog {
   };
   // Watches `ctx` until the returned handle is destroyed.
   std::shared_ptr<Stream> Watch(grpc::ServerContext* ctx);
+  // Cancels every watched stream now (shutdown after the grace period).
+  void CancelAll();
 
  private:
   void Run();
@@ -102,6 +104,10 @@ class SnapshotServiceImpl final : public v1::SnapshotService::Service {
   grpc::Status GetStatus(grpc::ServerContext* ctx,
                          const v1::GetStatusRequest* req,
                          v1::GetStatusResponse* resp) override;
+
+  // Cancels every snapshot stream in progress (Take, Verify, Restore before
+  // its apply); used when the shutdown grace period is over.
+  void CancelStreams() { watchdog_.CancelAll(); }
 
   // The stream loops, written against the interfaces so that tests can
   // drive them with grpc::testing mock streams.
