@@ -150,7 +150,7 @@ void Agent::Shutdown(absl::Duration grace) {
       std::unique_lock<std::mutex> l(m);
       if (!done_cv.wait_for(l, absl::ToChronoNanoseconds(grace),
                             [&] { return done; })) {
-        snapshots_->CancelStreams();
+        snapshots_->StopStreams();
       }
     });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

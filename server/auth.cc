@@ -52,7 +52,7 @@ absl::StatusOr<TokenAuth> TokenAuth::Parse(const std::string& text) {
   return auth;
 }
 
-grpc::Status TokenAuth::Check(const grpc::ServerContext& context,
+grpc::Status TokenAuth::Check(const grpc::ServerContextBase& context,
                               Permission need, const char* method) const {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");

@@ -29,7 +29,7 @@ class TokenAuth {
   // OK when the call's "authorization: Bearer <token>" metadata names a
   // token whose role grants `need`; UNAUTHENTICATED for a missing or unknown
   // token, PERMISSION_DENIED for a role that does not grant it.
-  grpc::Status Check(const grpc::ServerContext& context, Permission need,
+  grpc::Status Check(const grpc::ServerContextBase& context, Permission need,
                      const char* method) const;
 
  private:

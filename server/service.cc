@@ -23,7 +23,7 @@ grpc::Status Error(grpc::StatusCode code, std::string msg) {
 // One log line per RPC: method, peer, bytes, duration, status.
 class RpcLog {
  public:
-  RpcLog(const grpc::ServerContext* ctx, const char* method, bool enabled)
+  RpcLog(const grpc::ServerContextBase* ctx, const char* method, bool enabled)
       : ctx_(ctx), method_(method), enabled_(enabled), start_(absl::Now()) {}
 
   grpc::Status Done(grpc::Status s) {
@@ -52,7 +52,7 @@ class RpcLog {
     int i = static_cast<int>(c);
     return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
   }
-  const grpc::ServerContext* ctx_;
+  const grpc::ServerContextBase* ctx_;
   const char* method_;
   bool enabled_;
   absl::Time start_;
@@ -72,7 +72,8 @@ class StreamSlot {
   bool ok_;
 };
 
-grpc::Status Authorize(const ServiceOptions& o, const grpc::ServerContext& ctx,
+grpc::Status Authorize(const ServiceOptions& o,
+                       const grpc::ServerContextBase& ctx,
                        Permission need, const char* method) {
   return o.auth ? o.auth->Check(ctx, need, method) : grpc::Status::OK;
 }
@@ -84,15 +85,11 @@ grpc::Status TooManyStreams(const ServiceOptions& o) {
                                o.max_concurrent_streams));
 }
 
-// Why a stream stopped moving: the client cancelled, or it stayed idle.
-grpc::Status Interrupted(const IdleWatchdog::Stream& watch,
-                         const ServiceOptions& o) {
-  if (watch.timed_out()) {
-    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                 absl::StrFormat("no data moved for %s; the transfer was "
-                                 "abandoned (limit --idle-timeout)",
-                                 absl::FormatDuration(o.idle_timeout)));
-  }
+// Why a stream ended early: stopped by the watchdog (idle, shutdown), or
+// cancelled by the client.
+grpc::Status Interrupted(const IdleWatchdog::Stream& watch) {
+  absl::Status why = watch.why();
+  if (!why.ok()) return ToGrpcStatus(why);
   return Error(grpc::StatusCode::CANCELLED, "the call was cancelled");
 }
 
@@ -182,6 +179,24 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
 
 // --- IdleWatchdog -----------------------------------------------------------
 
+void IdleWatchdog::Stream::Disarm() {
+  std::lock_guard<std::mutex> l(mu_);
+  armed_ = false;
+}
+
+absl::Status IdleWatchdog::Stream::why() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return why_;
+}
+
+void IdleWatchdog::Stream::Stop(const absl::Status& why) {
+  // Under the lock, so that Disarm() returns only once no stop is running.
+  std::lock_guard<std::mutex> l(mu_);
+  if (!armed_ || !why_.ok()) return;
+  why_ = why;
+  stop_(why);
+}
+
 IdleWatchdog::IdleWatchdog(absl::Duration timeout)
     : timeout_(timeout), thread_([this] { Run(); }) {}
 
@@ -195,45 +210,254 @@ IdleWatchdog::~IdleWatchdog() {
 }
 
 std::shared_ptr<IdleWatchdog::Stream> IdleWatchdog::Watch(
-    grpc::ServerContext* ctx) {
+    std::function<void(const absl::Status&)> stop) {
   auto s = std::make_shared<Stream>();
-  s->ctx_ = ctx;
+  s->stop_ = std::move(stop);
   s->Touch();
   std::lock_guard<std::mutex> l(mu_);
   streams_.push_back(s);
   return s;
 }
 
-void IdleWatchdog::CancelAll() {
-  std::lock_guard<std::mutex> l(mu_);
-  for (const auto& weak : streams_) {
-    if (std::shared_ptr<Stream> s = weak.lock()) s->ctx_->TryCancel();
+void IdleWatchdog::StopAll(const absl::Status& why) {
+  std::vector<std::shared_ptr<Stream>> live;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& weak : streams_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
   }
+  for (auto& s : live) s->Stop(why);
 }
 
 void IdleWatchdog::Run() {
-  const absl::Duration tick =
-      std::min(absl::Milliseconds(250), timeout_ / 4);
+  const absl::Duration tick = std::min(absl::Milliseconds(250), timeout_ / 4);
+  const absl::Status idle = absl::ResourceExhaustedError(absl::StrFormat(
+      "no data moved for %s; the transfer was abandoned (limit "
+      "--idle-timeout)",
+      absl::FormatDuration(timeout_)));
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {
     cv_.wait_for(l, absl::ToChronoNanoseconds(tick));
     const int64_t now = absl::GetCurrentTimeNanos();
+    std::vector<std::shared_ptr<Stream>> idle_streams;
     for (auto it = streams_.begin(); it != streams_.end();) {
       std::shared_ptr<Stream> s = it->lock();
       if (!s) {
         it = streams_.erase(it);
         continue;
       }
-      if (!s->timed_out_ &&
-          now - s->last_ns_ > absl::ToInt64Nanoseconds(timeout_)) {
-        s->timed_out_ = true;
-        // Unblocks the handler's Read()/Write(); it reports why.
-        s->ctx_->TryCancel();
+      if (now - s->last_ns_ > absl::ToInt64Nanoseconds(timeout_)) {
+        idle_streams.push_back(std::move(s));
       }
       ++it;
     }
+    l.unlock();
+    for (auto& s : idle_streams) s->Stop(idle);
+    l.lock();
   }
 }
+
+// --- Upload RPCs (callback API) ---------------------------------------------
+
+namespace {
+
+// What an upload RPC does with the messages it receives, apart from the
+// transport: OnMessage for each (fast), OnEnd once the client has sent
+// everything (may be slow: it runs on its own thread).
+template <typename Req>
+class UploadSession {
+ public:
+  virtual ~UploadSession() = default;
+  virtual grpc::Status OnMessage(const Req& req, uint64_t* bytes) = 0;
+  virtual grpc::Status OnEnd() = 0;
+};
+
+// Drives an UploadSession from gRPC's callback API. Deletes itself when the
+// call is done. Ends the call with RESOURCE_EXHAUSTED when the client stays
+// idle (the watchdog), UNAVAILABLE at shutdown, CANCELLED when cancelled.
+// The session (e.g. a restore's spool file) and `on_finish` (e.g. the
+// one-restore-at-a-time flag) are released before the client hears the
+// final status, so that it can start the next call at once.
+template <typename Req>
+class UploadReactor : public grpc::ServerReadReactor<Req> {
+ public:
+  UploadReactor(grpc::CallbackServerContext* ctx, const char* method,
+                const ServiceOptions& options, IdleWatchdog* watchdog,
+                grpc::Status start, std::unique_ptr<UploadSession<Req>> session,
+                std::function<void()> on_finish)
+      : ctx_(ctx), log_(ctx, method, options.log_rpcs),
+        session_(std::move(session)), on_finish_(std::move(on_finish)) {
+    if (!start.ok()) {
+      FinishOnce(start);
+      return;
+    }
+    watch_ = watchdog->Watch([this](const absl::Status& why) {
+      FinishOnce(ToGrpcStatus(why));
+    });
+    this->StartRead(&req_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client finished sending, or the call was cancelled or stopped.
+      if (Finished()) return;
+      if (ctx_->IsCancelled()) {
+        FinishOnce(Error(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+        return;
+      }
+      // Nothing moves from here on (verifying the end, applying): the idle
+      // limit and the shutdown stop no longer apply. The reactor lives until
+      // Finish() is called, at the end of this thread.
+      watch_->Disarm();
+      std::thread([this] {
+        grpc::Status s;
+        {
+          std::lock_guard<std::mutex> l(session_mu_);
+          s = session_->OnEnd();
+        }
+        FinishOnce(s);
+      }).detach();
+      return;
+    }
+    watch_->Touch();
+    grpc::Status s;
+    {
+      std::lock_guard<std::mutex> l(session_mu_);
+      if (!session_) return;  // finished meanwhile (idle, shutdown)
+      s = session_->OnMessage(req_, &log_.bytes);
+    }
+    if (!s.ok()) {
+      FinishOnce(s);
+      return;
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    if (!finished_) this->StartRead(&req_);
+  }
+
+  void OnDone() override {
+    if (watch_) watch_->Disarm();
+    log_.Done(final_);
+    delete this;
+  }
+
+ private:
+  bool Finished() {
+    std::lock_guard<std::mutex> l(mu_);
+    return finished_;
+  }
+  // Finish() may lead to OnDone() (and `delete this`) on another thread at
+  // once: nothing may touch the reactor after it.
+  void FinishOnce(grpc::Status s) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (finished_) return;
+      finished_ = true;
+      final_ = s;
+    }
+    {
+      std::lock_guard<std::mutex> l(session_mu_);
+      session_.reset();
+    }
+    if (on_finish_) on_finish_();
+    this->Finish(s);
+  }
+
+  grpc::CallbackServerContext* ctx_;
+  RpcLog log_;
+  std::mutex session_mu_;  // held while the session is in use
+  std::unique_ptr<UploadSession<Req>> session_;
+  std::function<void()> on_finish_;
+  std::shared_ptr<IdleWatchdog::Stream> watch_;
+  Req req_;
+  std::mutex mu_;
+  bool finished_ = false;
+  grpc::Status final_;
+};
+
+class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
+ public:
+  VerifySession(const ServiceOptions& o, v1::VerifySnapshotResponse* resp)
+      : reader_(/*state_sink=*/nullptr, Options(o)), resp_(resp) {}
+
+  grpc::Status OnMessage(const v1::VerifySnapshotRequest& req,
+                         uint64_t* bytes) override {
+    *bytes += req.chunk().size();
+    return ToGrpcStatus(reader_.Feed(req.chunk()));
+  }
+
+  grpc::Status OnEnd() override {
+    absl::StatusOr<ArchiveInfo> info = reader_.Finish();
+    if (!info.ok()) return ToGrpcStatus(info.status());
+    ToProto(info->meta, false, resp_->mutable_metadata());
+    resp_->set_archive_size(info->archive_size);
+    resp_->set_checksum(info->checksum);
+    resp_->set_state_sha256(HexLower(info->state_sha256));
+    return grpc::Status::OK;
+  }
+
+ private:
+  static ReaderOptions Options(const ServiceOptions& o) {
+    ReaderOptions ro;
+    ro.max_archive_bytes = o.max_archive_bytes;
+    return ro;
+  }
+  ArchiveReader reader_;
+  v1::VerifySnapshotResponse* resp_;
+};
+
+class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
+ public:
+  RestoreSession(RaftNode* node, const ServiceOptions& o,
+                 std::unique_ptr<RestoreSpool> spool,
+                 v1::RestoreSnapshotResponse* resp)
+      : node_(node), options_(o), spool_(std::move(spool)), resp_(resp) {}
+
+  grpc::Status OnMessage(const v1::RestoreSnapshotRequest& req,
+                         uint64_t* bytes) override {
+    const bool first = first_;
+    first_ = false;
+    if (req.has_options()) {
+      if (!first) {
+        return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                     "options may only come in the first message");
+      }
+      expected_checksum_ = req.options().expected_checksum();
+      return grpc::Status::OK;
+    }
+    *bytes += req.chunk().size();
+    return ToGrpcStatus(spool_->Feed(req.chunk()));
+  }
+
+  grpc::Status OnEnd() override {
+    absl::StatusOr<ArchiveInfo> info = spool_->Finish();
+    if (!info.ok()) return ToGrpcStatus(info.status());
+    if (!expected_checksum_.empty() && expected_checksum_ != info->checksum) {
+      return Error(grpc::StatusCode::DATA_LOSS,
+                   absl::StrCat("the archive's checksum is ", info->checksum,
+                                " but the client expected ", expected_checksum_,
+                                "; nothing was restored"));
+    }
+    absl::StatusOr<RestoreResult> result =
+        spool_->Apply(node_, absl::Now() + options_.restore_timeout);
+    if (!result.ok()) return ToGrpcStatus(result.status());
+    ToProto(info->meta, false, resp_->mutable_metadata());
+    resp_->set_archive_size(info->archive_size);
+    resp_->set_checksum(info->checksum);
+    resp_->set_restored_index(result->index);
+    return grpc::Status::OK;
+  }
+
+ private:
+  RaftNode* node_;
+  const ServiceOptions& options_;
+  std::unique_ptr<RestoreSpool> spool_;
+  v1::RestoreSnapshotResponse* resp_;
+  bool first_ = true;
+  std::string expected_checksum_;
+};
+
+}  // namespace
 
 // --- SnapshotService --------------------------------------------------------
 
@@ -274,7 +498,8 @@ grpc::Status SnapshotServiceImpl::Take(
   if (!slot.ok()) {
     return TooManyStreams(options_);
   }
-  std::shared_ptr<IdleWatchdog::Stream> watch = watchdog_.Watch(ctx);
+  std::shared_ptr<IdleWatchdog::Stream> watch =
+      watchdog_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   ChunkSink sink(ctx, writer, chunk, watch.get(), bytes);
   absl::StatusOr<ArchiveInfo> info = TakeArchive(
       node_, opts, &sink, absl::Now() + options_.raft_timeout,
@@ -289,128 +514,72 @@ grpc::Status SnapshotServiceImpl::Take(
       });
   absl::Status s = info.ok() ? sink.Flush() : info.status();
   if (!s.ok()) {
-    if (sink.broken() || absl::IsCancelled(s)) return Interrupted(*watch, options_);
+    if (sink.broken() || absl::IsCancelled(s)) return Interrupted(*watch);
     return ToGrpcStatus(s);
   }
   v1::TakeSnapshotResponse last;
   last.mutable_trailer()->set_archive_size(info->archive_size);
   last.mutable_trailer()->set_checksum(info->checksum);
-  if (!writer->Write(last)) return Interrupted(*watch, options_);
+  if (!writer->Write(last)) return Interrupted(*watch);
   return grpc::Status::OK;
 }
 
-grpc::Status SnapshotServiceImpl::VerifySnapshot(
-    grpc::ServerContext* ctx,
-    grpc::ServerReader<v1::VerifySnapshotRequest>* reader,
-    v1::VerifySnapshotResponse* resp) {
-  RpcLog log(ctx, "VerifySnapshot", options_.log_rpcs);
-  return log.Done(Verify(ctx, reader, resp, &log.bytes));
+grpc::ServerReadReactor<v1::VerifySnapshotRequest>*
+SnapshotServiceImpl::VerifySnapshot(grpc::CallbackServerContext* ctx,
+                                    v1::VerifySnapshotResponse* resp) {
+  grpc::Status start =
+      Authorize(options_, *ctx, Permission::kRead, "VerifySnapshot");
+  auto slot = std::make_shared<StreamSlot>(&streams_,
+                                           options_.max_concurrent_streams);
+  if (start.ok() && !slot->ok()) start = TooManyStreams(options_);
+  return new UploadReactor<v1::VerifySnapshotRequest>(
+      ctx, "VerifySnapshot", options_, &watchdog_, start,
+      std::make_unique<VerifySession>(options_, resp), [slot] {});
 }
 
-grpc::Status SnapshotServiceImpl::Verify(
-    grpc::ServerContext* ctx,
-    grpc::ServerReaderInterface<v1::VerifySnapshotRequest>* reader,
-    v1::VerifySnapshotResponse* resp, uint64_t* bytes) {
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kRead, "VerifySnapshot");
-  if (!auth.ok()) return auth;
-  StreamSlot slot(&streams_, options_.max_concurrent_streams);
-  if (!slot.ok()) {
-    return TooManyStreams(options_);
-  }
-  std::shared_ptr<IdleWatchdog::Stream> watch = watchdog_.Watch(ctx);
-  ReaderOptions ro;
-  ro.max_archive_bytes = options_.max_archive_bytes;
-  ArchiveReader archive(/*state_sink=*/nullptr, ro);
-  v1::VerifySnapshotRequest req;
-  while (reader->Read(&req)) {
-    watch->Touch();
-    *bytes += req.chunk().size();
-    absl::Status s = archive.Feed(req.chunk());
-    if (!s.ok()) return ToGrpcStatus(s);
-  }
-  if (ctx->IsCancelled()) return Interrupted(*watch, options_);
-  absl::StatusOr<ArchiveInfo> info = archive.Finish();
-  if (!info.ok()) return ToGrpcStatus(info.status());
-  ToProto(info->meta, false, resp->mutable_metadata());
-  resp->set_archive_size(info->archive_size);
-  resp->set_checksum(info->checksum);
-  resp->set_state_sha256(HexLower(info->state_sha256));
-  return grpc::Status::OK;
-}
-
-grpc::Status SnapshotServiceImpl::RestoreSnapshot(
-    grpc::ServerContext* ctx,
-    grpc::ServerReader<v1::RestoreSnapshotRequest>* reader,
-    v1::RestoreSnapshotResponse* resp) {
-  RpcLog log(ctx, "RestoreSnapshot", options_.log_rpcs);
-  return log.Done(Restore(ctx, reader, resp, &log.bytes));
-}
-
-grpc::Status SnapshotServiceImpl::Restore(
-    grpc::ServerContext* ctx,
-    grpc::ServerReaderInterface<v1::RestoreSnapshotRequest>* reader,
-    v1::RestoreSnapshotResponse* resp, uint64_t* bytes) {
+grpc::ServerReadReactor<v1::RestoreSnapshotRequest>*
+SnapshotServiceImpl::RestoreSnapshot(grpc::CallbackServerContext* ctx,
+                                     v1::RestoreSnapshotResponse* resp) {
+  using Reactor = UploadReactor<v1::RestoreSnapshotRequest>;
+  auto reject = [&](grpc::Status s) {
+    return new Reactor(ctx, "RestoreSnapshot", options_, &watchdog_, s,
+                       nullptr, nullptr);
+  };
   grpc::Status auth =
       Authorize(options_, *ctx, Permission::kAdmin, "RestoreSnapshot");
-  if (!auth.ok()) return auth;
-  std::unique_lock<std::mutex> one(restore_mu_, std::try_to_lock);
-  if (!one.owns_lock()) {
-    return Error(grpc::StatusCode::FAILED_PRECONDITION,
-                 "another restore is in progress on this agent; wait for it "
-                 "to finish");
+  if (!auth.ok()) return reject(auth);
+  auto slot = std::make_shared<StreamSlot>(&streams_,
+                                           options_.max_concurrent_streams);
+  if (!slot->ok()) return reject(TooManyStreams(options_));
+  bool expected = false;
+  if (!restoring_.compare_exchange_strong(expected, true)) {
+    return reject(Error(grpc::StatusCode::FAILED_PRECONDITION,
+                        "another restore is in progress on this agent; wait "
+                        "for it to finish"));
   }
-  StreamSlot slot(&streams_, options_.max_concurrent_streams);
-  if (!slot.ok()) {
-    return TooManyStreams(options_);
-  }
+  std::function<void()> done = [this, slot] { restoring_ = false; };
   // Refuse on a follower before receiving what may be gigabytes.
   absl::Status leader = node_->CheckLeader(absl::Now() + options_.raft_timeout);
-  if (!leader.ok()) return ToGrpcStatus(leader);
-
-  std::shared_ptr<IdleWatchdog::Stream> watch = watchdog_.Watch(ctx);
   ReaderOptions ro;
   ro.max_archive_bytes = options_.max_archive_bytes;
   ro.max_state_bytes = options_.max_state_bytes;
   absl::StatusOr<std::unique_ptr<RestoreSpool>> spool =
-      RestoreSpool::Create(options_.spool_dir, ro);
-  if (!spool.ok()) return ToGrpcStatus(spool.status());
+      leader.ok() ? RestoreSpool::Create(options_.spool_dir, ro)
+                  : absl::StatusOr<std::unique_ptr<RestoreSpool>>(leader);
+  if (!spool.ok()) {
+    done();
+    return reject(ToGrpcStatus(spool.status()));
+  }
+  return new Reactor(
+      ctx, "RestoreSnapshot", options_, &watchdog_, grpc::Status::OK,
+      std::make_unique<RestoreSession>(node_, options_, std::move(*spool), resp),
+      std::move(done));
+}
 
-  std::string expected_checksum;
-  v1::RestoreSnapshotRequest req;
-  bool first = true;
-  while (reader->Read(&req)) {
-    watch->Touch();
-    if (req.has_options()) {
-      if (!first) {
-        return Error(grpc::StatusCode::INVALID_ARGUMENT,
-                     "options may only come in the first message");
-      }
-      expected_checksum = req.options().expected_checksum();
-    } else {
-      *bytes += req.chunk().size();
-      absl::Status s = (*spool)->Feed(req.chunk());
-      if (!s.ok()) return ToGrpcStatus(s);
-    }
-    first = false;
-  }
-  // A cancelled upload is never applied, however much of it arrived.
-  if (ctx->IsCancelled()) return Interrupted(*watch, options_);
-  absl::StatusOr<ArchiveInfo> info = (*spool)->Finish();
-  if (!info.ok()) return ToGrpcStatus(info.status());
-  if (!expected_checksum.empty() && expected_checksum != info->checksum) {
-    return Error(grpc::StatusCode::DATA_LOSS,
-                 absl::StrCat("the archive's checksum is ", info->checksum,
-                              " but the client expected ", expected_checksum,
-                              "; nothing was restored"));
-  }
-  absl::StatusOr<RestoreResult> result =
-      (*spool)->Apply(node_, absl::Now() + options_.restore_timeout);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  ToProto(info->meta, false, resp->mutable_metadata());
-  resp->set_archive_size(info->archive_size);
-  resp->set_checksum(info->checksum);
-  resp->set_restored_index(result->index);
-  return grpc::Status::OK;
+void SnapshotServiceImpl::StopStreams() {
+  watchdog_.StopAll(absl::UnavailableError(
+      "the agent is shutting down; retry against it when it is back, or "
+      "against another node"));
 }
 
 grpc::Status SnapshotServiceImpl::GetStatus(grpc::ServerContext* ctx,

@@ -10,6 +10,7 @@
 #define SNAPSHOT_AGENT_SERVER_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <condition_variable>
 #include <cstdint>
 #include <list>
@@ -54,7 +55,8 @@ struct ServiceOptions {
   bool log_rpcs = true;
 };
 
-// Cancels streams that stay idle too long. One background thread.
+// Stops streams that move no data for too long, and all streams at shutdown.
+// One background thread.
 class IdleWatchdog {
  public:
   explicit IdleWatchdog(absl::Duration timeout);
@@ -62,19 +64,31 @@ class IdleWatchdog {
 
   class Stream {
    public:
+    // Records progress.
     void Touch() { last_ns_ = absl::GetCurrentTimeNanos(); }
-    bool timed_out() const { return timed_out_; }
+    // From now on the stream is not stopped any more (call before the owner
+    // goes away, or before work that moves no data, such as an apply).
+    void Disarm();
+    // Why the stream was stopped; OK while it was not.
+    absl::Status why() const;
 
    private:
     friend class IdleWatchdog;
-    grpc::ServerContext* ctx_ = nullptr;
+    void Stop(const absl::Status& why);
+    mutable std::mutex mu_;
+    bool armed_ = true;
+    absl::Status why_;
+    std::function<void(const absl::Status&)> stop_;
     std::atomic<int64_t> last_ns_{0};
-    std::atomic<bool> timed_out_{false};
   };
-  // Watches `ctx` until the returned handle is destroyed.
-  std::shared_ptr<Stream> Watch(grpc::ServerContext* ctx);
-  // Cancels every watched stream now (shutdown after the grace period).
-  void CancelAll();
+
+  // Watches a stream until the handle is destroyed or disarmed. `stop` is
+  // called at most once, from the watchdog's thread, with
+  // RESOURCE_EXHAUSTED (idle) or UNAVAILABLE (shutdown); it must make the
+  // stream end promptly (cancel it or finish it with that status).
+  std::shared_ptr<Stream> Watch(std::function<void(const absl::Status&)> stop);
+  // Stops every watched stream now with `why`.
+  void StopAll(const absl::Status& why);
 
  private:
   void Run();
@@ -86,47 +100,47 @@ class IdleWatchdog {
   std::thread thread_;
 };
 
-class SnapshotServiceImpl final : public v1::SnapshotService::Service {
+// TakeSnapshot runs on gRPC's synchronous API; VerifySnapshot and
+// RestoreSnapshot on the callback API, so that an idle upload can be ended
+// with RESOURCE_EXHAUSTED (a synchronous Read() cannot time out).
+using SnapshotServiceBase = v1::SnapshotService::WithCallbackMethod_VerifySnapshot<
+    v1::SnapshotService::WithCallbackMethod_RestoreSnapshot<
+        v1::SnapshotService::Service>>;
+
+class SnapshotServiceImpl final : public SnapshotServiceBase {
  public:
   SnapshotServiceImpl(RaftNode* node, ServiceOptions options);
 
   grpc::Status TakeSnapshot(
       grpc::ServerContext* ctx, const v1::TakeSnapshotRequest* req,
       grpc::ServerWriter<v1::TakeSnapshotResponse>* writer) override;
-  grpc::Status VerifySnapshot(
-      grpc::ServerContext* ctx,
-      grpc::ServerReader<v1::VerifySnapshotRequest>* reader,
+  grpc::ServerReadReactor<v1::VerifySnapshotRequest>* VerifySnapshot(
+      grpc::CallbackServerContext* ctx,
       v1::VerifySnapshotResponse* resp) override;
-  grpc::Status RestoreSnapshot(
-      grpc::ServerContext* ctx,
-      grpc::ServerReader<v1::RestoreSnapshotRequest>* reader,
+  grpc::ServerReadReactor<v1::RestoreSnapshotRequest>* RestoreSnapshot(
+      grpc::CallbackServerContext* ctx,
       v1::RestoreSnapshotResponse* resp) override;
   grpc::Status GetStatus(grpc::ServerContext* ctx,
                          const v1::GetStatusRequest* req,
                          v1::GetStatusResponse* resp) override;
 
-  // Cancels every snapshot stream in progress (Take, Verify, Restore before
-  // its apply); used when the shutdown grace period is over.
-  void CancelStreams() { watchdog_.CancelAll(); }
-
-  // The stream loops, written against the interfaces so that tests can
-  // drive them with grpc::testing mock streams.
+  // The TakeSnapshot stream loop, written against the interface so that
+  // tests can drive it with grpc::testing mock streams.
   grpc::Status Take(grpc::ServerContext* ctx, const v1::TakeSnapshotRequest& req,
                     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
                     uint64_t* bytes);
-  grpc::Status Verify(grpc::ServerContext* ctx,
-                      grpc::ServerReaderInterface<v1::VerifySnapshotRequest>* reader,
-                      v1::VerifySnapshotResponse* resp, uint64_t* bytes);
-  grpc::Status Restore(grpc::ServerContext* ctx,
-                       grpc::ServerReaderInterface<v1::RestoreSnapshotRequest>* reader,
-                       v1::RestoreSnapshotResponse* resp, uint64_t* bytes);
+
+  // Ends every snapshot stream in progress with UNAVAILABLE (a restore
+  // already applying is left to finish); for the end of the shutdown grace
+  // period.
+  void StopStreams();
 
  private:
   RaftNode* node_;
   ServiceOptions options_;
   IdleWatchdog watchdog_;
   std::atomic<int> streams_{0};
-  std::mutex restore_mu_;
+  std::atomic<bool> restoring_{false};
 };
 
 class KeyValueServiceImpl final : public v1::KeyValueService::Service {
