@@ -35,20 +35,6 @@ extern "C" {
 
 namespace snapshot {
 
-const char* RoleName(Role r) {
-  switch (r) {
-    case Role::kFollower:
-      return "follower";
-    case Role::kCandidate:
-      return "candidate";
-    case Role::kLeader:
-      return "leader";
-    case Role::kUnavailable:
-      break;
-  }
-  return "unavailable";
-}
-
 namespace {
 
 // A one-shot result that a loop-thread callback fills and a caller waits for.

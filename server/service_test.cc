@@ -1,0 +1,146 @@
+// Unit tests of the gRPC glue with mock streams and an in-memory RaftNode;
+// tests/grpc_api_test.cc covers the same paths over real sockets.
+#include "server/service.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/test/mock_stream.h>
+#include <gtest/gtest.h>
+
+#include "archive/archive.h"
+#include "server/auth.h"
+
+namespace snapshot {
+namespace {
+
+using ::testing::_;
+using ::testing::Invoke;
+using ::testing::Return;
+
+// A node whose snapshot is a fixed byte string.
+class FixedNode : public RaftNode {
+ public:
+  explicit FixedNode(std::string state) : state_(std::move(state)) {}
+  absl::StatusOr<NodeStatus> Status() override { return NodeStatus{}; }
+  absl::Status CheckLeader(absl::Time) override { return absl::OkStatus(); }
+  absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&,
+                                            absl::Time) override {
+    if (!leader_) {
+      return absl::FailedPreconditionError("not the leader; the leader is node 2");
+    }
+    CapturedSnapshot c;
+    c.meta.id = "1-7-0";
+    c.meta.index = 7;
+    c.meta.term = 1;
+    c.meta.size = state_.size();
+    c.state = std::make_unique<StringSource>(state_);
+    return c;
+  }
+  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener&,
+                                        absl::Time) override {
+    return absl::UnimplementedError("not used");
+  }
+  bool leader_ = true;
+
+ private:
+  std::string state_;
+};
+
+ServiceOptions Quiet() {
+  ServiceOptions o;
+  o.log_rpcs = false;
+  return o;
+}
+
+TEST(SnapshotService, TakeSendsMetadataChunksTrailerInOrder) {
+  FixedNode node(std::string(100000, 's'));
+  SnapshotServiceImpl svc(&node, Quiet());
+  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
+  std::vector<v1::TakeSnapshotResponse> sent;
+  EXPECT_CALL(writer, Write(_, _))
+      .WillRepeatedly(Invoke([&](const v1::TakeSnapshotResponse& r, grpc::WriteOptions) {
+        sent.push_back(r);
+        return true;
+      }));
+  grpc::ServerContext ctx;
+  v1::TakeSnapshotRequest req;
+  req.set_chunk_size(16384);
+  req.set_compression_level(0);  // stored: about 100 KB of archive
+  uint64_t bytes = 0;
+  grpc::Status s = svc.Take(&ctx, req, &writer, &bytes);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_GE(sent.size(), 8u);
+  EXPECT_TRUE(sent.front().has_metadata());
+  EXPECT_EQ(sent.front().metadata().index(), 7u);
+  EXPECT_TRUE(sent.back().has_trailer());
+  std::string archive;
+  for (size_t i = 1; i + 1 < sent.size(); ++i) {
+    ASSERT_EQ(sent[i].message_case(), v1::TakeSnapshotResponse::kChunk);
+    if (i + 2 < sent.size()) {
+      EXPECT_EQ(sent[i].chunk().size(), 16384u);
+    }
+    archive += sent[i].chunk();
+  }
+  EXPECT_EQ(bytes, archive.size());
+  EXPECT_EQ(sent.back().trailer().archive_size(), archive.size());
+  EXPECT_EQ(sent.back().trailer().checksum(), ChecksumString(Sha256Of(archive)));
+  StringSource src(archive);
+  auto info = ReadArchive(&src, nullptr);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->meta.size, 100000u);
+}
+
+TEST(SnapshotService, TakeStopsAtTheFirstFailedWrite) {
+  FixedNode node(std::string(200000, 'x'));
+  SnapshotServiceImpl svc(&node, Quiet());
+  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
+  int writes = 0;
+  EXPECT_CALL(writer, Write(_, _))
+      .WillRepeatedly(Invoke([&](const v1::TakeSnapshotResponse&, grpc::WriteOptions) {
+        return ++writes < 3;  // the client goes away on the third message
+      }));
+  grpc::ServerContext ctx;
+  v1::TakeSnapshotRequest req;
+  req.set_chunk_size(16384);
+  req.set_compression_level(0);
+  uint64_t bytes = 0;
+  grpc::Status s = svc.Take(&ctx, req, &writer, &bytes);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(writes, 3) << "kept writing after a failed Write";
+}
+
+TEST(SnapshotService, TakeOnFollowerSendsNothing) {
+  FixedNode node("x");
+  node.leader_ = false;
+  SnapshotServiceImpl svc(&node, Quiet());
+  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
+  EXPECT_CALL(writer, Write(_, _)).Times(0);
+  grpc::ServerContext ctx;
+  uint64_t bytes = 0;
+  grpc::Status s = svc.Take(&ctx, v1::TakeSnapshotRequest(), &writer, &bytes);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("node 2"), std::string::npos);
+}
+
+TEST(StatusMapping, CodesCarryOver) {
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+  grpc::Status s = ToGrpcStatus(absl::DataLossError("hash mismatch for state.bin"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(s.error_message(), "hash mismatch for state.bin");
+  EXPECT_EQ(ToGrpcStatus(absl::UnavailableError("x")).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST(TokenAuth, ParsesRolesAndRefusesMalformedFiles) {
+  EXPECT_TRUE(TokenAuth::Parse("# c\n\nread 0123456789abcdef\nadmin fedcba9876543210\n").ok());
+  EXPECT_FALSE(TokenAuth::Parse("").ok());
+  EXPECT_FALSE(TokenAuth::Parse("write 0123456789abcdef\n").ok());
+  EXPECT_FALSE(TokenAuth::Parse("read short\n").ok());
+  EXPECT_FALSE(TokenAuth::Parse("read a b c\n").ok());
+  auto bad = TokenAuth::Parse("read 0123456789abcdef\nadmin\n");
+  EXPECT_NE(bad.status().message().find("line 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace snapshot
