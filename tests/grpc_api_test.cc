@@ -268,6 +268,32 @@ TEST(GrpcApi, FollowersNameTheLeader) {
   EXPECT_EQ(st.role(), "follower");
   EXPECT_EQ(st.leader_agent_address(), leader_addr);
   EXPECT_EQ(st.members_size(), 3);
+
+  // Health says SERVING only while a leader is known: stop the two others
+  // and the remaining agent turns NOT_SERVING.
+  auto health = grpc::health::v1::Health::NewStub(Connect(agents[follower]->address()));
+  auto check = [&] {
+    grpc::ClientContext hctx;
+    grpc::health::v1::HealthCheckResponse hr;
+    health->Check(&hctx, grpc::health::v1::HealthCheckRequest(), &hr);
+    return hr.status();
+  };
+  // (The agent polls its node's view every 200 ms.)
+  absl::Time serving_by = In(absl::Seconds(5));
+  while (check() != grpc::health::v1::HealthCheckResponse::SERVING &&
+         absl::Now() < serving_by) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(check(), grpc::health::v1::HealthCheckResponse::SERVING);
+  for (int i = 0; i < 3; ++i) {
+    if (i != follower) agents[i].reset();
+  }
+  absl::Time deadline = In(absl::Seconds(15));
+  while (check() != grpc::health::v1::HealthCheckResponse::NOT_SERVING &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(check(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
 }
 
 TEST(GrpcApi, TokenRoles) {
