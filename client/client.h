@@ -42,8 +42,8 @@ struct ClientOptions {
   // Bearer token sent as "authorization: Bearer <token>"; empty: none.
   std::string token;
   // Connect: attempts and the wait for each (backoff doubles from 200 ms).
-  int connect_attempts = 4;
-  absl::Duration connect_timeout = absl::Seconds(5);
+  int connect_attempts = 3;
+  absl::Duration connect_timeout = absl::Seconds(2);
   // Deadline of unary calls (status, key-value). Streams have none: large
   // snapshots take time; the agent ends idle ones.
   absl::Duration call_timeout = absl::Seconds(30);
