@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# snapshotctl against live agents: every command, --json output, the
+# documented exit codes, the progress line only on a terminal, and restore's
+# confirmation.
+set -uo pipefail
+ctl="$1"; agent="$2"
+dir=external/shared/interop
+work="${TEST_TMPDIR:-$(mktemp -d)}/ctl"
+mkdir -p "$work"
+fails=0
+check() {  # check DESCRIPTION COMMAND...
+  local what="$1"; shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
+}
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pids=()
+trap 'for p in "${pids[@]}"; do kill $p 2>/dev/null; done; wait 2>/dev/null' EXIT
+start_agent() {  # start_agent NAME EXTRA_FLAGS... ; sets ADDR
+  local name="$1"; shift
+  local port raft
+  port=$(free_port); raft=$(free_port)
+  "$agent" --data-dir="$work/agent-$name" --listen=127.0.0.1:$port --raft-address=127.0.0.1:$raft \
+    --log-level=warning "$@" >/dev/null 2>>"$work/agents.log" &
+  pids+=($!)
+  ADDR="127.0.0.1:$port"
+}
+wait_up() {  # wait_up ADDRESS [FLAGS...]: until the last agent started answers
+  for _ in $(seq 1 100); do
+    kill -0 "${pids[-1]}" 2>/dev/null || { cat "$work/agents.log"; return 1; }
+    "$ctl" status --address="$1" "${@:2}" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+start_agent plain; A=$ADDR
+check "agent is up" wait_up "$A"
+export SNAPSHOTCTL_ADDRESS=$A
+
+"$ctl" kv put user/1 alice && "$ctl" kv put user/2 bob
+check "kv get" test "$("$ctl" kv get user/1)" = alice
+check "kv list" test "$("$ctl" kv list user/ | wc -l)" -eq 2
+json=$("$ctl" save "$work/a.snap" --json 2>"$work/save.err"); rc=$?
+check "save exits 0" test $rc -eq 0
+check "save prints nothing on stderr without a terminal" test ! -s "$work/save.err"
+check "save --json has index, term, size, archive_size, checksum" /usr/bin/python3 -c '
+import json, sys, base64, hashlib
+j = json.loads(sys.argv[1])
+for k in ("index", "term", "size", "archive_size", "checksum"): assert k in j, k
+data = open(sys.argv[2], "rb").read()
+assert j["archive_size"] == len(data)
+assert j["checksum"] == "sha-256=" + base64.b64encode(hashlib.sha256(data).digest()).decode()
+' "$json" "$work/a.snap"
+check "no .part left" test ! -e "$work/a.snap.part"
+"$ctl" save "$work/a.snap" >/dev/null 2>&1; rc=$?
+check "save over an existing file exits 8" test $rc -eq 8
+check "verify --json" bash -c '"$0" verify "$1" --json | /usr/bin/python3 -c "import json,sys; j=json.load(sys.stdin); assert j[\"valid\"] and j[\"size\"] > 0"' "$ctl" "$work/a.snap"
+"$ctl" verify "$dir/small-bad-crc.snap" >/dev/null 2>"$work/err"; rc=$?
+check "verify of a corrupt archive exits 3" test $rc -eq 3
+check "its error is one line" test "$(wc -l < "$work/err")" -eq 1
+"$ctl" verify "$work/missing.snap" >/dev/null 2>&1; rc=$?
+check "verify of a missing file exits 8" test $rc -eq 8
+
+"$ctl" kv put user/1 mallory >/dev/null
+"$ctl" restore "$work/a.snap" </dev/null >/dev/null 2>"$work/err"; rc=$?
+check "restore without a terminal and without --yes exits 2" test $rc -eq 2
+check "and changes nothing" test "$("$ctl" kv get user/1)" = mallory
+check "restore --yes" "$ctl" restore --yes "$work/a.snap"
+check "old data is back" test "$("$ctl" kv get user/1)" = alice
+"$ctl" restore --yes "$dir/small.snap" >/dev/null 2>&1; rc=$?
+check "restore of a Nomad archive exits 6 (not this engine's state)" test $rc -eq 6
+check "status --json" bash -c '"$0" status --json | /usr/bin/python3 -c "import json,sys; j=json.load(sys.stdin); assert j[\"role\"] == \"leader\""' "$ctl"
+
+# Progress only on a terminal (script(1) gives the command a pseudo-terminal).
+script -qec "$ctl save $work/tty.snap" /dev/null > "$work/tty.out" 2>&1
+check "a terminal gets a progress line" grep -q "MiB" "$work/tty.out"
+
+"$ctl" status --address=127.0.0.1:1 >/dev/null 2>&1; rc=$?
+check "unreachable agent exits 4" test $rc -eq 4
+
+# Tokens: read role may save, not restore.
+printf 'read reader-token-0123456789\nadmin admin-token-0123456789\n' > "$work/tokens"
+echo reader-token-0123456789 > "$work/read.token"
+start_agent tokens --token-file="$work/tokens"; B=$ADDR
+echo admin-token-0123456789 > "$work/admin.token"
+check "token agent is up" wait_up "$B" --token-file="$work/read.token"
+"$ctl" status --address="$B" >/dev/null 2>&1; rc=$?
+check "no token exits 5" test $rc -eq 5
+check "read token may save" "$ctl" save --address="$B" --token-file="$work/read.token" "$work/b.snap"
+"$ctl" restore --yes --address="$B" --token-file="$work/read.token" "$work/b.snap" >/dev/null 2>&1; rc=$?
+check "read token may not restore: exits 5" test $rc -eq 5
+check "admin token may restore" "$ctl" restore --yes --address="$B" --token-file="$work/admin.token" "$work/b.snap"
+
+# Limits: an archive over the agent's limit exits 7.
+start_agent small --max-archive-bytes=1000; C=$ADDR
+check "limited agent is up" wait_up "$C"
+"$ctl" verify --address="$C" "$dir/medium.snap" >/dev/null 2>&1; rc=$?
+check "archive over the limit exits 7" test $rc -eq 7
+
+"$ctl" bogus >/dev/null 2>&1; rc=$?
+check "unknown command exits 2" test $rc -eq 2
+"$ctl" save >/dev/null 2>&1; rc=$?
+check "missing argument exits 2" test $rc -eq 2
+
+echo "$fails failed"
+[ "$fails" -eq 0 ]
