@@ -107,6 +107,20 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   agent->address_ =
       absl::StrCat(config.listen.substr(0, config.listen.rfind(':')), ":", port);
   agent->server_->GetHealthCheckService()->SetServingStatus(false);
+  if (!config.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    int health_port = 0;
+    health_builder.AddListeningPort(config.health_listen,
+                                    grpc::InsecureServerCredentials(), &health_port);
+    agent->health_server_ = health_builder.BuildAndStart();
+    if (!agent->health_server_ || health_port == 0) {
+      agent->server_->Shutdown();
+      agent->node_->Stop();
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot listen on --health-listen ", config.health_listen));
+    }
+    agent->health_server_->GetHealthCheckService()->SetServingStatus(false);
+  }
   agent->health_ = std::thread([a = agent.get()] { a->WatchHealth(); });
   return agent;
 }
@@ -124,6 +138,9 @@ void Agent::WatchHealth() {
     if (now != serving) {
       serving = now;
       server_->GetHealthCheckService()->SetServingStatus(serving);
+      if (health_server_) {
+        health_server_->GetHealthCheckService()->SetServingStatus(serving);
+      }
     }
     cv_.wait_for(l, std::chrono::milliseconds(200));
   }
@@ -162,6 +179,7 @@ void Agent::Shutdown(absl::Duration grace) {
     canceller.join();
     server_->Wait();
   }
+  if (health_server_) health_server_->Shutdown();
   if (node_) node_->Stop();
 }
 

@@ -37,6 +37,10 @@ struct AgentConfig {
   bool insecure = false;
   // Largest gRPC message received.
   int max_message_bytes = 8 << 20;
+  // Optional host:port of a plaintext server that offers only
+  // grpc.health.v1.Health (for Kubernetes gRPC probes, which cannot speak
+  // TLS). It carries no data and needs no token.
+  std::string health_listen;
 };
 
 class Agent {
@@ -64,6 +68,7 @@ class Agent {
   std::unique_ptr<SnapshotServiceImpl> snapshots_;
   std::unique_ptr<KeyValueServiceImpl> kv_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;  // optional, health only
   std::thread health_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -18,6 +18,10 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:7150",
           "host:port of the gRPC API. A non-loopback address needs TLS and "
           "--token-file, or --insecure.");
+ABSL_FLAG(std::string, health_listen, "",
+          "Optional host:port of a plaintext server offering only "
+          "grpc.health.v1.Health (for Kubernetes gRPC probes, which cannot "
+          "use TLS). Carries no data.");
 ABSL_FLAG(std::string, data_dir, "/var/lib/snapshot-agent",
           "Directory of the Raft log and snapshots, and of restore spool "
           "files; created (mode 0700) if missing.");
@@ -62,6 +66,7 @@ namespace {
 int Run() {
   snapshot::AgentConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);
+  c.health_listen = absl::GetFlag(FLAGS_health_listen);
   c.node.id = absl::GetFlag(FLAGS_raft_id);
   c.node.raft_address = absl::GetFlag(FLAGS_raft_address);
   c.node.data_dir = absl::GetFlag(FLAGS_data_dir);

@@ -449,11 +449,14 @@ TEST(GrpcApi, Limits) {
   EXPECT_TRUE(testing::Take(r.snaps.get()).status.ok());
 }
 
-TEST(GrpcApi, HealthFollowsLeadershipAndReflectionIsOn) {
+TEST(GrpcApi, HealthIsServedOnThePlaintextHealthPortToo) {
   TempDir dir;
-  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  AgentConfig c = SingleAgentConfig(dir.path());
+  const std::string health_addr = absl::StrCat("127.0.0.1:", testing::FreePort());
+  c.health_listen = health_addr;
+  Running r = StartAgent(c);
   ASSERT_NE(r.agent, nullptr);
-  auto health = grpc::health::v1::Health::NewStub(Connect(r.agent->address()));
+  auto health = grpc::health::v1::Health::NewStub(Connect(health_addr));
   absl::Time deadline = In(absl::Seconds(5));
   grpc::health::v1::HealthCheckResponse resp;
   while (absl::Now() < deadline) {

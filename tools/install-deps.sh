@@ -13,8 +13,8 @@ PACKAGES=(
   libraft-dev libuv1-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
-  gzip pigz openssl
-  python3-grpcio python3-protobuf
+  gzip pigz openssl util-linux systemd
+  python3-grpcio python3-protobuf python3-yaml
 )
 
 missing=()
