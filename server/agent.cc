@@ -82,6 +82,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   }
   if (config.node.agent_address.empty()) config.node.agent_address = config.listen;
   ASSIGN_OR_RETURN(agent->node_, EmbeddedNode::Start(config.node));
+  // Give the node a moment to find a leader, so that a single-node agent
+  // serves writes as soon as its port is open. A cluster whose peers are not
+  // up yet starts serving anyway (health says NOT_SERVING until a leader).
+  agent->node_->WaitForLeader(absl::Now() + absl::Seconds(3)).IgnoreError();
 
   config.service.spool_dir = config.node.data_dir;
   config.service.auth = agent->auth_.get();

@@ -46,8 +46,9 @@ struct AgentConfig {
 class Agent {
  public:
   // Validates the configuration (INVALID_ARGUMENT), starts the Raft node
-  // (errors as EmbeddedNode::Start) and the gRPC server (FAILED_PRECONDITION
-  // when the address cannot be bound).
+  // (errors as EmbeddedNode::Start), waits up to 3 s for it to know a leader,
+  // and starts the gRPC server (FAILED_PRECONDITION when the address cannot
+  // be bound).
   static absl::StatusOr<std::unique_ptr<Agent>> Start(AgentConfig config);
   ~Agent();
 
