@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "archive/sha256.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/agent_testing.h"
 
 namespace snapshot {
@@ -469,6 +471,28 @@ TEST(GrpcApi, HealthIsServedOnThePlaintextHealthPortToo) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+TEST(GrpcApi, ReflectionListsTheServices) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  namespace refl = grpc::reflection::v1alpha;
+  auto stub = refl::ServerReflection::NewStub(Connect(r.agent->address()));
+  grpc::ClientContext ctx;
+  auto stream = stub->ServerReflectionInfo(&ctx);
+  refl::ServerReflectionRequest req;
+  req.set_list_services("");
+  ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  refl::ServerReflectionResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  std::set<std::string> names;
+  for (const auto& s : resp.list_services_response().service()) names.insert(s.name());
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_TRUE(names.count("snapshot.v1.SnapshotService"));
+  EXPECT_TRUE(names.count("snapshot.v1.KeyValueService"));
+  EXPECT_TRUE(names.count("grpc.health.v1.Health"));
 }
 
 TEST(GrpcApi, NonLoopbackNeedsTlsAndTokensOrInsecure) {
