@@ -61,25 +61,34 @@ absl::Status SyncDirectoryOf(const std::string& path) {
   return absl::OkStatus();
 }
 
-// Streams a file to a client-streaming call, `make` turning each chunk into
-// a request. Stops early when the stream breaks (the call's status then says
-// why); returns an error only for a local read failure.
+// Streams a file to a client-streaming call (`make` turns each chunk into a
+// request), half-closes and returns the call's outcome. A local read error
+// cancels the call, so that a partial archive never looks complete.
 template <typename Req, typename Writer>
-absl::Status Upload(FileSource* src, Writer* writer, uint64_t total,
-                    const ProgressFn& progress,
-                    const std::function<void(std::string, Req*)>& make) {
+absl::Status UploadFile(grpc::ClientContext* ctx, FileSource* src, Writer* writer,
+                        const ProgressFn& progress, const std::string& address,
+                        const std::function<void(std::string, Req*)>& make) {
   std::string buf(kUploadChunk, '\0');
   uint64_t done = 0;
+  absl::Status local;
   for (;;) {
-    ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
-    if (n == 0) break;
+    absl::StatusOr<size_t> n = src->Read(&buf[0], buf.size());
+    if (!n.ok()) {
+      local = n.status();
+      ctx->TryCancel();
+      break;
+    }
+    if (*n == 0) break;
     Req req;
-    make(buf.substr(0, n), &req);
-    if (!writer->Write(req)) break;  // Finish() tells why
-    done += n;
-    if (progress) progress(done, total);
+    make(buf.substr(0, *n), &req);
+    if (!writer->Write(req)) break;  // the call's status says why
+    done += *n;
+    if (progress) progress(done, src->size());
   }
-  return absl::OkStatus();
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  RETURN_IF_ERROR(local);
+  return FromGrpc(s, address);
 }
 
 }  // namespace
@@ -239,16 +248,11 @@ absl::StatusOr<v1::VerifySnapshotResponse> SnapshotClient::Verify(
   Prepare(&ctx, false);
   v1::VerifySnapshotResponse resp;
   auto writer = snapshots_->VerifySnapshot(&ctx, &resp);
-  absl::Status local = Upload<v1::VerifySnapshotRequest>(
-      &src, writer.get(), src.size(), progress,
+  RETURN_IF_ERROR(UploadFile<v1::VerifySnapshotRequest>(
+      &ctx, &src, writer.get(), progress, options_.address,
       [](std::string chunk, v1::VerifySnapshotRequest* r) {
         r->set_chunk(std::move(chunk));
-      });
-  if (!local.ok()) ctx.TryCancel();
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  RETURN_IF_ERROR(local);
-  RETURN_IF_ERROR(FromGrpc(s, options_.address));
+      }));
   return resp;
 }
 
@@ -275,20 +279,12 @@ absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
   auto writer = snapshots_->RestoreSnapshot(&ctx, &resp);
   v1::RestoreSnapshotRequest first;
   first.mutable_options()->set_expected_checksum(checksum);
-  absl::Status local;
-  if (writer->Write(first)) {
-    local = Upload<v1::RestoreSnapshotRequest>(
-        &src, writer.get(), src.size(), progress,
-        [](std::string chunk, v1::RestoreSnapshotRequest* r) {
-          r->set_chunk(std::move(chunk));
-        });
-  }
-  // A local read error must not let a partial archive look complete.
-  if (!local.ok()) ctx.TryCancel();
-  writer->WritesDone();
-  grpc::Status s = writer->Finish();
-  RETURN_IF_ERROR(local);
-  RETURN_IF_ERROR(FromGrpc(s, options_.address));
+  writer->Write(first);  // if the stream broke, the upload below says why
+  RETURN_IF_ERROR(UploadFile<v1::RestoreSnapshotRequest>(
+      &ctx, &src, writer.get(), progress, options_.address,
+      [](std::string chunk, v1::RestoreSnapshotRequest* r) {
+        r->set_chunk(std::move(chunk));
+      }));
   return resp;
 }
 

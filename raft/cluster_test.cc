@@ -16,24 +16,11 @@ namespace snapshot {
 namespace {
 
 using testing::Cluster;
+using testing::OpenerOf;
+using testing::ReadAll;
 
 absl::Time In(absl::Duration d) { return absl::Now() + d; }
 
-std::string ReadAll(ByteSource* src) {
-  std::string out, buf(65536, '\0');
-  for (;;) {
-    size_t n = *src->Read(&buf[0], buf.size());
-    if (n == 0) return out;
-    out.append(buf.data(), n);
-  }
-}
-
-StateOpener OpenerOf(std::string bytes) {
-  auto shared = std::make_shared<std::string>(std::move(bytes));
-  return [shared]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
-    return std::unique_ptr<ByteSource>(new StringSource(*shared));
-  };
-}
 
 void PutMany(EmbeddedNode* n, const std::string& prefix, int count,
              const std::string& value = "v") {

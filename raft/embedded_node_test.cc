@@ -23,6 +23,8 @@ namespace snapshot {
 namespace {
 
 using testing::FreePort;
+using testing::OpenerOf;
+using testing::ReadAll;
 using testing::TempDir;
 
 absl::Time In(absl::Duration d) { return absl::Now() + d; }
@@ -47,21 +49,6 @@ std::unique_ptr<EmbeddedNode> StartLeader(const EmbeddedNodeConfig& c) {
   return std::move(*node);
 }
 
-std::string ReadAll(ByteSource* src) {
-  std::string out, buf(65536, '\0');
-  for (;;) {
-    size_t n = *src->Read(&buf[0], buf.size());
-    if (n == 0) return out;
-    out.append(buf.data(), n);
-  }
-}
-
-StateOpener OpenerOf(std::string bytes) {
-  auto shared = std::make_shared<std::string>(std::move(bytes));
-  return [shared]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
-    return std::unique_ptr<ByteSource>(new StringSource(*shared));
-  };
-}
 
 TEST(EmbeddedNode, KeyValueOperationsAndStatus) {
   TempDir dir;

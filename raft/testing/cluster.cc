@@ -39,6 +39,22 @@ int FreePort() {
   return ntohs(sa.sin_port);
 }
 
+std::string ReadAll(ByteSource* src) {
+  std::string out, buf(65536, '\0');
+  for (;;) {
+    size_t n = *src->Read(&buf[0], buf.size());
+    if (n == 0) return out;
+    out.append(buf.data(), n);
+  }
+}
+
+StateOpener OpenerOf(std::string bytes) {
+  auto shared = std::make_shared<std::string>(std::move(bytes));
+  return [shared]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
+    return std::unique_ptr<ByteSource>(new StringSource(*shared));
+  };
+}
+
 Cluster::Cluster(int n, unsigned snapshot_threshold) {
   std::vector<Member> peers;
   for (int i = 0; i < n; ++i) {

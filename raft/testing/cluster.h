@@ -29,6 +29,12 @@ class TempDir {
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreePort();
 
+// Everything a source yields, in memory (small test data only).
+std::string ReadAll(ByteSource* src);
+
+// A StateOpener over a copy of `bytes`.
+StateOpener OpenerOf(std::string bytes);
+
 // N nodes with ids 1..N on 127.0.0.1, each with its own data directory,
 // short timeouts, and a small snapshot threshold so that the engine's own
 // snapshots and InstallSnapshot are exercised.
