@@ -6,9 +6,11 @@
 // Threading: one libuv loop thread owns the raft instance and the state
 // machine. Public methods post closures to it (a mutex-protected queue and a
 // uv_async_t) and wait with a deadline; request state lives in shared_ptrs, so
-// a callback that fires after the caller gave up is harmless. Slow work
-// (serializing a snapshot, hashing, validating a restore) runs on the
-// caller's thread or libuv's thread pool, never on the loop.
+// a callback that fires after the caller gave up is harmless. Slow work for
+// callers (serializing a user snapshot, hashing, validating a restore) runs
+// on the caller's thread, never on the loop; only the engine's own
+// log-compaction snapshots serialize on the loop (libraft 0.15's libuv I/O
+// offers no asynchronous snapshots; see docs/raft-engine.md).
 //
 // Durability: the Raft log, its snapshots and the term/vote live under
 // `data_dir`; the state survives a clean stop and a kill -9 (auto-recovery is

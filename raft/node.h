@@ -71,7 +71,9 @@ struct SnapshotOptions {
 struct CapturedSnapshot {
   // index/term/configuration of the snapshot; size = bytes `state` yields.
   SnapshotMeta meta;
-  // True when taken from a follower's applied state (allow_stale).
+  // True when taken from a follower's applied state (allow_stale); then
+  // meta.index is that node's applied index and meta.term its current term
+  // (which may be newer than the term of the entry at that index).
   bool stale = false;
   // The state bytes: exactly meta.size of them, in the engine's serialized
   // form. Owns what it needs (it stays valid after the node moves on) and
