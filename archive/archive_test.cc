@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
 #include <string>
 
+#include "archive/parallel_gzip.h"
 #include "archive/synthetic_source.h"
 #include "archive/tar.h"
 
@@ -105,6 +107,52 @@ TEST(Archive, RoundTripEveryCompressionLevel) {
     ASSERT_TRUE(info.ok()) << "level " << level << ": " << info.status();
     EXPECT_TRUE(got == state);
   }
+}
+
+TEST(Archive, ParallelCompressorRoundTripsAtEverySizeAndThreadCount) {
+  for (uint64_t size : {0, 1, 999, 1000, 1001, 20000}) {
+    for (int threads : {1, 2, 3}) {
+      const std::string state = StateBytes(size, size + threads);
+      WriterOptions opts;
+      // Tiny blocks: many members, blocks split anywhere in the tar stream.
+      opts.compressor = ParallelGzipCompressor(6, threads, /*block_bytes=*/1000);
+      Written w = Write(TestMeta(size), state, opts);
+      std::string got;
+      auto info = Read(w.archive, &got, 777);
+      ASSERT_TRUE(info.ok()) << size << "/" << threads << ": " << info.status();
+      EXPECT_TRUE(got == state);
+      EXPECT_EQ(info->checksum, w.info.checksum);
+    }
+  }
+  WriterOptions bad;
+  bad.compressor = ParallelGzipCompressor(10, 2);
+  std::string out;
+  StringSource src("");
+  StringSink sink(&out);
+  EXPECT_EQ(WriteArchive(TestMeta(0), &src, &sink, bad).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(Archive, ParallelArchiveIsStandardGzipForOtherTools) {
+  // gzip(1) and tar(1) read a multi-member archive like any other.
+  const std::string state = StateBytes(300000, 5);
+  WriterOptions opts;
+  opts.compressor = ParallelGzipCompressor(1, 2, 64 << 10);
+  Written w = Write(TestMeta(state.size()), state, opts);
+  const char* tmp = getenv("TEST_TMPDIR");
+  const std::string path = std::string(tmp ? tmp : "/tmp") + "/parallel.snap";
+  {
+    std::ofstream f(path, std::ios::binary);
+    f << w.archive;
+  }
+  EXPECT_EQ(system(("gzip -t '" + path + "'").c_str()), 0);
+  FILE* p = popen(("gzip -dc '" + path + "' | tar tf -").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string listing;
+  char line[256];
+  while (fgets(line, sizeof(line), p) != nullptr) listing += line;
+  EXPECT_EQ(pclose(p), 0);
+  EXPECT_EQ(listing, "meta.json\nstate.bin\nSHA256SUMS\n");
 }
 
 TEST(Archive, FeedingOneByteAtATimeWorks) {

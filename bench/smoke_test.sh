@@ -3,6 +3,6 @@
 set -euo pipefail
 out=$("$1" --size_mib=4 --dir="${TEST_TMPDIR:-/tmp}")
 echo "$out"
-for row in "write (snapshot-agent, zlib)" "verify (snapshot-agent)" "gzip -6" "peak RSS"; do
+for row in "write (snapshot-agent, zlib x1)" "write (snapshot-agent, libdeflate" "verify (snapshot-agent)" "gzip -6" "peak RSS"; do
   grep -qF "$row" <<<"$out" || { echo "missing row: $row"; exit 1; }
 done

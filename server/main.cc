@@ -46,6 +46,9 @@ ABSL_FLAG(bool, insecure, false,
           "Allow a non-loopback --listen without TLS and tokens.");
 ABSL_FLAG(int, max_streams, 4,
           "Snapshot streams (take, verify, restore) served at once.");
+ABSL_FLAG(int, compress_threads, 0,
+          "Threads compressing a snapshot archive (gzip members in "
+          "parallel); 0 = one per core.");
 ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest gRPC message received.");
 ABSL_FLAG(uint64_t, max_archive_bytes, uint64_t{64} << 30,
           "Largest archive accepted by VerifySnapshot and RestoreSnapshot.");
@@ -89,6 +92,7 @@ int Run() {
   c.insecure = absl::GetFlag(FLAGS_insecure);
   c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   c.service.max_concurrent_streams = absl::GetFlag(FLAGS_max_streams);
+  c.service.compress_threads = absl::GetFlag(FLAGS_compress_threads);
   c.service.max_archive_bytes = absl::GetFlag(FLAGS_max_archive_bytes);
   c.service.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
   c.node.max_restore_bytes = c.service.max_state_bytes;

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "archive/parallel_gzip.h"
 #include "core/snapshot_ops.h"
 
 namespace snapshot {
@@ -494,6 +495,11 @@ grpc::Status SnapshotServiceImpl::Take(
     }
     opts.writer.compression_level = req.compression_level();
   }
+  int threads = options_.compress_threads > 0
+                    ? options_.compress_threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opts.writer.compressor =
+      ParallelGzipCompressor(opts.writer.compression_level, threads);
   StreamSlot slot(&streams_, options_.max_concurrent_streams);
   if (!slot.ok()) {
     return TooManyStreams(options_);

@@ -45,6 +45,9 @@ struct ServiceOptions {
   // A stream that moves no byte for this long is cancelled
   // (RESOURCE_EXHAUSTED). There is no limit on a whole transfer.
   absl::Duration idle_timeout = absl::Seconds(60);
+  // Threads compressing a TakeSnapshot archive (parallel gzip members,
+  // archive/parallel_gzip.h); 0 = as many as the machine has cores.
+  int compress_threads = 0;
   // Deadline for calls into the Raft node (capture, status, key-value).
   absl::Duration raft_timeout = absl::Seconds(30);
   // Deadline for applying a verified restore to the cluster.

@@ -9,6 +9,7 @@ Headers come from /usr/include, which the compiler searches already.
 _LIBS = {
     "absl": (["absl_status", "absl_statusor", "absl_strings", "absl_str_format", "absl_synchronization", "absl_time", "absl_flags", "absl_flags_parse"], []),
     "zlib": (["zlib"], []),
+    "libdeflate": (["libdeflate"], []),
     "crypto": (["libcrypto"], []),
     "ssl": (["libssl", "libcrypto"], []),
     "protobuf": (["protobuf"], []),
