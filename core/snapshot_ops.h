@@ -40,9 +40,11 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
 
 class RestoreSpool {
  public:
-  // Creates the spool file (mode 0600) in `dir`. The reader refuses a state
-  // larger than options.max_state_bytes or than the free space in `dir`,
-  // as soon as meta.json or the state.bin header tells its size.
+  // Creates the spool file (mode 0600) in `dir`. The reader refuses, before
+  // the state arrives, a state larger than options.max_state_bytes (from the
+  // state.bin header) or than the free space in `dir` (from meta.json's
+  // Size, which comes first in every archive written by us or Nomad); a disk
+  // that fills up anyway is RESOURCE_EXHAUSTED.
   static absl::StatusOr<std::unique_ptr<RestoreSpool>> Create(
       const std::string& dir, ReaderOptions options);
   // Removes the spool file.
