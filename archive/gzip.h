@@ -62,8 +62,6 @@ class GzipDecoder {
   absl::Status Feed(absl::string_view data);
   // True when the bytes fed so far end exactly at the end of a gzip member.
   bool AtMemberBoundary() const;
-  // Compressed bytes consumed so far.
-  uint64_t compressed_bytes() const { return consumed_; }
   // Complete members seen so far.
   uint64_t members() const { return members_; }
   // Offset of the first byte of the member being read (or the next one).

@@ -39,6 +39,21 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
   }
 }
 
+absl::StatusOr<Digest> Sha256OfSource(ByteSource* source, uint64_t* bytes) {
+  Sha256 h;
+  std::string buf(1 << 20, '\0');
+  uint64_t total = 0;
+  for (;;) {
+    absl::StatusOr<size_t> n = source->Read(&buf[0], buf.size());
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    total += *n;
+    h.Update(absl::string_view(buf.data(), *n));
+  }
+  if (bytes != nullptr) *bytes = total;
+  return h.Finish();
+}
+
 absl::StatusOr<size_t> StringSource::Read(char* buf, size_t n) {
   size_t k = std::min(n, data_.size());
   memcpy(buf, data_.data(), k);

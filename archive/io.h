@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "archive/sha256.h"
 
 namespace snapshot {
 
@@ -117,6 +118,11 @@ class FileSink : public ByteSink {
   int fd_;
   std::string path_;
 };
+
+// Reads `source` to its end and returns the SHA-256 of its bytes; `bytes`
+// (if not null) receives how many there were. Fixed 1 MiB buffer.
+absl::StatusOr<Digest> Sha256OfSource(ByteSource* source,
+                                      uint64_t* bytes = nullptr);
 
 // Maps errno of a failed file operation on `path` to a status whose code says
 // what to do next (NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED for a full

@@ -263,14 +263,8 @@ absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
   std::string checksum;
   {
     ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-    Sha256 h;
-    std::string buf(kUploadChunk, '\0');
-    for (;;) {
-      ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
-      if (n == 0) break;
-      h.Update(absl::string_view(buf.data(), n));
-    }
-    checksum = ChecksumString(h.Finish());
+    ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(&src));
+    checksum = ChecksumString(digest);
   }
   ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
   grpc::ClientContext ctx;

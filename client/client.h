@@ -74,7 +74,8 @@ class SnapshotClient {
   static absl::StatusOr<std::unique_ptr<SnapshotClient>> Connect(
       const ClientOptions& options);
 
-  // For tests and custom channels: borrowed-free stubs (owned).
+  // Takes ownership of the stubs: for tests with the generated mocks, or for
+  // channels built by the caller.
   SnapshotClient(std::unique_ptr<v1::SnapshotService::StubInterface> snapshots,
                  std::unique_ptr<v1::KeyValueService::StubInterface> kv,
                  ClientOptions options);

@@ -932,14 +932,8 @@ absl::StatusOr<std::pair<uint64_t, Digest>> EmbeddedNode::StateDigest(
       deadline);
   if (!captured.ok()) return captured.status();
   std::unique_ptr<ByteSource> src = captured->second.NewSource();
-  Sha256 h;
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
-    if (n == 0) break;
-    h.Update(absl::string_view(buf.data(), n));
-  }
-  return std::make_pair(captured->first, h.Finish());
+  ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(src.get()));
+  return std::make_pair(captured->first, digest);
 }
 
 }  // namespace snapshot

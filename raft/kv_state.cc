@@ -292,16 +292,5 @@ absl::StatusOr<KvState> DecodeState(absl::string_view bytes) {
   return state;
 }
 
-absl::StatusOr<uint64_t> ValidateState(ByteSource* source) {
-  StateDecoder d;
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    ASSIGN_OR_RETURN(size_t n, source->Read(&buf[0], buf.size()));
-    if (n == 0) break;
-    RETURN_IF_ERROR(d.Feed(absl::string_view(buf.data(), n)));
-  }
-  return d.Finish();
-}
-
 }  // namespace kv
 }  // namespace snapshot

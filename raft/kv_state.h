@@ -127,10 +127,6 @@ class StateDecoder {
 // Decodes a whole serialized state.
 absl::StatusOr<KvState> DecodeState(absl::string_view bytes);
 
-// Validates a serialized state read from `source` without keeping it.
-// Returns the number of entries.
-absl::StatusOr<uint64_t> ValidateState(ByteSource* source);
-
 }  // namespace kv
 }  // namespace snapshot
 
