@@ -28,9 +28,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "archive/gzip.h"
-#include "archive/io.h"
+#include "base/io.h"
 #include "archive/meta.h"
-#include "archive/sha256.h"
+#include "base/sha256.h"
 
 namespace snapshot {
 
@@ -88,8 +88,8 @@ struct ReaderOptions {
 // Reads and verifies an archive fed to it in chunks of any size.
 //
 //   ArchiveReader reader(&state_sink, options);
-//   while (...) RETURN_IF_ERROR(reader.Feed(chunk));
-//   ASSIGN_OR_RETURN(ArchiveInfo info, reader.Finish());
+//   while (...) SA_RETURN_IF_ERROR(reader.Feed(chunk));
+//   SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader.Finish());
 //
 // state.bin's bytes go to `state_sink` (borrowed; nullptr discards them) as
 // they arrive, before they are verified: a caller that keeps them must throw

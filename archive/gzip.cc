@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
@@ -50,7 +50,7 @@ class ZlibCompressor : public Compressor {
   }
 
   absl::Status Finish() override {
-    RETURN_IF_ERROR(Deflate(absl::string_view(), Z_FINISH));
+    SA_RETURN_IF_ERROR(Deflate(absl::string_view(), Z_FINISH));
     char trailer[8];
     PutLE32(static_cast<uint32_t>(crc_), trailer);
     PutLE32(isize_, trailer + 4);
@@ -75,7 +75,7 @@ class ZlibCompressor : public Compressor {
       if (rc == Z_STREAM_ERROR) return absl::InternalError("deflate failed");
       size_t produced = kOutBufferSize - zs_.avail_out;
       if (produced > 0) {
-        RETURN_IF_ERROR(out_->Write(absl::string_view(buf_.get(), produced)));
+        SA_RETURN_IF_ERROR(out_->Write(absl::string_view(buf_.get(), produced)));
       }
       if (flush == Z_FINISH && left == 0) {
         if (rc == Z_STREAM_END) return absl::OkStatus();
@@ -102,7 +102,7 @@ CompressorFactory ZlibGzipCompressor(int level) {
           "gzip compression level must be 0 to 9, got ", level));
     }
     auto c = std::make_unique<ZlibCompressor>(out);
-    RETURN_IF_ERROR(c->Init(level));
+    SA_RETURN_IF_ERROR(c->Init(level));
     return std::unique_ptr<Compressor>(std::move(c));
   };
 }
@@ -174,7 +174,7 @@ absl::Status GzipDecoder::Feed(absl::string_view data) {
     // Pass on what was decoded before looking at the result: the downstream
     // parser names a fault more precisely than a CRC check at the end can.
     if (produced > 0) {
-      RETURN_IF_ERROR(out_->Write(absl::string_view(buf_.get(), produced)));
+      SA_RETURN_IF_ERROR(out_->Write(absl::string_view(buf_.get(), produced)));
     }
     if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
       return MapZlibError(rc);

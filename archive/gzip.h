@@ -24,7 +24,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "archive/io.h"
+#include "base/io.h"
 
 typedef struct z_stream_s z_stream;
 

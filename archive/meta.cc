@@ -4,7 +4,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
@@ -108,15 +108,15 @@ absl::StatusOr<SnapshotMeta> ParseMetaJson(absl::string_view text) {
   if (!j.is_object()) return Bad("not a JSON object");
 
   SnapshotMeta m;
-  RETURN_IF_ERROR(GetInt(j, "Version", true, &m.version));
-  RETURN_IF_ERROR(GetString(j, "ID", true, &m.id));
-  RETURN_IF_ERROR(GetUint(j, "Index", true, &m.index));
-  RETURN_IF_ERROR(GetUint(j, "Term", true, &m.term));
-  RETURN_IF_ERROR(GetUint(j, "Size", true, &m.size));
-  RETURN_IF_ERROR(
+  SA_RETURN_IF_ERROR(GetInt(j, "Version", true, &m.version));
+  SA_RETURN_IF_ERROR(GetString(j, "ID", true, &m.id));
+  SA_RETURN_IF_ERROR(GetUint(j, "Index", true, &m.index));
+  SA_RETURN_IF_ERROR(GetUint(j, "Term", true, &m.term));
+  SA_RETURN_IF_ERROR(GetUint(j, "Size", true, &m.size));
+  SA_RETURN_IF_ERROR(
       GetUint(j, "ConfigurationIndex", false, &m.configuration_index));
   std::string peers64;
-  RETURN_IF_ERROR(GetString(j, "Peers", false, &peers64));
+  SA_RETURN_IF_ERROR(GetString(j, "Peers", false, &peers64));
   if (!peers64.empty() && !absl::Base64Unescape(peers64, &m.peers)) {
     return Bad("field Peers is not valid base64");
   }
@@ -134,9 +134,9 @@ absl::StatusOr<SnapshotMeta> ParseMetaJson(absl::string_view text) {
           return Bad("Configuration.Servers entries must be objects");
         }
         Server srv;
-        RETURN_IF_ERROR(GetInt(js, "Suffrage", false, &srv.suffrage));
-        RETURN_IF_ERROR(GetString(js, "ID", false, &srv.id));
-        RETURN_IF_ERROR(GetString(js, "Address", false, &srv.address));
+        SA_RETURN_IF_ERROR(GetInt(js, "Suffrage", false, &srv.suffrage));
+        SA_RETURN_IF_ERROR(GetString(js, "ID", false, &srv.id));
+        SA_RETURN_IF_ERROR(GetString(js, "Address", false, &srv.address));
         m.servers.push_back(std::move(srv));
       }
     }

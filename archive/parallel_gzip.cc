@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
@@ -40,21 +40,21 @@ class ParallelCompressor : public Compressor {
       size_t n = std::min(block_ - cur_.size(), data.size());
       cur_.append(data.data(), n);
       data.remove_prefix(n);
-      if (cur_.size() == block_) RETURN_IF_ERROR(Submit());
+      if (cur_.size() == block_) SA_RETURN_IF_ERROR(Submit());
     }
     return absl::OkStatus();
   }
 
   absl::Status Finish() override {
     // An empty input still yields one (empty) member: valid gzip.
-    if (!cur_.empty() || !submitted_any_) RETURN_IF_ERROR(Submit());
-    while (!inflight_.empty()) RETURN_IF_ERROR(WriteOldest());
+    if (!cur_.empty() || !submitted_any_) SA_RETURN_IF_ERROR(Submit());
+    while (!inflight_.empty()) SA_RETURN_IF_ERROR(WriteOldest());
     return absl::OkStatus();
   }
 
  private:
   absl::Status Submit() {
-    if (inflight_.size() >= max_inflight_) RETURN_IF_ERROR(WriteOldest());
+    if (inflight_.size() >= max_inflight_) SA_RETURN_IF_ERROR(WriteOldest());
     auto block = std::make_shared<std::string>(std::move(cur_));
     cur_ = std::string();
     cur_.reserve(block_);

@@ -8,7 +8,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "archive/archive.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 #include "archive/tar.h"
 
 namespace snapshot {
@@ -71,18 +71,18 @@ absl::Status ArchiveReader::TarParser::Write(absl::string_view data) {
         data.remove_prefix(n);
         offset_ += n;
         if (block_.size() == tar::kBlockSize) {
-          RETURN_IF_ERROR(OnBlock());
+          SA_RETURN_IF_ERROR(OnBlock());
           block_.clear();
         }
         break;
       }
       case State::kData: {
         size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, data.size()));
-        RETURN_IF_ERROR(OnData(data.substr(0, n)));
+        SA_RETURN_IF_ERROR(OnData(data.substr(0, n)));
         data.remove_prefix(n);
         offset_ += n;
         remaining_ -= n;
-        if (remaining_ == 0) RETURN_IF_ERROR(EndEntry());
+        if (remaining_ == 0) SA_RETURN_IF_ERROR(EndEntry());
         break;
       }
       case State::kPadding: {
@@ -190,7 +190,7 @@ absl::Status ArchiveReader::TarParser::OnHeader(const tar::Header& h) {
     seen_[entry_] = true;
     if (entry_ == kState) {
       entry_size_ = size;
-      RETURN_IF_ERROR(CheckStateSize());
+      SA_RETURN_IF_ERROR(CheckStateSize());
     }
   }
   entry_name_ = name;
@@ -225,9 +225,9 @@ absl::Status ArchiveReader::TarParser::EndEntry() {
   switch (entry_) {
     case kMeta: {
       meta_digest_ = meta_hash_.Finish();
-      ASSIGN_OR_RETURN(meta_, ParseMetaJson(meta_json_));
-      RETURN_IF_ERROR(CheckStateSize());
-      if (options_->on_meta) RETURN_IF_ERROR(options_->on_meta(*meta_));
+      SA_ASSIGN_OR_RETURN(meta_, ParseMetaJson(meta_json_));
+      SA_RETURN_IF_ERROR(CheckStateSize());
+      if (options_->on_meta) SA_RETURN_IF_ERROR(options_->on_meta(*meta_));
       break;
     }
     case kState:
@@ -236,7 +236,7 @@ absl::Status ArchiveReader::TarParser::EndEntry() {
     case kSums:
       break;
     case kPax: {
-      ASSIGN_OR_RETURN(pax_, tar::ParsePax(pax_body_));
+      SA_ASSIGN_OR_RETURN(pax_, tar::ParsePax(pax_body_));
       break;
     }
   }
@@ -347,8 +347,8 @@ absl::StatusOr<ArchiveInfo> ArchiveReader::TarParser::Conclude() {
           "file missing from snapshot: %s", names[which]));
     }
   }
-  RETURN_IF_ERROR(CheckSums());
-  RETURN_IF_ERROR(CheckStateSize());
+  SA_RETURN_IF_ERROR(CheckSums());
+  SA_RETURN_IF_ERROR(CheckStateSize());
   ArchiveInfo info;
   info.meta = *meta_;
   info.meta_sha256 = meta_digest_;
@@ -398,7 +398,7 @@ absl::StatusOr<ArchiveInfo> ArchiveReader::Finish() {
         "trailer",
         archive_bytes_));
   }
-  ASSIGN_OR_RETURN(ArchiveInfo info, tar_->Conclude());
+  SA_ASSIGN_OR_RETURN(ArchiveInfo info, tar_->Conclude());
   info.archive_size = archive_bytes_;
   info.checksum = ChecksumString(archive_hash_.Finish());
   return info;
@@ -411,9 +411,9 @@ absl::StatusOr<ArchiveInfo> ReadArchive(ByteSource* source,
   constexpr size_t kBufferSize = 1 << 20;
   std::unique_ptr<char[]> buf(new char[kBufferSize]);
   for (;;) {
-    ASSIGN_OR_RETURN(size_t n, source->Read(buf.get(), kBufferSize));
+    SA_ASSIGN_OR_RETURN(size_t n, source->Read(buf.get(), kBufferSize));
     if (n == 0) break;
-    RETURN_IF_ERROR(reader.Feed(absl::string_view(buf.get(), n)));
+    SA_RETURN_IF_ERROR(reader.Feed(absl::string_view(buf.get(), n)));
   }
   return reader.Finish();
 }

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "archive/io.h"
+#include "base/io.h"
 
 namespace snapshot {
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "archive/archive.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 #include "archive/tar.h"
 
 namespace snapshot {
@@ -32,8 +32,8 @@ constexpr char kZeros[2 * tar::kBlockSize] = {};
 
 absl::Status WriteFile(Compressor* c, absl::string_view name,
                        absl::string_view data, int64_t mtime) {
-  RETURN_IF_ERROR(c->Write(tar::EncodeFileHeader(name, data.size(), mtime)));
-  RETURN_IF_ERROR(c->Write(data));
+  SA_RETURN_IF_ERROR(c->Write(tar::EncodeFileHeader(name, data.size(), mtime)));
+  SA_RETURN_IF_ERROR(c->Write(data));
   return c->Write(absl::string_view(kZeros, tar::PaddingFor(data.size())));
 }
 
@@ -45,27 +45,27 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
   if (options.read_buffer_size == 0) {
     return absl::InvalidArgumentError("read_buffer_size must be positive");
   }
-  ASSIGN_OR_RETURN(std::string meta_json, EncodeMetaJson(meta));
+  SA_ASSIGN_OR_RETURN(std::string meta_json, EncodeMetaJson(meta));
   const int64_t mtime = options.mtime >= 0 ? options.mtime : time(nullptr);
   CompressorFactory factory = options.compressor
                                   ? options.compressor
                                   : ZlibGzipCompressor(options.compression_level);
   HashingSink hashed_out(out);
-  ASSIGN_OR_RETURN(std::unique_ptr<Compressor> gz, factory(&hashed_out));
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Compressor> gz, factory(&hashed_out));
 
   ArchiveInfo info;
   info.meta = meta;
   info.meta_sha256 = Sha256Of(meta_json);
-  RETURN_IF_ERROR(WriteFile(gz.get(), kMetaFile, meta_json, mtime));
+  SA_RETURN_IF_ERROR(WriteFile(gz.get(), kMetaFile, meta_json, mtime));
 
   // state.bin streams from the source through one fixed buffer.
-  RETURN_IF_ERROR(
+  SA_RETURN_IF_ERROR(
       gz->Write(tar::EncodeFileHeader(kStateFile, meta.size, mtime)));
   std::unique_ptr<char[]> buf(new char[options.read_buffer_size]);
   Sha256 state_hash;
   uint64_t got = 0;
   for (;;) {
-    ASSIGN_OR_RETURN(size_t n, state->Read(buf.get(), options.read_buffer_size));
+    SA_ASSIGN_OR_RETURN(size_t n, state->Read(buf.get(), options.read_buffer_size));
     if (n == 0) break;
     if (n > meta.size - got) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -75,22 +75,22 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
     got += n;
     absl::string_view chunk(buf.get(), n);
     state_hash.Update(chunk);
-    RETURN_IF_ERROR(gz->Write(chunk));
+    SA_RETURN_IF_ERROR(gz->Write(chunk));
   }
   if (got != meta.size) {
     return absl::FailedPreconditionError(
         absl::StrCat("the state source ended after ", got, " of the ",
                      meta.size, " bytes the snapshot metadata announces"));
   }
-  RETURN_IF_ERROR(gz->Write(absl::string_view(kZeros, tar::PaddingFor(got))));
+  SA_RETURN_IF_ERROR(gz->Write(absl::string_view(kZeros, tar::PaddingFor(got))));
   info.state_sha256 = state_hash.Finish();
 
   std::string sums = absl::StrCat(HexLower(info.meta_sha256), "  ", kMetaFile,
                                   "\n", HexLower(info.state_sha256), "  ",
                                   kStateFile, "\n");
-  RETURN_IF_ERROR(WriteFile(gz.get(), kSumsFile, sums, mtime));
-  RETURN_IF_ERROR(gz->Write(absl::string_view(kZeros, sizeof(kZeros))));
-  RETURN_IF_ERROR(gz->Finish());
+  SA_RETURN_IF_ERROR(WriteFile(gz.get(), kSumsFile, sums, mtime));
+  SA_RETURN_IF_ERROR(gz->Write(absl::string_view(kZeros, sizeof(kZeros))));
+  SA_RETURN_IF_ERROR(gz->Finish());
 
   info.archive_size = hashed_out.bytes();
   info.checksum = ChecksumString(hashed_out.Finish());

@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "archive/io.h"
-#include "archive/sha256.h"
-#include "archive/status_macros.h"
+#include "base/io.h"
+#include "base/sha256.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
@@ -19,7 +19,7 @@ constexpr size_t kUploadChunk = 1 << 20;
 
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                           const char* what) {
-  ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
   if (src.size() > (1 << 20)) {
     return absl::InvalidArgumentError(
         absl::StrCat("the ", what, " file ", path, " is too large"));
@@ -27,7 +27,7 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
   std::string out(src.size(), '\0');
   size_t filled = 0;
   while (filled < out.size()) {
-    ASSIGN_OR_RETURN(size_t n, src.Read(&out[filled], out.size() - filled));
+    SA_ASSIGN_OR_RETURN(size_t n, src.Read(&out[filled], out.size() - filled));
     if (n == 0) break;
     filled += n;
   }
@@ -87,7 +87,7 @@ absl::Status UploadFile(grpc::ClientContext* ctx, FileSource* src, Writer* write
   }
   writer->WritesDone();
   grpc::Status s = writer->Finish();
-  RETURN_IF_ERROR(local);
+  SA_RETURN_IF_ERROR(local);
   return FromGrpc(s, address);
 }
 
@@ -112,16 +112,16 @@ absl::StatusOr<std::unique_ptr<SnapshotClient>> SnapshotClient::Connect(
   } else {
     grpc::SslCredentialsOptions ssl;
     if (!options.ca_file.empty()) {
-      ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(options.ca_file, "CA"));
+      SA_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(options.ca_file, "CA"));
     }
     if (options.cert_file.empty() != options.key_file.empty()) {
       return absl::InvalidArgumentError(
           "a client certificate needs both --cert and --key");
     }
     if (!options.cert_file.empty()) {
-      ASSIGN_OR_RETURN(ssl.pem_cert_chain,
+      SA_ASSIGN_OR_RETURN(ssl.pem_cert_chain,
                        ReadSmallFile(options.cert_file, "certificate"));
-      ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(options.key_file, "key"));
+      SA_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(options.key_file, "key"));
     }
     creds = grpc::SslCredentials(ssl);
   }
@@ -171,7 +171,7 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
         path, " already exists; remove it or choose another name"));
   }
   const std::string part = path + ".part";
-  ASSIGN_OR_RETURN(FileSink out, FileSink::Create(part, 0600, /*exclusive=*/false));
+  SA_ASSIGN_OR_RETURN(FileSink out, FileSink::Create(part, 0600, /*exclusive=*/false));
   RemoveOnExit remove_part(part);
 
   grpc::ClientContext ctx;
@@ -221,7 +221,7 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
     reader->Finish();
     return local;
   }
-  RETURN_IF_ERROR(FromGrpc(reader->Finish(), options_.address));
+  SA_RETURN_IF_ERROR(FromGrpc(reader->Finish(), options_.address));
   if (!have_trailer) {
     return absl::DataLossError(
         "the agent's stream ended without a trailer: the archive is incomplete");
@@ -232,23 +232,23 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
         "the bytes received (%d, %s) do not match the agent's trailer (%d, %s)",
         received, actual, result.archive_size, result.checksum));
   }
-  RETURN_IF_ERROR(out.SyncAndClose());
+  SA_RETURN_IF_ERROR(out.SyncAndClose());
   if (rename(part.c_str(), path.c_str()) != 0) {
     return ErrnoStatus(errno, "cannot rename to", path);
   }
   remove_part.Release();
-  RETURN_IF_ERROR(SyncDirectoryOf(path));
+  SA_RETURN_IF_ERROR(SyncDirectoryOf(path));
   return result;
 }
 
 absl::StatusOr<v1::VerifySnapshotResponse> SnapshotClient::Verify(
     const std::string& path, const ProgressFn& progress) {
-  ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
   grpc::ClientContext ctx;
   Prepare(&ctx, false);
   v1::VerifySnapshotResponse resp;
   auto writer = snapshots_->VerifySnapshot(&ctx, &resp);
-  RETURN_IF_ERROR(UploadFile<v1::VerifySnapshotRequest>(
+  SA_RETURN_IF_ERROR(UploadFile<v1::VerifySnapshotRequest>(
       &ctx, &src, writer.get(), progress, options_.address,
       [](std::string chunk, v1::VerifySnapshotRequest* r) {
         r->set_chunk(std::move(chunk));
@@ -262,11 +262,11 @@ absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
   // the way.
   std::string checksum;
   {
-    ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-    ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(&src));
+    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+    SA_ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(&src));
     checksum = ChecksumString(digest);
   }
-  ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
   grpc::ClientContext ctx;
   Prepare(&ctx, false);
   v1::RestoreSnapshotResponse resp;
@@ -274,7 +274,7 @@ absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
   v1::RestoreSnapshotRequest first;
   first.mutable_options()->set_expected_checksum(checksum);
   writer->Write(first);  // if the stream broke, the upload below says why
-  RETURN_IF_ERROR(UploadFile<v1::RestoreSnapshotRequest>(
+  SA_RETURN_IF_ERROR(UploadFile<v1::RestoreSnapshotRequest>(
       &ctx, &src, writer.get(), progress, options_.address,
       [](std::string chunk, v1::RestoreSnapshotRequest* r) {
         r->set_chunk(std::move(chunk));
@@ -286,7 +286,7 @@ absl::StatusOr<v1::GetStatusResponse> SnapshotClient::Status() {
   grpc::ClientContext ctx;
   Prepare(&ctx, true);
   v1::GetStatusResponse resp;
-  RETURN_IF_ERROR(FromGrpc(
+  SA_RETURN_IF_ERROR(FromGrpc(
       snapshots_->GetStatus(&ctx, v1::GetStatusRequest(), &resp), options_.address));
   return resp;
 }
@@ -299,7 +299,7 @@ absl::StatusOr<uint64_t> SnapshotClient::Put(const std::string& key,
   req.set_key(key);
   req.set_value(value);
   v1::PutResponse resp;
-  RETURN_IF_ERROR(FromGrpc(kv_->Put(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(FromGrpc(kv_->Put(&ctx, req, &resp), options_.address));
   return resp.index();
 }
 
@@ -311,7 +311,7 @@ absl::StatusOr<std::optional<std::string>> SnapshotClient::Get(
   req.set_key(key);
   req.set_allow_stale(allow_stale);
   v1::GetResponse resp;
-  RETURN_IF_ERROR(FromGrpc(kv_->Get(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(FromGrpc(kv_->Get(&ctx, req, &resp), options_.address));
   if (!resp.found()) return std::optional<std::string>();
   return std::optional<std::string>(resp.value());
 }
@@ -322,7 +322,7 @@ absl::StatusOr<uint64_t> SnapshotClient::Delete(const std::string& key) {
   v1::DeleteRequest req;
   req.set_key(key);
   v1::DeleteResponse resp;
-  RETURN_IF_ERROR(FromGrpc(kv_->Delete(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(FromGrpc(kv_->Delete(&ctx, req, &resp), options_.address));
   return resp.index();
 }
 
@@ -336,7 +336,7 @@ SnapshotClient::List(const std::string& prefix, uint32_t limit,
   req.set_limit(limit);
   req.set_allow_stale(allow_stale);
   v1::ListResponse resp;
-  RETURN_IF_ERROR(FromGrpc(kv_->List(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(FromGrpc(kv_->List(&ctx, req, &resp), options_.address));
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& e : resp.entries()) out.emplace_back(e.key(), e.value());
   return out;

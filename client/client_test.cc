@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "archive/sha256.h"
+#include "base/sha256.h"
 #include "proto/snapshot/v1/snapshot_mock.grpc.pb.h"
 #include "raft/testing/cluster.h"
 

@@ -4,7 +4,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_format.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 
@@ -12,9 +12,9 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
     RaftNode* node, const TakeOptions& options, ByteSink* out,
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured) {
-  ASSIGN_OR_RETURN(CapturedSnapshot snap,
+  SA_ASSIGN_OR_RETURN(CapturedSnapshot snap,
                    node->Snapshot(options.snapshot, capture_deadline));
-  if (on_captured) RETURN_IF_ERROR(on_captured(snap));
+  if (on_captured) SA_RETURN_IF_ERROR(on_captured(snap));
   return WriteArchive(snap.meta, snap.state.get(), out, options.writer);
 }
 
@@ -25,7 +25,7 @@ RestoreSpool::RestoreSpool(FileSink sink, ReaderOptions options)
 
 absl::StatusOr<std::unique_ptr<RestoreSpool>> RestoreSpool::Create(
     const std::string& dir, ReaderOptions options) {
-  ASSIGN_OR_RETURN(FileSink sink, FileSink::CreateUnique(dir + "/.restore-"));
+  SA_ASSIGN_OR_RETURN(FileSink sink, FileSink::CreateUnique(dir + "/.restore-"));
   // Refuse early what cannot fit on the disk.
   auto previous = options.on_meta;
   options.on_meta = [dir, previous](const SnapshotMeta& meta) -> absl::Status {
@@ -56,8 +56,8 @@ absl::Status RestoreSpool::Feed(absl::string_view archive_bytes) {
 }
 
 absl::StatusOr<ArchiveInfo> RestoreSpool::Finish() {
-  ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
-  RETURN_IF_ERROR(sink_->Close());
+  SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
+  SA_RETURN_IF_ERROR(sink_->Close());
   verified_ = info;
   return info;
 }
@@ -70,7 +70,7 @@ absl::StatusOr<RestoreResult> RestoreSpool::Apply(RaftNode* node,
   }
   std::string path = path_;
   StateOpener open = [path]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
-    ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
     return std::unique_ptr<ByteSource>(new FileSource(std::move(src)));
   };
   return node->Restore(verified_->meta, open, deadline);

@@ -7,7 +7,7 @@
 //                 fully verified archive can then be applied (Apply).
 //
 // Threading: each object is used by one thread at a time; the RaftNode is
-// thread-safe. Errors: as archive/archive.h and raft/node.h; spool file
+// thread-safe. Errors: as archive/archive.h and engine/node.h; spool file
 // problems are RESOURCE_EXHAUSTED (no space) or INTERNAL.
 #ifndef SNAPSHOT_AGENT_CORE_SNAPSHOT_OPS_H_
 #define SNAPSHOT_AGENT_CORE_SNAPSHOT_OPS_H_
@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "archive/archive.h"
-#include "raft/node.h"
+#include "engine/node.h"
 
 namespace snapshot {
 

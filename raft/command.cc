@@ -3,19 +3,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/coding.h"
 
 namespace snapshot {
 namespace kv {
 namespace {
 
-void PutU32(uint32_t v, std::string* out) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-void PutU64(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
 void PutBytes(absl::string_view s, std::string* out) {
-  PutU32(static_cast<uint32_t>(s.size()), out);
+  PutFixed32(static_cast<uint32_t>(s.size()), out);
   out->append(s.data(), s.size());
 }
 
@@ -24,15 +19,13 @@ class Reader {
   explicit Reader(absl::string_view in) : in_(in) {}
   bool U64(uint64_t* v) {
     if (in_.size() < 8) return false;
-    *v = 0;
-    for (int i = 7; i >= 0; --i) *v = *v << 8 | static_cast<unsigned char>(in_[i]);
+    *v = DecodeFixed64(in_.data());
     in_.remove_prefix(8);
     return true;
   }
   bool Bytes(std::string* s) {
     if (in_.size() < 4) return false;
-    uint32_t n = 0;
-    for (int i = 3; i >= 0; --i) n = n << 8 | static_cast<unsigned char>(in_[i]);
+    uint32_t n = DecodeFixed32(in_.data());
     in_.remove_prefix(4);
     if (in_.size() < n) return false;
     s->assign(in_.data(), n);
@@ -74,12 +67,12 @@ std::string EncodeCommand(const Command& c) {
       break;
     case Command::kRestoreBegin:
       PutBytes(c.restore_id, &out);
-      PutU64(c.size, &out);
+      PutFixed64(c.size, &out);
       out.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
       break;
     case Command::kRestoreChunk:
       PutBytes(c.restore_id, &out);
-      PutU64(c.offset, &out);
+      PutFixed64(c.offset, &out);
       PutBytes(c.value, &out);
       break;
     case Command::kRestoreCommit:

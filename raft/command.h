@@ -16,7 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "archive/sha256.h"
+#include "base/sha256.h"
 
 namespace snapshot {
 namespace kv {

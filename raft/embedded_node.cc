@@ -29,7 +29,7 @@ extern "C" {
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 #include "raft/command.h"
 #include "raft/kv_fsm.h"
 
@@ -362,7 +362,7 @@ struct EmbeddedNode::Impl {
   // Proposes a command and turns a non-applied result into an error.
   absl::StatusOr<uint64_t> ProposeCommand(const kv::Command& c,
                                           absl::Time deadline) {
-    ASSIGN_OR_RETURN(ApplyOutcome o, Propose(kv::EncodeCommand(c), deadline));
+    SA_ASSIGN_OR_RETURN(ApplyOutcome o, Propose(kv::EncodeCommand(c), deadline));
     if (o.result != kv::kApplied) {
       return absl::InternalError(absl::StrCat("the state machine refused the ",
                                               "entry: ",
@@ -523,8 +523,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
     return absl::InvalidArgumentError(absl::StrCat(
         "the peer list does not contain this node (id ", config.id, ")"));
   }
-  RETURN_IF_ERROR(PrepareDataDir(config.data_dir));
-  RETURN_IF_ERROR(CheckAddressFree(config.raft_address));
+  SA_RETURN_IF_ERROR(PrepareDataDir(config.data_dir));
+  SA_RETURN_IF_ERROR(CheckAddressFree(config.raft_address));
   // A peer that goes away must not kill the process (RAFT_NOTES, defect 7).
   signal(SIGPIPE, SIG_IGN);
 
@@ -773,25 +773,25 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
         meta.size, p->cfg.max_restore_bytes));
   }
   // Fail fast on a follower, before reading anything.
-  RETURN_IF_ERROR(CheckLeader(deadline));
+  SA_RETURN_IF_ERROR(CheckLeader(deadline));
 
   // 1. The bytes must be this engine's state, of the announced length.
   Digest digest;
   {
-    ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
     kv::StateDecoder decoder;
     Sha256 h;
     uint64_t total = 0;
     std::string buf(1 << 20, '\0');
     for (;;) {
-      ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
+      SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
       if (n == 0) break;
       absl::string_view chunk(buf.data(), n);
       total += n;
       h.Update(chunk);
-      RETURN_IF_ERROR(decoder.Feed(chunk));
+      SA_RETURN_IF_ERROR(decoder.Feed(chunk));
     }
-    RETURN_IF_ERROR(decoder.Finish().status());
+    SA_RETURN_IF_ERROR(decoder.Finish().status());
     if (total != meta.size) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "the state has %d bytes but the metadata announces %d", total,
@@ -807,16 +807,16 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
   begin.restore_id = id;
   begin.size = meta.size;
   begin.sha256 = digest;
-  RETURN_IF_ERROR(p->ProposeCommand(begin, deadline).status());
+  SA_RETURN_IF_ERROR(p->ProposeCommand(begin, deadline).status());
   {
-    ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
     std::string buf(kv::kRestoreChunkBytes, '\0');
     uint64_t offset = 0;
     for (;;) {
       // Fill a whole chunk (sources may return short reads).
       size_t filled = 0;
       while (filled < buf.size()) {
-        ASSIGN_OR_RETURN(size_t n, src->Read(&buf[filled], buf.size() - filled));
+        SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[filled], buf.size() - filled));
         if (n == 0) break;
         filled += n;
       }
@@ -826,7 +826,7 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
       chunk.restore_id = id;
       chunk.offset = offset;
       chunk.value.assign(buf.data(), filled);
-      RETURN_IF_ERROR(p->ProposeCommand(chunk, deadline).status());
+      SA_RETURN_IF_ERROR(p->ProposeCommand(chunk, deadline).status());
       offset += filled;
       if (filled < buf.size()) break;
     }
@@ -874,7 +874,7 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
 absl::StatusOr<uint64_t> EmbeddedNode::Put(const std::string& key,
                                            const std::string& value,
                                            absl::Time deadline) {
-  RETURN_IF_ERROR(kv::ValidateEntry(key, value));
+  SA_RETURN_IF_ERROR(kv::ValidateEntry(key, value));
   kv::Command c;
   c.type = kv::Command::kPut;
   c.key = key;
@@ -884,7 +884,7 @@ absl::StatusOr<uint64_t> EmbeddedNode::Put(const std::string& key,
 
 absl::StatusOr<uint64_t> EmbeddedNode::Delete(const std::string& key,
                                               absl::Time deadline) {
-  RETURN_IF_ERROR(kv::ValidateEntry(key, ""));
+  SA_RETURN_IF_ERROR(kv::ValidateEntry(key, ""));
   kv::Command c;
   c.type = kv::Command::kDelete;
   c.key = key;
@@ -932,7 +932,7 @@ absl::StatusOr<std::pair<uint64_t, Digest>> EmbeddedNode::StateDigest(
       deadline);
   if (!captured.ok()) return captured.status();
   std::unique_ptr<ByteSource> src = captured->second.NewSource();
-  ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(src.get()));
+  SA_ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(src.get()));
   return std::make_pair(captured->first, digest);
 }
 

@@ -31,8 +31,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "archive/sha256.h"
-#include "raft/node.h"
+#include "base/sha256.h"
+#include "engine/node.h"
 
 namespace snapshot {
 

@@ -4,7 +4,8 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "archive/status_macros.h"
+#include "base/coding.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace kv {
@@ -14,11 +15,8 @@ constexpr char kImageMagic[4] = {'S', 'A', 'F', 'S'};
 constexpr uint8_t kImageVersion = 1;
 constexpr size_t kRememberedRestores = 32;
 
-void PutU64(uint64_t v, std::string* out) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
 void PutStr(absl::string_view s, std::string* out) {
-  PutU64(s.size(), out);
+  PutFixed64(s.size(), out);
   out->append(s.data(), s.size());
 }
 
@@ -26,8 +24,7 @@ struct Cursor {
   absl::string_view in;
   bool U64(uint64_t* v) {
     if (in.size() < 8) return false;
-    *v = 0;
-    for (int i = 7; i >= 0; --i) *v = *v << 8 | static_cast<unsigned char>(in[i]);
+    *v = DecodeFixed64(in.data());
     in.remove_prefix(8);
     return true;
   }
@@ -135,7 +132,7 @@ std::string FsmImage::Serialize() const {
   out.push_back(static_cast<char>(kImageVersion));
   out.append(3, '\0');
   // The key-value state in its own serialized form.
-  PutU64(kv.SerializedSize(), &out);
+  PutFixed64(kv.SerializedSize(), &out);
   size_t at = out.size();
   out.resize(at + kv.SerializedSize());
   std::unique_ptr<ByteSource> src = kv.NewSource();
@@ -145,14 +142,14 @@ std::string FsmImage::Serialize() const {
     if (n == 0) break;
     filled += n;
   }
-  PutU64(committed_restores.size(), &out);
+  PutFixed64(committed_restores.size(), &out);
   for (const auto& id : committed_restores) PutStr(id, &out);
   out.push_back(staging ? 1 : 0);
   if (staging) {
     PutStr(staging->id, &out);
-    PutU64(staging->size, &out);
+    PutFixed64(staging->size, &out);
     out.append(reinterpret_cast<const char*>(staging->sha256.data()), 32);
-    PutU64(staging->received, &out);
+    PutFixed64(staging->received, &out);
     for (const auto& c : staging->chunks) out += *c;
   }
   return out;

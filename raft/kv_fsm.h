@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "archive/sha256.h"
+#include "base/sha256.h"
 #include "raft/command.h"
 #include "raft/kv_state.h"
 

@@ -6,7 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "archive/status_macros.h"
+#include "base/coding.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace kv {
@@ -23,21 +24,11 @@ size_t ShardOf(absl::string_view key) {
   return static_cast<size_t>(h % kShards);
 }
 
-void PutLE(uint64_t v, int bytes, std::string* out) {
-  for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
-}
-
-uint64_t GetLE(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
 std::string Header(uint64_t count) {
   std::string h(kMagic, sizeof(kMagic));
   h.push_back(static_cast<char>(kVersion));
   h.append(3, '\0');
-  PutLE(count, 8, &h);
+  PutFixed64(count, &h);
   return h;
 }
 
@@ -62,8 +53,8 @@ class ViewSource : public ByteSource {
         heap_.pop();
         pending_.clear();
         pos_ = 0;
-        PutLE(c.it->first.size(), 4, &pending_);
-        PutLE(c.it->second.size(), 4, &pending_);
+        PutFixed32(c.it->first.size(), &pending_);
+        PutFixed32(c.it->second.size(), &pending_);
         pending_ += c.it->first;
         pending_ += c.it->second;
         if (++c.it != shards_[c.shard]->map.end()) heap_.push(c);
@@ -213,7 +204,7 @@ absl::Status StateDecoder::Feed(absl::string_view data) {
     } else if (buf_.size() < 8) {
       need = 8;
     } else {
-      need = 8 + GetLE(buf_.data(), 4) + GetLE(buf_.data() + 4, 4);
+      need = 8 + DecodeFixed32(buf_.data()) + DecodeFixed32(buf_.data() + 4);
     }
     if (header_done_ && seen_ == expected_) {
       return Fail(absl::StrFormat("%d bytes follow the last of its %d entries",
@@ -223,7 +214,7 @@ absl::Status StateDecoder::Feed(absl::string_view data) {
     buf_.append(data.data(), take);
     data.remove_prefix(take);
     offset_ += take;
-    if (!header_done_) RETURN_IF_ERROR(CheckMagic());
+    if (!header_done_) SA_RETURN_IF_ERROR(CheckMagic());
     if (buf_.size() < need) continue;
 
     if (!header_done_) {
@@ -231,13 +222,13 @@ absl::Status StateDecoder::Feed(absl::string_view data) {
         return Fail(absl::StrFormat("unsupported format version %d",
                                     static_cast<uint8_t>(buf_[4])));
       }
-      expected_ = GetLE(buf_.data() + 8, 8);
+      expected_ = DecodeFixed64(buf_.data() + 8);
       header_done_ = true;
       buf_.clear();
       continue;
     }
     if (need == 8) {
-      uint64_t klen = GetLE(buf_.data(), 4), vlen = GetLE(buf_.data() + 4, 4);
+      uint64_t klen = DecodeFixed32(buf_.data()), vlen = DecodeFixed32(buf_.data() + 4);
       if (klen == 0 || klen > kMaxKeyBytes || vlen > kMaxValueBytes) {
         return Fail(absl::StrFormat(
             "entry %d at offset %d has an impossible size (key %d, value %d "
@@ -246,7 +237,7 @@ absl::Status StateDecoder::Feed(absl::string_view data) {
       }
       if (klen + vlen > 0) continue;  // read the body next
     }
-    std::string key = buf_.substr(8, GetLE(buf_.data(), 4));
+    std::string key = buf_.substr(8, DecodeFixed32(buf_.data()));
     if (seen_ > 0 && key <= last_key_) {
       return Fail(absl::StrFormat(
           "entry %d is not in strictly ascending key order", seen_ + 1));
@@ -287,8 +278,8 @@ absl::StatusOr<uint64_t> StateDecoder::Finish() {
 absl::StatusOr<KvState> DecodeState(absl::string_view bytes) {
   KvState state;
   StateDecoder d([&state](std::string k, std::string v) { state.Put(k, v); });
-  RETURN_IF_ERROR(d.Feed(bytes));
-  RETURN_IF_ERROR(d.Finish().status());
+  SA_RETURN_IF_ERROR(d.Feed(bytes));
+  SA_RETURN_IF_ERROR(d.Finish().status());
   return state;
 }
 

@@ -35,7 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "archive/io.h"
+#include "base/io.h"
 
 namespace snapshot {
 namespace kv {

@@ -8,7 +8,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "archive/status_macros.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
@@ -39,11 +39,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
   }
   grpc::SslServerCredentialsOptions opts;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  ASSIGN_OR_RETURN(pair.private_key, ReadPem(c.tls_key, "TLS key"));
-  ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(c.tls_cert, "TLS certificate"));
+  SA_ASSIGN_OR_RETURN(pair.private_key, ReadPem(c.tls_key, "TLS key"));
+  SA_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(c.tls_cert, "TLS certificate"));
   opts.pem_key_cert_pairs.push_back(std::move(pair));
   if (!c.tls_client_ca.empty()) {
-    ASSIGN_OR_RETURN(opts.pem_root_certs, ReadPem(c.tls_client_ca, "client CA"));
+    SA_ASSIGN_OR_RETURN(opts.pem_root_certs, ReadPem(c.tls_client_ca, "client CA"));
     opts.client_certificate_request =
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
@@ -73,15 +73,15 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
         " (not a loopback address) without both TLS (--tls-cert, --tls-key) "
         "and tokens (--token-file); pass --insecure to do it anyway"));
   }
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
+  SA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
                    Credentials(config));
   std::unique_ptr<Agent> agent(new Agent());
   if (tokens) {
-    ASSIGN_OR_RETURN(TokenAuth auth, TokenAuth::LoadFile(config.token_file));
+    SA_ASSIGN_OR_RETURN(TokenAuth auth, TokenAuth::LoadFile(config.token_file));
     agent->auth_ = std::make_unique<TokenAuth>(std::move(auth));
   }
   if (config.node.agent_address.empty()) config.node.agent_address = config.listen;
-  ASSIGN_OR_RETURN(agent->node_, EmbeddedNode::Start(config.node));
+  SA_ASSIGN_OR_RETURN(agent->node_, EmbeddedNode::Start(config.node));
   // Give the node a moment to find a leader, so that a single-node agent
   // serves writes as soon as its port is open. A cluster whose peers are not
   // up yet starts serving anyway (health says NOT_SERVING until a leader).

@@ -1,5 +1,5 @@
 // The gRPC services of snapshot-agent: thin glue between the generated
-// service classes and core/snapshot_ops.h, raft/node.h. Every absl::Status
+// service classes and core/snapshot_ops.h, engine/node.h. Every absl::Status
 // leaves through ToGrpcStatus(); every RPC writes one log line.
 //
 // Threading: gRPC's synchronous server calls the handlers from its thread
@@ -24,7 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
-#include "raft/node.h"
+#include "engine/node.h"
 #include "server/auth.h"
 
 namespace snapshot {

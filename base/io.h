@@ -4,8 +4,8 @@
 // Threading: none of these classes is thread-safe; each instance is used by
 // one thread at a time. Errors are absl::Status values; file errors carry the
 // path and strerror text.
-#ifndef SNAPSHOT_AGENT_ARCHIVE_IO_H_
-#define SNAPSHOT_AGENT_ARCHIVE_IO_H_
+#ifndef SNAPSHOT_AGENT_BASE_IO_H_
+#define SNAPSHOT_AGENT_BASE_IO_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -14,7 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "archive/sha256.h"
+#include "base/sha256.h"
 
 namespace snapshot {
 
@@ -132,4 +132,4 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
 
 }  // namespace snapshot
 
-#endif  // SNAPSHOT_AGENT_ARCHIVE_IO_H_
+#endif  // SNAPSHOT_AGENT_BASE_IO_H_

@@ -1,4 +1,4 @@
-#include "raft/node.h"
+#include "engine/node.h"
 
 namespace snapshot {
 

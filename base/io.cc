@@ -1,4 +1,4 @@
-#include "archive/io.h"
+#include "base/io.h"
 
 #include <errno.h>
 #include <fcntl.h>

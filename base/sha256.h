@@ -7,8 +7,8 @@
 //
 // Threading: one instance per thread. Construction aborts only if the EVP
 // library cannot allocate a context (out of memory).
-#ifndef SNAPSHOT_AGENT_ARCHIVE_SHA256_H_
-#define SNAPSHOT_AGENT_ARCHIVE_SHA256_H_
+#ifndef SNAPSHOT_AGENT_BASE_SHA256_H_
+#define SNAPSHOT_AGENT_BASE_SHA256_H_
 
 #include <array>
 #include <cstdint>
@@ -52,4 +52,4 @@ std::string ChecksumString(const Digest& d);
 
 }  // namespace snapshot
 
-#endif  // SNAPSHOT_AGENT_ARCHIVE_SHA256_H_
+#endif  // SNAPSHOT_AGENT_BASE_SHA256_H_

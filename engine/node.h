@@ -19,8 +19,8 @@
 //                        (leadership changed after the commit was proposed);
 //                        check Status()/the data before retrying.
 //   INTERNAL             an engine fault (I/O error in the Raft log, ...).
-#ifndef SNAPSHOT_AGENT_RAFT_NODE_H_
-#define SNAPSHOT_AGENT_RAFT_NODE_H_
+#ifndef SNAPSHOT_AGENT_ENGINE_NODE_H_
+#define SNAPSHOT_AGENT_ENGINE_NODE_H_
 
 #include <cstdint>
 #include <functional>
@@ -33,8 +33,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "archive/io.h"
-#include "archive/meta.h"
+#include "base/io.h"
+#include "base/snapshot_meta.h"
 
 namespace snapshot {
 
@@ -142,4 +142,4 @@ class KeyValueStore {
 
 }  // namespace snapshot
 
-#endif  // SNAPSHOT_AGENT_RAFT_NODE_H_
+#endif  // SNAPSHOT_AGENT_ENGINE_NODE_H_
