@@ -95,12 +95,17 @@ class ZlibCompressor : public Compressor {
 
 }  // namespace
 
+absl::Status CheckCompressionLevel(int level) {
+  if (level < 0 || level > 9) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the gzip compression level must be 0 to 9, got ", level));
+  }
+  return absl::OkStatus();
+}
+
 CompressorFactory ZlibGzipCompressor(int level) {
   return [level](ByteSink* out) -> absl::StatusOr<std::unique_ptr<Compressor>> {
-    if (level < 0 || level > 9) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "gzip compression level must be 0 to 9, got ", level));
-    }
+    SA_RETURN_IF_ERROR(CheckCompressionLevel(level));
     auto c = std::make_unique<ZlibCompressor>(out);
     SA_RETURN_IF_ERROR(c->Init(level));
     return std::unique_ptr<Compressor>(std::move(c));

@@ -45,6 +45,10 @@ class Compressor {
 using CompressorFactory =
     std::function<absl::StatusOr<std::unique_ptr<Compressor>>(ByteSink* out)>;
 
+// OK for a gzip level the compressors accept: 0 (store) to 9 (best);
+// INVALID_ARGUMENT naming the range otherwise. The one check of the range.
+absl::Status CheckCompressionLevel(int level);
+
 // zlib deflate, one gzip member, header as Go's compress/gzip writes it
 // (1f 8b 08 00 00000000 00 ff). `level` is 0 (store) to 9 (best);
 // INVALID_ARGUMENT otherwise.

@@ -86,10 +86,7 @@ class ParallelCompressor : public Compressor {
 CompressorFactory ParallelGzipCompressor(int level, int threads,
                                          size_t block_bytes) {
   return [=](ByteSink* out) -> absl::StatusOr<std::unique_ptr<Compressor>> {
-    if (level < 0 || level > 9) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("gzip compression level must be 0 to 9, got ", level));
-    }
+    SA_RETURN_IF_ERROR(CheckCompressionLevel(level));
     if (threads < 1 || block_bytes == 0) {
       return absl::InvalidArgumentError(
           "the parallel compressor needs at least one thread and a block size");

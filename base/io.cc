@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,34 +11,130 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace snapshot {
 
-absl::Status ErrnoStatus(int err, absl::string_view what,
-                         absl::string_view path) {
-  std::string msg = absl::StrCat(what, " ", path, ": ", strerror(err));
+namespace {
+
+constexpr char kLocalFilePayload[] = "type.snapshot-agent/local-file-error";
+
+absl::StatusCode ErrnoCode(int err) {
   switch (err) {
     case ENOENT:
     case ENOTDIR:
-      return absl::NotFoundError(msg);
+      return absl::StatusCode::kNotFound;
     case EACCES:
     case EPERM:
     case EROFS:
-      return absl::PermissionDeniedError(msg);
+      return absl::StatusCode::kFailedPrecondition;
     case ENOSPC:
     case EDQUOT:
     case EMFILE:
     case ENFILE:
-      return absl::ResourceExhaustedError(msg);
+      return absl::StatusCode::kResourceExhausted;
     case EISDIR:
-      return absl::InvalidArgumentError(msg);
+      return absl::StatusCode::kInvalidArgument;
     case EEXIST:
-      return absl::AlreadyExistsError(msg);
+      return absl::StatusCode::kAlreadyExists;
     default:
-      return absl::InternalError(msg);
+      return absl::StatusCode::kInternal;
   }
 }
+
+}  // namespace
+
+absl::Status ErrnoStatus(int err, absl::string_view what,
+                         absl::string_view path) {
+  absl::Status s(ErrnoCode(err),
+                 absl::StrCat(what, " ", path, ": ", strerror(err)));
+  s.SetPayload(kLocalFilePayload, absl::Cord(absl::StrCat(err)));
+  return s;
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                          uint64_t max_bytes) {
+  absl::StatusOr<FileSource> src = FileSource::Open(path);
+  if (!src.ok()) return src.status();
+  if (src->size() > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " is larger than ", max_bytes, " bytes: not the file expected"));
+  }
+  std::string out(src->size(), '\0');
+  size_t filled = 0;
+  while (filled < out.size()) {
+    absl::StatusOr<size_t> n = src->Read(&out[filled], out.size() - filled);
+    if (!n.ok()) return n.status();
+    if (*n == 0) break;
+    filled += *n;
+  }
+  out.resize(filled);
+  return out;
+}
+
+bool IsLocalFileError(const absl::Status& s) {
+  return !s.ok() && s.GetPayload(kLocalFilePayload).has_value();
+}
+
+absl::Status SyncDirectoryOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  if (dir.empty()) dir = "/";
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "cannot open directory", dir);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, "cannot fsync directory", dir);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<DirLock>> DirLock::Acquire(
+    const std::string& dir) {
+  if (dir.empty()) {
+    return absl::InvalidArgumentError("a data directory is required");
+  }
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "cannot create data directory", dir);
+  }
+  const std::string path = dir + "/LOCK";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, "cannot open lock file", path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    std::string holder;
+    if (err == EWOULDBLOCK) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+      int pid = 0;
+      if (n > 0 && absl::SimpleAtoi(absl::StripAsciiWhitespace(
+                                        absl::string_view(buf, n)),
+                                    &pid) && pid > 0) {
+        holder = absl::StrCat(" (pid ", pid, ")");
+      }
+    }
+    ::close(fd);
+    if (err != EWOULDBLOCK) return ErrnoStatus(err, "cannot lock", path);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory ", dir, " is in use by another process", holder,
+        ": two agents on one data directory would destroy it; stop the other "
+        "agent or give this one its own --data-dir"));
+  }
+  const std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) !=
+          static_cast<ssize_t>(pid.size())) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "cannot write", path);
+  }
+  return std::unique_ptr<DirLock>(new DirLock(fd));
+}
+
+DirLock::~DirLock() { ::close(fd_); }
 
 absl::StatusOr<Digest> Sha256OfSource(ByteSource* source, uint64_t* bytes) {
   Sha256 h;

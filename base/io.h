@@ -1,14 +1,17 @@
-// Byte source and sink interfaces used by the archive codec, with file and
-// in-memory implementations.
+// Byte source and sink interfaces used by every layer, with file and
+// in-memory implementations, and the few file-system helpers the agent and
+// the client share (directory lock, directory fsync).
 //
 // Threading: none of these classes is thread-safe; each instance is used by
-// one thread at a time. Errors are absl::Status values; file errors carry the
-// path and strerror text.
+// one thread at a time. Errors are absl::Status values; file errors come from
+// ErrnoStatus (the path and strerror text in the message, and a payload that
+// IsLocalFileError recognises).
 #ifndef SNAPSHOT_AGENT_BASE_IO_H_
 #define SNAPSHOT_AGENT_BASE_IO_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -75,7 +78,8 @@ class StringSource : public ByteSource {
 class FileSource : public ByteSource {
  public:
   // Opens `path` for reading. NOT_FOUND when it does not exist,
-  // PERMISSION_DENIED when it cannot be read, INVALID_ARGUMENT for a directory.
+  // FAILED_PRECONDITION when it may not be read, INVALID_ARGUMENT for a
+  // directory.
   static absl::StatusOr<FileSource> Open(const std::string& path);
   FileSource(FileSource&& other) noexcept;
   FileSource& operator=(FileSource&&) = delete;
@@ -125,10 +129,46 @@ absl::StatusOr<Digest> Sha256OfSource(ByteSource* source,
                                       uint64_t* bytes = nullptr);
 
 // Maps errno of a failed file operation on `path` to a status whose code says
-// what to do next (NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED for a full
-// disk, otherwise INTERNAL).
+// what to do next: NOT_FOUND (ENOENT, ENOTDIR), FAILED_PRECONDITION (EACCES,
+// EPERM, EROFS: fix the permissions or the mount first), RESOURCE_EXHAUSTED
+// (a full disk or quota, too many open files), ALREADY_EXISTS, INVALID_ARGUMENT
+// (EISDIR), otherwise INTERNAL. Never PERMISSION_DENIED or UNAUTHENTICATED:
+// the API keeps those for tokens and roles. The status carries a payload that
+// marks it as a local file error (IsLocalFileError).
 absl::Status ErrnoStatus(int err, absl::string_view what,
                          absl::string_view path);
+
+// Reads a whole small file (certificates, token files). INVALID_ARGUMENT when
+// it is larger than `max_bytes`; file errors as ErrnoStatus.
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
+                                          uint64_t max_bytes = 1 << 20);
+
+// True for a status made by ErrnoStatus in this process (a file here, not an
+// answer from an agent). The payload does not travel over gRPC.
+bool IsLocalFileError(const absl::Status& s);
+
+// fsyncs the directory that holds `path` (after a rename into it).
+absl::Status SyncDirectoryOf(const std::string& path);
+
+// An exclusive lock on a directory, held from Acquire until destruction,
+// through flock(2) on the file DIR/LOCK (which records the holder's pid). The
+// kernel drops the lock when the process ends, however it ends: a kill -9
+// leaves no stale lock behind.
+class DirLock {
+ public:
+  // Creates `dir` (mode 0700) when it does not exist, then locks it.
+  // FAILED_PRECONDITION naming the directory and, when known, the pid of the
+  // process holding it; file errors as ErrnoStatus.
+  static absl::StatusOr<std::unique_ptr<DirLock>> Acquire(
+      const std::string& dir);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+
+ private:
+  explicit DirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
 
 }  // namespace snapshot
 

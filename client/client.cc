@@ -7,33 +7,17 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "base/io.h"
 #include "base/sha256.h"
 #include "base/status_macros.h"
+#include "archive/gzip.h"
 
 namespace snapshot {
 namespace {
 
 constexpr size_t kUploadChunk = 1 << 20;
-
-absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
-                                          const char* what) {
-  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-  if (src.size() > (1 << 20)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the ", what, " file ", path, " is too large"));
-  }
-  std::string out(src.size(), '\0');
-  size_t filled = 0;
-  while (filled < out.size()) {
-    SA_ASSIGN_OR_RETURN(size_t n, src.Read(&out[filled], out.size() - filled));
-    if (n == 0) break;
-    filled += n;
-  }
-  out.resize(filled);
-  return out;
-}
 
 // Removes a path when destroyed, unless released.
 class RemoveOnExit {
@@ -48,42 +32,74 @@ class RemoveOnExit {
   std::string path_;
 };
 
-absl::Status SyncDirectoryOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  if (dir.empty()) dir = "/";
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "cannot open directory", dir);
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return ErrnoStatus(err, "cannot fsync directory", dir);
-  return absl::OkStatus();
-}
 
-// Streams a file to a client-streaming call (`make` turns each chunk into a
-// request), half-closes and returns the call's outcome. A local read error
-// cancels the call, so that a partial archive never looks complete.
+constexpr char kTlsPayload[] = "type.snapshot-agent/tls-handshake";
+
+// Counts the decompressed bytes of the archive as it arrives, for progress.
+// Stops counting (without failing anything) at the first decoding error:
+// integrity is the trailer's job.
+class StateProgress {
+ public:
+  StateProgress(const ProgressFn& fn, uint64_t state_size)
+      : fn_(fn), total_(state_size), decoder_(&counter_) {}
+  void Feed(absl::string_view compressed) {
+    if (!ok_) return;
+    ok_ = decoder_.Feed(compressed).ok();
+    fn_(std::min(counter_.bytes(), total_), total_);
+  }
+
+ private:
+  const ProgressFn& fn_;
+  uint64_t total_;
+  DiscardSink counter_;
+  GzipDecoder decoder_;
+  bool ok_ = true;
+};
+
+// Streams `src` to a client-streaming call (`make` turns each chunk into a
+// request), then `last` (if any), half-closes and returns the call's
+// outcome. A local read error cancels the call, so that a partial archive
+// never looks complete.
 template <typename Req, typename Writer>
-absl::Status UploadFile(grpc::ClientContext* ctx, FileSource* src, Writer* writer,
-                        const ProgressFn& progress, const std::string& address,
-                        const std::function<void(std::string, Req*)>& make) {
+absl::Status Upload(grpc::ClientContext* ctx, ByteSource* src, uint64_t total,
+                    Writer* writer, const ProgressFn& progress,
+                    const std::string& address,
+                    const std::function<void(std::string, Req*)>& make,
+                    const std::function<void(Req*)>& last) {
   std::string buf(kUploadChunk, '\0');
   uint64_t done = 0;
   absl::Status local;
+  bool sent = true;
   for (;;) {
-    absl::StatusOr<size_t> n = src->Read(&buf[0], buf.size());
-    if (!n.ok()) {
-      local = n.status();
+    // Fill whole chunks (a pipe returns short reads).
+    size_t filled = 0;
+    while (filled < buf.size()) {
+      absl::StatusOr<size_t> n = src->Read(&buf[filled], buf.size() - filled);
+      if (!n.ok()) {
+        local = n.status();
+        break;
+      }
+      if (*n == 0) break;
+      filled += *n;
+    }
+    if (!local.ok()) {
       ctx->TryCancel();
       break;
     }
-    if (*n == 0) break;
+    if (filled == 0) break;
     Req req;
-    make(buf.substr(0, *n), &req);
-    if (!writer->Write(req)) break;  // the call's status says why
-    done += *n;
-    if (progress) progress(done, src->size());
+    make(buf.substr(0, filled), &req);
+    if (!writer->Write(req)) {  // the call's status says why
+      sent = false;
+      break;
+    }
+    done += filled;
+    if (progress) progress(done, total);
+  }
+  if (sent && local.ok() && last) {
+    Req req;
+    last(&req);
+    writer->Write(req);
   }
   writer->WritesDone();
   grpc::Status s = writer->Finish();
@@ -91,7 +107,43 @@ absl::Status UploadFile(grpc::ClientContext* ctx, FileSource* src, Writer* write
   return FromGrpc(s, address);
 }
 
+// A source that hashes what is read through it.
+class HashingSource : public ByteSource {
+ public:
+  explicit HashingSource(ByteSource* in) : in_(in) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    SA_ASSIGN_OR_RETURN(size_t got, in_->Read(buf, n));
+    hash_.Update(absl::string_view(buf, got));
+    return got;
+  }
+  std::string Checksum() { return ChecksumString(hash_.Finish()); }
+
+ private:
+  ByteSource* in_;
+  Sha256 hash_;
+};
+
 }  // namespace
+
+// Registers a context for CancelAll while the call runs.
+class SnapshotClient::Call {
+ public:
+  Call(SnapshotClient* client, bool unary) : client_(client) {
+    client_->Prepare(&ctx_, unary);
+    std::lock_guard<std::mutex> l(client_->mu_);
+    if (client_->cancelled_) ctx_.TryCancel();
+    client_->live_.insert(&ctx_);
+  }
+  ~Call() {
+    std::lock_guard<std::mutex> l(client_->mu_);
+    client_->live_.erase(&ctx_);
+  }
+  grpc::ClientContext* ctx() { return &ctx_; }
+
+ private:
+  SnapshotClient* client_;
+  grpc::ClientContext ctx_;
+};
 
 absl::Status FromGrpc(const grpc::Status& s, const std::string& address) {
   if (s.ok()) return absl::OkStatus();
@@ -103,25 +155,29 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& address) {
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
 }
 
+bool IsTlsError(const absl::Status& s) {
+  return !s.ok() && s.GetPayload(kTlsPayload).has_value();
+}
+
 absl::StatusOr<std::unique_ptr<SnapshotClient>> SnapshotClient::Connect(
     const ClientOptions& options) {
   std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (options.ca_file.empty() && options.cert_file.empty() &&
-      options.key_file.empty()) {
+  const bool tls = !options.ca_file.empty() || !options.cert_file.empty() ||
+                   !options.key_file.empty();
+  if (!tls) {
     creds = grpc::InsecureChannelCredentials();
   } else {
     grpc::SslCredentialsOptions ssl;
     if (!options.ca_file.empty()) {
-      SA_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(options.ca_file, "CA"));
+      SA_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(options.ca_file));
     }
     if (options.cert_file.empty() != options.key_file.empty()) {
       return absl::InvalidArgumentError(
           "a client certificate needs both --cert and --key");
     }
     if (!options.cert_file.empty()) {
-      SA_ASSIGN_OR_RETURN(ssl.pem_cert_chain,
-                       ReadSmallFile(options.cert_file, "certificate"));
-      SA_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(options.key_file, "key"));
+      SA_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadSmallFile(options.cert_file));
+      SA_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(options.key_file));
     }
     creds = grpc::SslCredentials(ssl);
   }
@@ -129,22 +185,50 @@ absl::StatusOr<std::unique_ptr<SnapshotClient>> SnapshotClient::Connect(
   args.SetMaxReceiveMessageSize(16 << 20);
   std::shared_ptr<grpc::Channel> channel =
       grpc::CreateCustomChannel(options.address, creds, args);
+  auto snapshots = v1::SnapshotService::NewStub(channel);
   absl::Duration backoff = absl::Milliseconds(200);
   for (int attempt = 1;; ++attempt) {
     if (channel->WaitForConnected(
             absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
       break;
     }
+    // Ask why: a call that does not wait for the channel fails at once with
+    // the transport's last error (refused, handshake failure, ...).
+    grpc::ClientContext probe;
+    probe.set_wait_for_ready(false);
+    probe.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    v1::GetStatusResponse ignored;
+    grpc::Status why =
+        snapshots->GetStatus(&probe, v1::GetStatusRequest(), &ignored);
+    if (why.error_code() != grpc::StatusCode::UNAVAILABLE) break;  // it answers
+    const std::string& m = why.error_message();
+    size_t hs = m.find("andshake failed");
+    if (hs != std::string::npos) {
+      // A handshake fails the same way every time: do not retry.
+      size_t colon = m.find(": ", hs);
+      absl::Status s = absl::UnavailableError(absl::StrCat(
+          "TLS handshake with the agent at ", options.address, " failed: ",
+          colon == std::string::npos ? m : m.substr(colon + 2),
+          tls ? " (is --ca the CA that signed the agent's certificate, and "
+                "does the agent serve TLS?)"
+              : ""));
+      s.SetPayload(kTlsPayload, absl::Cord("handshake"));
+      return s;
+    }
     if (attempt >= options.connect_attempts) {
+      std::string last = m;
+      size_t le = m.find("last error: ");
+      if (le != std::string::npos) last = m.substr(le + 12);
       return absl::UnavailableError(absl::StrFormat(
-          "cannot reach the agent at %s after %d attempts (is it running, is "
-          "the address right, does it expect TLS?)",
-          options.address, attempt));
+          "cannot reach the agent at %s after %d attempts: %s (is it running, "
+          "is the address right%s?)",
+          options.address, attempt, last,
+          tls ? "" : ", does it expect TLS (--ca)"));
     }
     absl::SleepFor(backoff);
     backoff *= 2;
   }
-  return std::make_unique<SnapshotClient>(v1::SnapshotService::NewStub(channel),
+  return std::make_unique<SnapshotClient>(std::move(snapshots),
                                           v1::KeyValueService::NewStub(channel),
                                           options);
 }
@@ -163,6 +247,12 @@ void SnapshotClient::Prepare(grpc::ClientContext* ctx, bool unary) const {
   if (unary) ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
 }
 
+void SnapshotClient::CancelAll() {
+  std::lock_guard<std::mutex> l(mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* ctx : live_) ctx->TryCancel();
+}
+
 absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
                                                 const SaveOptions& options,
                                                 const ProgressFn& progress) {
@@ -171,21 +261,34 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
         path, " already exists; remove it or choose another name"));
   }
   const std::string part = path + ".part";
-  SA_ASSIGN_OR_RETURN(FileSink out, FileSink::Create(part, 0600, /*exclusive=*/false));
+  SA_ASSIGN_OR_RETURN(FileSink out,
+                      FileSink::Create(part, 0600, /*exclusive=*/false));
   RemoveOnExit remove_part(part);
+  SA_ASSIGN_OR_RETURN(SaveResult result, SaveTo(&out, options, progress));
+  SA_RETURN_IF_ERROR(out.SyncAndClose());
+  if (rename(part.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(errno, "cannot rename to", path);
+  }
+  remove_part.Release();
+  SA_RETURN_IF_ERROR(SyncDirectoryOf(path));
+  return result;
+}
 
-  grpc::ClientContext ctx;
-  Prepare(&ctx, false);
+absl::StatusOr<SaveResult> SnapshotClient::SaveTo(ByteSink* out,
+                                                  const SaveOptions& options,
+                                                  const ProgressFn& progress) {
+  Call call(this, /*unary=*/false);
   v1::TakeSnapshotRequest req;
   req.set_chunk_size(options.chunk_size);
   if (options.compression_level) req.set_compression_level(*options.compression_level);
   req.set_allow_stale(options.allow_stale);
-  auto reader = snapshots_->TakeSnapshot(&ctx, req);
+  auto reader = snapshots_->TakeSnapshot(call.ctx(), req);
 
   SaveResult result;
   Sha256 hash;
   uint64_t received = 0;
   bool have_metadata = false, have_trailer = false;
+  std::unique_ptr<StateProgress> state_progress;
   absl::Status local;
   v1::TakeSnapshotResponse resp;
   while (local.ok() && reader->Read(&resp)) {
@@ -194,6 +297,10 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
         if (have_metadata) local = absl::DataLossError("the agent sent two metadata messages");
         result.metadata = resp.metadata();
         have_metadata = true;
+        if (progress) {
+          state_progress = std::make_unique<StateProgress>(
+              progress, result.metadata.state_size());
+        }
         break;
       case v1::TakeSnapshotResponse::kChunk:
         if (!have_metadata || have_trailer) {
@@ -202,8 +309,8 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
         }
         hash.Update(resp.chunk());
         received += resp.chunk().size();
-        local = out.Write(resp.chunk());
-        if (progress) progress(received, 0);
+        local = out->Write(resp.chunk());
+        if (state_progress) state_progress->Feed(resp.chunk());
         break;
       case v1::TakeSnapshotResponse::kTrailer:
         result.archive_size = resp.trailer().archive_size();
@@ -215,7 +322,7 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
     }
   }
   if (!local.ok()) {
-    ctx.TryCancel();
+    call.ctx()->TryCancel();
     while (reader->Read(&resp)) {
     }
     reader->Finish();
@@ -232,114 +339,122 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
         "the bytes received (%d, %s) do not match the agent's trailer (%d, %s)",
         received, actual, result.archive_size, result.checksum));
   }
-  SA_RETURN_IF_ERROR(out.SyncAndClose());
-  if (rename(part.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, "cannot rename to", path);
-  }
-  remove_part.Release();
-  SA_RETURN_IF_ERROR(SyncDirectoryOf(path));
   return result;
+}
+
+absl::StatusOr<v1::VerifySnapshotResponse> SnapshotClient::Verify(
+    ByteSource* archive, uint64_t total, const ProgressFn& progress) {
+  Call call(this, /*unary=*/false);
+  v1::VerifySnapshotResponse resp;
+  auto writer = snapshots_->VerifySnapshot(call.ctx(), &resp);
+  SA_RETURN_IF_ERROR(Upload<v1::VerifySnapshotRequest>(
+      call.ctx(), archive, total, writer.get(), progress, options_.address,
+      [](std::string chunk, v1::VerifySnapshotRequest* r) {
+        r->set_chunk(std::move(chunk));
+      },
+      nullptr));
+  return resp;
 }
 
 absl::StatusOr<v1::VerifySnapshotResponse> SnapshotClient::Verify(
     const std::string& path, const ProgressFn& progress) {
   SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-  grpc::ClientContext ctx;
-  Prepare(&ctx, false);
-  v1::VerifySnapshotResponse resp;
-  auto writer = snapshots_->VerifySnapshot(&ctx, &resp);
-  SA_RETURN_IF_ERROR(UploadFile<v1::VerifySnapshotRequest>(
-      &ctx, &src, writer.get(), progress, options_.address,
-      [](std::string chunk, v1::VerifySnapshotRequest* r) {
+  return Verify(&src, src.size(), progress);
+}
+
+absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
+    ByteSource* archive, uint64_t total, const ProgressFn& progress) {
+  HashingSource hashed(archive);
+  Call call(this, /*unary=*/false);
+  v1::RestoreSnapshotResponse resp;
+  auto writer = snapshots_->RestoreSnapshot(call.ctx(), &resp);
+  SA_RETURN_IF_ERROR(Upload<v1::RestoreSnapshotRequest>(
+      call.ctx(), &hashed, total, writer.get(), progress, options_.address,
+      [](std::string chunk, v1::RestoreSnapshotRequest* r) {
         r->set_chunk(std::move(chunk));
+      },
+      [&hashed](v1::RestoreSnapshotRequest* r) {
+        r->set_expected_checksum(hashed.Checksum());
       }));
   return resp;
 }
 
 absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
     const std::string& path, const ProgressFn& progress) {
-  // The checksum first: the agent then refuses an archive that changed on
-  // the way.
-  std::string checksum;
-  {
-    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-    SA_ASSIGN_OR_RETURN(Digest digest, Sha256OfSource(&src));
-    checksum = ChecksumString(digest);
-  }
   SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-  grpc::ClientContext ctx;
-  Prepare(&ctx, false);
-  v1::RestoreSnapshotResponse resp;
-  auto writer = snapshots_->RestoreSnapshot(&ctx, &resp);
-  v1::RestoreSnapshotRequest first;
-  first.mutable_options()->set_expected_checksum(checksum);
-  writer->Write(first);  // if the stream broke, the upload below says why
-  SA_RETURN_IF_ERROR(UploadFile<v1::RestoreSnapshotRequest>(
-      &ctx, &src, writer.get(), progress, options_.address,
-      [](std::string chunk, v1::RestoreSnapshotRequest* r) {
-        r->set_chunk(std::move(chunk));
-      }));
-  return resp;
+  return Restore(&src, src.size(), progress);
 }
 
 absl::StatusOr<v1::GetStatusResponse> SnapshotClient::Status() {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
+  Call call(this, /*unary=*/true);
   v1::GetStatusResponse resp;
   SA_RETURN_IF_ERROR(FromGrpc(
-      snapshots_->GetStatus(&ctx, v1::GetStatusRequest(), &resp), options_.address));
+      snapshots_->GetStatus(call.ctx(), v1::GetStatusRequest(), &resp),
+      options_.address));
   return resp;
 }
 
 absl::StatusOr<uint64_t> SnapshotClient::Put(const std::string& key,
                                              const std::string& value) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
+  Call call(this, /*unary=*/true);
   v1::PutRequest req;
   req.set_key(key);
   req.set_value(value);
   v1::PutResponse resp;
-  SA_RETURN_IF_ERROR(FromGrpc(kv_->Put(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(
+      FromGrpc(kv_->Put(call.ctx(), req, &resp), options_.address));
   return resp.index();
 }
 
 absl::StatusOr<std::optional<std::string>> SnapshotClient::Get(
     const std::string& key, bool allow_stale) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
+  Call call(this, /*unary=*/true);
   v1::GetRequest req;
   req.set_key(key);
   req.set_allow_stale(allow_stale);
   v1::GetResponse resp;
-  SA_RETURN_IF_ERROR(FromGrpc(kv_->Get(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(
+      FromGrpc(kv_->Get(call.ctx(), req, &resp), options_.address));
   if (!resp.found()) return std::optional<std::string>();
   return std::optional<std::string>(resp.value());
 }
 
 absl::StatusOr<uint64_t> SnapshotClient::Delete(const std::string& key) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
+  Call call(this, /*unary=*/true);
   v1::DeleteRequest req;
   req.set_key(key);
   v1::DeleteResponse resp;
-  SA_RETURN_IF_ERROR(FromGrpc(kv_->Delete(&ctx, req, &resp), options_.address));
+  SA_RETURN_IF_ERROR(
+      FromGrpc(kv_->Delete(call.ctx(), req, &resp), options_.address));
   return resp.index();
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
-SnapshotClient::List(const std::string& prefix, uint32_t limit,
-                     bool allow_stale) {
-  grpc::ClientContext ctx;
-  Prepare(&ctx, true);
-  v1::ListRequest req;
-  req.set_prefix(prefix);
-  req.set_limit(limit);
-  req.set_allow_stale(allow_stale);
-  v1::ListResponse resp;
-  SA_RETURN_IF_ERROR(FromGrpc(kv_->List(&ctx, req, &resp), options_.address));
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& e : resp.entries()) out.emplace_back(e.key(), e.value());
-  return out;
+absl::Status SnapshotClient::List(
+    const std::string& prefix, uint64_t limit, bool allow_stale,
+    const std::function<bool(const std::string&, const std::string&)>& each) {
+  constexpr uint64_t kPage = 1000;
+  std::string token;
+  uint64_t seen = 0;
+  for (;;) {
+    Call call(this, /*unary=*/true);
+    v1::ListRequest req;
+    req.set_prefix(prefix);
+    req.set_limit(static_cast<uint32_t>(
+        limit == 0 ? kPage : std::min(kPage, limit - seen)));
+    req.set_allow_stale(allow_stale);
+    req.set_page_token(token);
+    v1::ListResponse resp;
+    SA_RETURN_IF_ERROR(
+        FromGrpc(kv_->List(call.ctx(), req, &resp), options_.address));
+    for (const auto& e : resp.entries()) {
+      ++seen;
+      if (!each(e.key(), e.value())) return absl::OkStatus();
+    }
+    if (resp.next_page_token().empty() || (limit != 0 && seen >= limit)) {
+      return absl::OkStatus();
+    }
+    token = resp.next_page_token();
+  }
 }
 
 }  // namespace snapshot

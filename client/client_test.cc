@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "archive/archive.h"
 #include "base/sha256.h"
 #include "proto/snapshot/v1/snapshot_mock.grpc.pb.h"
 #include "raft/testing/cluster.h"
@@ -69,14 +70,32 @@ struct Fixture {
 
 TEST(ClientSave, CompleteStreamLandsAtomically) {
   Fixture f;
-  const std::string archive = "pretend these are archive bytes";
+  // A real archive, so that the progress (state bytes, by decompressing the
+  // stream) can be checked.
+  SnapshotMeta meta;
+  meta.id = "1-5-0";
+  meta.index = 5;
+  meta.term = 1;
+  const std::string state(300000, 's');
+  meta.size = state.size();
+  std::string archive;
+  StringSource src(state);
+  StringSink sink(&archive);
+  ASSERT_TRUE(WriteArchive(meta, &src, &sink).ok());
+  auto msgs = Stream(archive, true);
+  msgs[0].mutable_metadata()->set_state_size(state.size());
   EXPECT_CALL(*f.stub, TakeSnapshotRaw(_, _))
-      .WillOnce(Return(Script(Stream(archive, true), grpc::Status::OK)));
-  uint64_t last = 0;
-  auto r = f.client.Save(f.path, {}, [&](uint64_t done, uint64_t) { last = done; });
+      .WillOnce(Return(Script(msgs, grpc::Status::OK)));
+  uint64_t last = 0, total = 0;
+  auto r = f.client.Save(f.path, {}, [&](uint64_t done, uint64_t t) {
+    EXPECT_GE(done, last);
+    last = done;
+    total = t;
+  });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->metadata.index(), 5u);
-  EXPECT_EQ(last, archive.size());
+  EXPECT_EQ(total, state.size());
+  EXPECT_EQ(last, state.size());
   std::ifstream in(f.path);
   std::stringstream ss;
   ss << in.rdbuf();

@@ -4,6 +4,8 @@
 #define SNAPSHOT_AGENT_CLIENT_EXIT_CODES_H_
 
 #include "absl/status/status.h"
+#include "base/io.h"
+#include "client/client.h"
 
 namespace snapshot {
 
@@ -17,10 +19,17 @@ enum ExitCode : int {
   kExitPrecondition = 6,   // wrong node or state (e.g. not the leader)
   kExitLimit = 7,          // a size or rate limit was exceeded
   kExitLocalFile = 8,      // a local file could not be read or written
+  kExitTls = 9,            // the TLS handshake with the agent failed
+  kExitInterrupted = 130,  // interrupted (SIGINT/SIGTERM), as shells do
 };
 
 // The exit code for a failed operation, chosen by its status code.
+// Local file errors (base/io.h) and TLS failures are recognised before the
+// code: a local EACCES is not a denied token, a full local disk not an agent
+// limit.
 inline int ExitCodeFor(const absl::Status& s) {
+  if (IsLocalFileError(s)) return kExitLocalFile;
+  if (IsTlsError(s)) return kExitTls;
   switch (s.code()) {
     case absl::StatusCode::kOk:
       return kExitOk;
@@ -36,9 +45,6 @@ inline int ExitCodeFor(const absl::Status& s) {
       return kExitPrecondition;
     case absl::StatusCode::kResourceExhausted:
       return kExitLimit;
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kAlreadyExists:
-      return kExitLocalFile;
     case absl::StatusCode::kInvalidArgument:
       return kExitUsage;
     default:

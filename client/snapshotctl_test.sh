@@ -80,6 +80,7 @@ check "unreachable agent exits 4" test $rc -eq 4
 
 # Tokens: read role may save, not restore.
 printf 'read reader-token-0123456789\nadmin admin-token-0123456789\n' > "$work/tokens"
+chmod 600 "$work/tokens"
 echo reader-token-0123456789 > "$work/read.token"
 start_agent tokens --token-file="$work/tokens"; B=$ADDR
 echo admin-token-0123456789 > "$work/admin.token"

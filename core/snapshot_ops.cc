@@ -1,9 +1,15 @@
 #include "core/snapshot_ops.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "archive/parallel_gzip.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
@@ -12,23 +18,94 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
     RaftNode* node, const TakeOptions& options, ByteSink* out,
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured) {
+  SA_RETURN_IF_ERROR(CheckCompressionLevel(options.compression_level));
+  if (options.compress_threads < 1) {
+    return absl::InvalidArgumentError("compress_threads must be at least 1");
+  }
   SA_ASSIGN_OR_RETURN(CapturedSnapshot snap,
-                   node->Snapshot(options.snapshot, capture_deadline));
+                      node->Snapshot(options.snapshot, capture_deadline));
   if (on_captured) SA_RETURN_IF_ERROR(on_captured(snap));
-  return WriteArchive(snap.meta, snap.state.get(), out, options.writer);
+  WriterOptions writer;
+  writer.compression_level = options.compression_level;
+  writer.compressor = ParallelGzipCompressor(options.compression_level,
+                                             options.compress_threads);
+  return WriteArchive(snap.meta, snap.state.get(), out, writer);
 }
 
-RestoreSpool::RestoreSpool(FileSink sink, ReaderOptions options)
-    : path_(sink.path()), sink_(std::make_unique<FileSink>(std::move(sink))) {
-  reader_ = std::make_unique<ArchiveReader>(sink_.get(), std::move(options));
+namespace {
+
+ReaderOptions ReaderOptionsFor(const Limits& limits) {
+  ReaderOptions ro;
+  ro.max_archive_bytes = limits.max_archive_bytes;
+  ro.max_state_bytes = limits.max_state_bytes;
+  return ro;
 }
 
-absl::StatusOr<std::unique_ptr<RestoreSpool>> RestoreSpool::Create(
-    const std::string& dir, ReaderOptions options) {
-  SA_ASSIGN_OR_RETURN(FileSink sink, FileSink::CreateUnique(dir + "/.restore-"));
+}  // namespace
+
+std::unique_ptr<ArchiveReader> NewVerifier(const Limits& limits) {
+  return std::make_unique<ArchiveReader>(/*state_sink=*/nullptr,
+                                         ReaderOptionsFor(limits));
+}
+
+absl::StatusOr<SpoolCleanup> RemoveStaleSpools(const std::string& dir) {
+  SpoolCleanup done;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return ErrnoStatus(errno, "cannot list", dir);
+  constexpr size_t kPrefixLen = sizeof(kSpoolPrefix) - 1;
+  while (struct dirent* e = readdir(d)) {
+    absl::string_view name(e->d_name);
+    // Exactly our mkstemp pattern: the prefix and six characters.
+    if (!absl::StartsWith(name, kSpoolPrefix) ||
+        name.size() != kPrefixLen + 6) {
+      continue;
+    }
+    const std::string path = dir + "/" + std::string(name);
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (unlink(path.c_str()) != 0) {
+      int err = errno;
+      closedir(d);
+      return ErrnoStatus(err, "cannot remove stale restore spool", path);
+    }
+    ++done.files;
+    done.bytes += static_cast<uint64_t>(st.st_size);
+  }
+  closedir(d);
+  return done;
+}
+
+absl::StatusOr<std::unique_ptr<RestoreSpool>> Restorer::Begin(
+    absl::Time deadline) {
+  bool expected = false;
+  if (!busy_.compare_exchange_strong(expected, true)) {
+    return absl::UnavailableError(
+        "another restore is running on this agent; retry when it has "
+        "finished");
+  }
+  // From here on, the slot is freed by the spool's destructor or below.
+  absl::Status leader = node_->CheckLeader(deadline);
+  if (!leader.ok()) {
+    busy_ = false;
+    return leader;
+  }
+  absl::StatusOr<FileSink> sink =
+      FileSink::CreateUnique(spool_dir_ + "/" + kSpoolPrefix);
+  if (!sink.ok()) {
+    busy_ = false;
+    return sink.status();
+  }
+  return std::unique_ptr<RestoreSpool>(new RestoreSpool(this, std::move(*sink)));
+}
+
+RestoreSpool::RestoreSpool(Restorer* owner, FileSink sink)
+    : owner_(owner),
+      path_(sink.path()),
+      sink_(std::make_unique<FileSink>(std::move(sink))) {
+  ReaderOptions options = ReaderOptionsFor(owner->limits_);
   // Refuse early what cannot fit on the disk.
-  auto previous = options.on_meta;
-  options.on_meta = [dir, previous](const SnapshotMeta& meta) -> absl::Status {
+  options.on_meta = [dir = owner->spool_dir_](
+                        const SnapshotMeta& meta) -> absl::Status {
     struct statvfs vfs;
     if (statvfs(dir.c_str(), &vfs) == 0) {
       uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
@@ -39,16 +116,16 @@ absl::StatusOr<std::unique_ptr<RestoreSpool>> RestoreSpool::Create(
             meta.size, free_bytes, dir));
       }
     }
-    return previous ? previous(meta) : absl::OkStatus();
+    return absl::OkStatus();
   };
-  return std::unique_ptr<RestoreSpool>(
-      new RestoreSpool(std::move(sink), std::move(options)));
+  reader_ = std::make_unique<ArchiveReader>(sink_.get(), std::move(options));
 }
 
 RestoreSpool::~RestoreSpool() {
   reader_.reset();
   sink_.reset();
   unlink(path_.c_str());
+  owner_->busy_ = false;
 }
 
 absl::Status RestoreSpool::Feed(absl::string_view archive_bytes) {
@@ -58,12 +135,17 @@ absl::Status RestoreSpool::Feed(absl::string_view archive_bytes) {
 absl::StatusOr<ArchiveInfo> RestoreSpool::Finish() {
   SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
   SA_RETURN_IF_ERROR(sink_->Close());
+  if (!expected_checksum_.empty() && expected_checksum_ != info.checksum) {
+    return absl::DataLossError(absl::StrCat(
+        "the archive's checksum is ", info.checksum, " but the client expected ",
+        expected_checksum_,
+        ": it changed on the way; nothing was restored"));
+  }
   verified_ = info;
   return info;
 }
 
-absl::StatusOr<RestoreResult> RestoreSpool::Apply(RaftNode* node,
-                                                  absl::Time deadline) {
+absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline) {
   if (!verified_) {
     return absl::FailedPreconditionError(
         "the archive must be completely received and verified first");
@@ -73,7 +155,7 @@ absl::StatusOr<RestoreResult> RestoreSpool::Apply(RaftNode* node,
     SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
     return std::unique_ptr<ByteSource>(new FileSource(std::move(src)));
   };
-  return node->Restore(verified_->meta, open, deadline);
+  return owner_->node_->Restore(verified_->meta, open, deadline);
 }
 
 }  // namespace snapshot

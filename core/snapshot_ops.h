@@ -1,17 +1,27 @@
 // The agent's snapshot operations, between the archive codec and a RaftNode:
-// what the gRPC service and the tools run, without any gRPC in it.
+// what the gRPC services run, without any gRPC in it. The policy lives here
+// (limits, option ranges, the one-restore-at-a-time rule, the expected
+// checksum); the services only translate messages.
 //
-//   TakeArchive   snapshot the node and stream the archive to a sink.
-//   RestoreSpool  receive an archive chunk by chunk, verify it completely
-//                 while spooling state.bin to a private temp file; only a
-//                 fully verified archive can then be applied (Apply).
+//   TakeArchive     snapshot the node and stream the archive to a sink.
+//   NewVerifier     an ArchiveReader that applies the agent's limits.
+//   Restorer        receives an archive into a private spool file, verifies
+//                   it completely, and only then applies it (RestoreSpool).
 //
-// Threading: each object is used by one thread at a time; the RaftNode is
-// thread-safe. Errors: as archive/archive.h and engine/node.h; spool file
-// problems are RESOURCE_EXHAUSTED (no space) or INTERNAL.
+// Threading: TakeArchive and Restorer::Begin may be called from any thread,
+// concurrently; a RestoreSpool or verifier is used by one thread at a time.
+// The RaftNode is borrowed and must outlive the Restorer and its spools.
+//
+// Errors: as archive/archive.h and engine/node.h, plus
+//   RESOURCE_EXHAUSTED  a limit of Limits, or no room on the spool disk
+//   UNAVAILABLE         another restore is running on this agent (retry later)
+//   DATA_LOSS           the archive's checksum is not the one the client
+//                       expected
 #ifndef SNAPSHOT_AGENT_CORE_SNAPSHOT_OPS_H_
 #define SNAPSHOT_AGENT_CORE_SNAPSHOT_OPS_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -24,45 +34,105 @@
 
 namespace snapshot {
 
-struct TakeOptions {
-  SnapshotOptions snapshot;
-  WriterOptions writer;
+// The agent's limits on what it receives. One setting each, for every RPC.
+struct Limits {
+  // Largest compressed archive accepted by Verify and Restore.
+  uint64_t max_archive_bytes = uint64_t{64} << 30;
+  // Largest state.bin accepted by Verify and Restore, refused from the tar
+  // header before the state is decompressed.
+  uint64_t max_state_bytes = uint64_t{1} << 30;
 };
 
-// Captures a snapshot (waiting at most until `capture_deadline`), calls
-// `on_captured` with it before any archive byte is produced (the gRPC layer
-// sends the metadata first; an error from it aborts), then streams the
-// archive to `out`. Memory stays fixed whatever the state size.
+struct TakeOptions {
+  SnapshotOptions snapshot;
+  // gzip level 0 to 9 (CheckCompressionLevel).
+  int compression_level = 6;
+  // Threads compressing gzip members in parallel (>= 1).
+  int compress_threads = 1;
+};
+
+// Checks `options` (INVALID_ARGUMENT), captures a snapshot (waiting at most
+// until `capture_deadline`), calls `on_captured` with it before any archive
+// byte is produced (the gRPC layer sends the metadata first; an error from it
+// aborts), then streams the archive to `out`. Memory stays fixed whatever the
+// state size.
 absl::StatusOr<ArchiveInfo> TakeArchive(
     RaftNode* node, const TakeOptions& options, ByteSink* out,
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured);
 
+// A reader that verifies an archive under `limits` and keeps nothing.
+std::unique_ptr<ArchiveReader> NewVerifier(const Limits& limits);
+
+// Prefix of spool file names inside the spool directory.
+inline constexpr char kSpoolPrefix[] = ".restore-";
+
+struct SpoolCleanup {
+  int files = 0;
+  uint64_t bytes = 0;
+};
+
+// Removes spool files left in `dir` by an agent that was killed during a
+// restore: regular files named kSpoolPrefix + 6 characters, nothing else.
+// Call at start-up, while holding the directory's lock.
+absl::StatusOr<SpoolCleanup> RemoveStaleSpools(const std::string& dir);
+
+class RestoreSpool;
+
+// Restores of one agent. Holds the one-restore-at-a-time rule.
+class Restorer {
+ public:
+  Restorer(RaftNode* node, std::string spool_dir, Limits limits)
+      : node_(node), spool_dir_(std::move(spool_dir)), limits_(limits) {}
+
+  // Starts a restore: UNAVAILABLE while another one is running on this
+  // agent; the node's error when it is not the leader (checked before
+  // anything is received); otherwise a spool that holds the restore slot
+  // until it is destroyed.
+  absl::StatusOr<std::unique_ptr<RestoreSpool>> Begin(absl::Time deadline);
+
+ private:
+  friend class RestoreSpool;
+  RaftNode* node_;
+  const std::string spool_dir_;
+  const Limits limits_;
+  std::atomic<bool> busy_{false};
+};
+
+// One restore in progress: the archive goes to a private spool file (mode
+// 0600) while it is verified. The reader refuses, before the state arrives, a
+// state larger than max_state_bytes (from the state.bin header) or than the
+// free space of the spool directory (from meta.json's Size, which comes
+// first in every archive written by us or Nomad); a disk that fills up anyway
+// is RESOURCE_EXHAUSTED.
 class RestoreSpool {
  public:
-  // Creates the spool file (mode 0600) in `dir`. The reader refuses, before
-  // the state arrives, a state larger than options.max_state_bytes (from the
-  // state.bin header) or than the free space in `dir` (from meta.json's
-  // Size, which comes first in every archive written by us or Nomad); a disk
-  // that fills up anyway is RESOURCE_EXHAUSTED.
-  static absl::StatusOr<std::unique_ptr<RestoreSpool>> Create(
-      const std::string& dir, ReaderOptions options);
-  // Removes the spool file.
+  // Removes the spool file and frees the restore slot.
   ~RestoreSpool();
 
+  // The checksum ("sha-256=<base64>") the archive must have; may be called
+  // at any time before Finish(). Empty: no expectation.
+  void ExpectChecksum(std::string checksum) {
+    expected_checksum_ = std::move(checksum);
+  }
   absl::Status Feed(absl::string_view archive_bytes);
-  // Ends the archive; returns its metadata once everything is verified.
+  // Ends the archive; returns its metadata once everything is verified,
+  // including the expected checksum.
   absl::StatusOr<ArchiveInfo> Finish();
-  // Applies the verified state to the cluster through `node`.
-  // FAILED_PRECONDITION unless Finish() succeeded.
-  absl::StatusOr<RestoreResult> Apply(RaftNode* node, absl::Time deadline);
+  // Applies the verified state to the cluster. FAILED_PRECONDITION unless
+  // Finish() succeeded.
+  absl::StatusOr<RestoreResult> Apply(absl::Time deadline);
   const std::string& path() const { return path_; }
 
  private:
-  RestoreSpool(FileSink sink, ReaderOptions options);
+  friend class Restorer;
+  RestoreSpool(Restorer* owner, FileSink sink);
+
+  Restorer* owner_;
   std::string path_;
   std::unique_ptr<FileSink> sink_;
   std::unique_ptr<ArchiveReader> reader_;
+  std::string expected_checksum_;
   std::optional<ArchiveInfo> verified_;
 };
 

@@ -111,12 +111,30 @@ class RaftNode {
 
   // Replaces the state of the whole cluster with `meta.size` bytes of state
   // from `open_state`, atomically: on any failure the state stays exactly as
-  // it was. Leader only. The bytes are first checked to be this engine's
+  // it was. Leader only. Engines need not serialize concurrent restores (the
+  // agent runs one at a time, core/snapshot_ops.h); when two overlap, at
+  // most one takes effect, never a mix. The bytes are first checked to be this engine's
   // state (FAILED_PRECONDITION otherwise, e.g. for a Nomad snapshot), before
   // anything is proposed.
   virtual absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
                                                 absl::Time deadline) = 0;
+};
+
+struct ListOptions {
+  std::string prefix;
+  // Only keys strictly greater than this one (empty: from the first).
+  std::string start_after;
+  size_t limit = 1000;
+  uint64_t max_bytes = 1 << 20;
+  // Answer from this node's applied state (any node), not linearizable.
+  bool allow_stale = false;
+};
+
+struct ListPage {
+  std::vector<std::pair<std::string, std::string>> entries;
+  // True when more matching entries follow the last one returned.
+  bool more = false;
 };
 
 // The key-value interface of engines that have one (the embedded node), for
@@ -135,9 +153,13 @@ class KeyValueStore {
   // `allow_stale` any node answers from its applied state.
   virtual absl::StatusOr<std::optional<std::string>> Get(
       const std::string& key, bool allow_stale, absl::Time deadline) = 0;
-  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
-  List(const std::string& prefix, size_t limit, bool allow_stale,
-       absl::Time deadline) = 0;
+  // One page of the entries whose key starts with options.prefix, in key
+  // order, after options.start_after: at most options.limit entries, and no
+  // more entries once options.max_bytes of keys and values are reached (a
+  // page always holds at least one entry when there is one). Pages are read
+  // at different moments: a listing by pages is not a snapshot.
+  virtual absl::StatusOr<ListPage> List(const ListOptions& options,
+                                        absl::Time deadline) = 0;
 };
 
 }  // namespace snapshot

@@ -210,7 +210,6 @@ struct EmbeddedNode::Impl {
   std::mutex mu;
   std::vector<std::function<void()>> queue;  // guarded by mu
   bool accepting = true;                     // guarded by mu
-  std::mutex restore_mu;                     // one restore at a time
 
   // Runs `fn` on the loop thread. False when the node is stopping.
   bool Post(std::function<void()> fn) {
@@ -762,16 +761,6 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
     const SnapshotMeta& meta, const StateOpener& open_state,
     absl::Time deadline) {
   Impl* p = impl_.get();
-  std::unique_lock<std::mutex> one_at_a_time(p->restore_mu, std::try_to_lock);
-  if (!one_at_a_time.owns_lock()) {
-    return absl::FailedPreconditionError(
-        "another restore is in progress on this node; wait for it to finish");
-  }
-  if (meta.size > p->cfg.max_restore_bytes) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "the snapshot's state is %d bytes; this node restores at most %d",
-        meta.size, p->cfg.max_restore_bytes));
-  }
   // Fail fast on a follower, before reading anything.
   SA_RETURN_IF_ERROR(CheckLeader(deadline));
 
@@ -904,10 +893,10 @@ absl::StatusOr<std::optional<std::string>> EmbeddedNode::Get(
       deadline);
 }
 
-absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
-EmbeddedNode::List(const std::string& prefix, size_t limit, bool allow_stale,
-                   absl::Time deadline) {
+absl::StatusOr<ListPage> EmbeddedNode::List(const ListOptions& options,
+                                            absl::Time deadline) {
   Impl* p = impl_.get();
+  const bool allow_stale = options.allow_stale;
   // Capture a view on the loop; scan it here.
   auto view = p->Call<kv::StateView>(
       [p, allow_stale](std::shared_ptr<Waiter<kv::StateView>> w) {
@@ -918,7 +907,8 @@ EmbeddedNode::List(const std::string& prefix, size_t limit, bool allow_stale,
       },
       deadline);
   if (!view.ok()) return view.status();
-  return view->List(prefix, limit);
+  return view->List(options.prefix, options.start_after, options.limit,
+                    options.max_bytes);
 }
 
 absl::StatusOr<std::pair<uint64_t, Digest>> EmbeddedNode::StateDigest(

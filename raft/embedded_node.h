@@ -56,8 +56,6 @@ struct EmbeddedNodeConfig {
   // Log entries between the engine's own snapshots, and entries kept after.
   unsigned snapshot_threshold = 8192;
   unsigned snapshot_trailing = 1024;
-  // Largest state Restore accepts (the state is held in memory).
-  uint64_t max_restore_bytes = uint64_t{1} << 30;
 };
 
 // Parses a peer list "ID=RAFT_HOST:PORT[@AGENT_HOST:PORT],..." e.g.
@@ -97,9 +95,8 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
                                                  bool allow_stale,
                                                  absl::Time deadline) override;
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> List(
-      const std::string& prefix, size_t limit, bool allow_stale,
-      absl::Time deadline) override;
+  absl::StatusOr<ListPage> List(const ListOptions& options,
+                                absl::Time deadline) override;
 
   // Waits until this node knows a leader (itself or another).
   absl::Status WaitForLeader(absl::Time deadline);

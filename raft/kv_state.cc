@@ -4,6 +4,7 @@
 #include <cstring>
 #include <queue>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/coding.h"
@@ -108,23 +109,46 @@ std::optional<std::string> StateView::Get(absl::string_view key) const {
   return it->second;
 }
 
-std::vector<std::pair<std::string, std::string>> StateView::List(
-    absl::string_view prefix, size_t limit) const {
-  std::vector<std::pair<std::string, std::string>> out;
-  if (limit == 0) return out;
-  std::string p(prefix);
-  for (const auto& shard : shards_) {
-    size_t taken = 0;
-    for (auto it = shard->map.lower_bound(p);
-         it != shard->map.end() && it->first.compare(0, p.size(), p) == 0 &&
-         taken < limit;
-         ++it, ++taken) {
-      out.emplace_back(it->first, it->second);
-    }
+ListPage StateView::List(absl::string_view prefix,
+                        absl::string_view start_after, size_t limit,
+                        uint64_t max_bytes) const {
+  ListPage page;
+  if (limit == 0) return page;
+  using It = std::map<std::string, std::string>::const_iterator;
+  struct Cursor {
+    It it, end;
+  };
+  auto later = [](const Cursor& a, const Cursor& b) {
+    return a.it->first > b.it->first;
+  };
+  // A k-way merge over the shards, from the first key after both the prefix
+  // start and start_after: only the entries of the page are touched.
+  std::string from(prefix);
+  if (!start_after.empty() && start_after >= prefix) {
+    from = std::string(start_after);
+    from.push_back('\0');  // the smallest key greater than start_after
   }
-  std::sort(out.begin(), out.end());
-  if (out.size() > limit) out.resize(limit);
-  return out;
+  auto matches = [&](const It& it) {
+    return absl::StartsWith(it->first, prefix);
+  };
+  std::priority_queue<Cursor, std::vector<Cursor>, decltype(later)> heap(later);
+  for (const auto& shard : shards_) {
+    It it = shard->map.lower_bound(from);
+    if (it != shard->map.end() && matches(it)) heap.push({it, shard->map.end()});
+  }
+  uint64_t bytes = 0;
+  while (!heap.empty()) {
+    if (page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty())) {
+      page.more = true;
+      break;
+    }
+    Cursor c = heap.top();
+    heap.pop();
+    bytes += c.it->first.size() + c.it->second.size();
+    page.entries.emplace_back(c.it->first, c.it->second);
+    if (++c.it != c.end && matches(c.it)) heap.push(c);
+  }
+  return page;
 }
 
 std::unique_ptr<ByteSource> StateView::NewSource() const {

@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "base/io.h"
+#include "engine/node.h"
 
 namespace snapshot {
 namespace kv {
@@ -65,9 +66,12 @@ class StateView {
   // Length of the serialized form.
   uint64_t SerializedSize() const { return kHeaderBytes + bytes_; }
   std::optional<std::string> Get(absl::string_view key) const;
-  // Up to `limit` entries whose key starts with `prefix`, in key order.
-  std::vector<std::pair<std::string, std::string>> List(
-      absl::string_view prefix, size_t limit) const;
+  // A page of the entries whose key starts with `prefix` and is greater than
+  // `start_after`, in key order: at most `limit` entries, ending once
+  // `max_bytes` of keys and values are reached (at least one entry when there
+  // is one). Work and memory are bounded by the page, not the state.
+  ListPage List(absl::string_view prefix, absl::string_view start_after,
+                size_t limit, uint64_t max_bytes) const;
   // A source of the serialized form (SerializedSize() bytes). The source
   // keeps the view alive; it may be read on any thread.
   std::unique_ptr<ByteSource> NewSource() const;

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "absl/strings/str_format.h"
 #include "raft/command.h"
 #include "raft/kv_fsm.h"
 #include "raft/kv_state.h"
@@ -68,14 +69,47 @@ TEST(KvState, ListByPrefixInOrderWithLimit) {
   for (int i = 9; i >= 0; --i) s.Put("user/" + std::to_string(i), "x");
   s.Put("users", "y");
   s.Put("other", "z");
-  auto all = s.View().List("user/", 100);
-  ASSERT_EQ(all.size(), 10u);
-  EXPECT_EQ(all.front().first, "user/0");
-  EXPECT_EQ(all.back().first, "user/9");
-  auto three = s.View().List("user/", 3);
-  ASSERT_EQ(three.size(), 3u);
-  EXPECT_EQ(three[2].first, "user/2");
-  EXPECT_EQ(s.View().List("", 100).size(), 12u);
+  auto all = s.View().List("user/", "", 100, 1 << 20);
+  ASSERT_EQ(all.entries.size(), 10u);
+  EXPECT_FALSE(all.more);
+  EXPECT_EQ(all.entries.front().first, "user/0");
+  EXPECT_EQ(all.entries.back().first, "user/9");
+  auto three = s.View().List("user/", "", 3, 1 << 20);
+  ASSERT_EQ(three.entries.size(), 3u);
+  EXPECT_TRUE(three.more);
+  EXPECT_EQ(three.entries[2].first, "user/2");
+  EXPECT_EQ(s.View().List("", "", 100, 1 << 20).entries.size(), 12u);
+}
+
+TEST(KvState, ListPagesByBytesAndContinuesAfterTheLastKey) {
+  KvState s;
+  for (int i = 0; i < 50; ++i) {
+    s.Put(absl::StrFormat("k/%03d", i), std::string(1000, 'v'));
+  }
+  s.Put("l", "outside the prefix");
+  // 1005 bytes an entry: a 4000-byte budget ends after the 4th entry.
+  std::vector<std::string> keys;
+  std::string after;
+  int pages = 0;
+  for (;;) {
+    ListPage page = s.View().List("k/", after, 1000, 4000);
+    ++pages;
+    ASSERT_FALSE(page.entries.empty());
+    EXPECT_LE(page.entries.size(), 4u);
+    for (auto& e : page.entries) keys.push_back(e.first);
+    after = page.entries.back().first;
+    if (!page.more) break;
+  }
+  ASSERT_EQ(keys.size(), 50u);
+  EXPECT_EQ(pages, 13);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(keys[i], absl::StrFormat("k/%03d", i));
+  // A single entry larger than the budget still comes, alone.
+  s.Put("big", std::string(10000, 'b'));
+  ListPage big = s.View().List("big", "", 10, 100);
+  ASSERT_EQ(big.entries.size(), 1u);
+  EXPECT_FALSE(big.more);
+  // start_after before the prefix starts at the prefix.
+  EXPECT_EQ(s.View().List("k/", "a", 1, 1 << 20).entries[0].first, "k/000");
 }
 
 TEST(KvState, SizeAccountingFollowsPutsAndDeletes) {

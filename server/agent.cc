@@ -1,85 +1,120 @@
 #include "server/agent.h"
 
-#include <fstream>
-#include <sstream>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) {
+absl::Status SplitHostPort(const std::string& address, std::string* host) {
+  size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("cannot read the ", what, " file ", path));
+        absl::StrCat("\"", address, "\" is not HOST:PORT"));
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  *host = address.substr(0, colon);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
-    const AgentConfig& c) {
-  if (c.tls_cert.empty() && c.tls_key.empty()) {
-    if (!c.tls_client_ca.empty()) {
-      return absl::InvalidArgumentError(
-          "--tls-client-ca needs --tls-cert and --tls-key");
+bool IsLoopbackSockaddr(const struct sockaddr* sa) {
+  if (sa->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const struct sockaddr_in*>(sa);
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const struct sockaddr_in6*>(sa);
+    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+      return in6->sin6_addr.s6_addr[12] == 127;
     }
-    return grpc::InsecureServerCredentials();
   }
-  if (c.tls_cert.empty() || c.tls_key.empty()) {
-    return absl::InvalidArgumentError(
-        "TLS needs both --tls-cert and --tls-key");
-  }
-  grpc::SslServerCredentialsOptions opts;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  SA_ASSIGN_OR_RETURN(pair.private_key, ReadPem(c.tls_key, "TLS key"));
-  SA_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(c.tls_cert, "TLS certificate"));
-  opts.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!c.tls_client_ca.empty()) {
-    SA_ASSIGN_OR_RETURN(opts.pem_root_certs, ReadPem(c.tls_client_ca, "client CA"));
-    opts.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  return grpc::SslServerCredentials(opts);
+  return false;
+}
+
+// Channel arguments of every server of the agent: no SO_REUSEPORT, so that a
+// second agent on the same address fails to start instead of receiving half
+// of the calls.
+void NoPortSharing(grpc::ServerBuilder* b) {
+  b->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
 }
 
 }  // namespace
 
-bool IsLoopbackAddress(const std::string& address) {
-  std::string host = address.substr(0, address.rfind(':'));
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
+absl::StatusOr<bool> IsLoopbackAddress(const std::string& address) {
+  std::string host;
+  SA_RETURN_IF_ERROR(SplitHostPort(address, &host));
+  if (host.empty()) return false;  // every interface
+  struct addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  struct addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0) return false;
+  bool all_loopback = res != nullptr;
+  for (struct addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    all_loopback = all_loopback && IsLoopbackSockaddr(ai->ai_addr);
   }
-  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+  freeaddrinfo(res);
+  return all_loopback;
 }
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
-  if (config.listen.find(':') == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--listen \"", config.listen, "\" is not HOST:PORT"));
-  }
-  const bool tls = !config.tls_cert.empty();
+  const bool tls = !config.tls_cert.empty() || !config.tls_key.empty();
   const bool tokens = !config.token_file.empty();
-  if (!IsLoopbackAddress(config.listen) && !(tls && tokens) && !config.insecure) {
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  if (!tls && !config.tls_client_ca.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  absl::StatusOr<bool> local = IsLoopbackAddress(config.listen);
+  if (!local.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen: ", local.status().message()));
+  }
+  if (!*local && !(tls && tokens) && !config.insecure) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing to listen on ", config.listen,
-        " (not a loopback address) without both TLS (--tls-cert, --tls-key) "
-        "and tokens (--token-file); pass --insecure to do it anyway"));
+        " (not an address that resolves to loopback only) without both TLS "
+        "(--tls-cert, --tls-key) and tokens (--token-file); pass --insecure "
+        "to do it anyway"));
   }
-  SA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
-                   Credentials(config));
+  if (config.data_dir.empty()) config.data_dir = config.node.data_dir;
+
   std::unique_ptr<Agent> agent(new Agent());
-  if (tokens) {
-    SA_ASSIGN_OR_RETURN(TokenAuth auth, TokenAuth::LoadFile(config.token_file));
-    agent->auth_ = std::make_unique<TokenAuth>(std::move(auth));
+  if (tls) {
+    SA_ASSIGN_OR_RETURN(agent->tls_,
+                        ReloadableTls::Load({config.tls_cert, config.tls_key,
+                                             config.tls_client_ca}));
   }
+  if (tokens) {
+    SA_ASSIGN_OR_RETURN(agent->auth_, Authorizer::FromFile(config.token_file));
+  }
+  SA_ASSIGN_OR_RETURN(agent->lock_, DirLock::Acquire(config.data_dir));
+  SA_ASSIGN_OR_RETURN(SpoolCleanup cleaned, RemoveStaleSpools(config.data_dir));
+  if (cleaned.files > 0) {
+    Log(LogLevel::kWarning, "removed stale restore spool files",
+        {{"dir", config.data_dir},
+         {"files", cleaned.files},
+         {"bytes_freed", cleaned.bytes}});
+  }
+
+  config.node.data_dir = config.data_dir;
   if (config.node.agent_address.empty()) config.node.agent_address = config.listen;
   SA_ASSIGN_OR_RETURN(agent->node_, EmbeddedNode::Start(config.node));
   // Give the node a moment to find a leader, so that a single-node agent
@@ -87,17 +122,22 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   // up yet starts serving anyway (health says NOT_SERVING until a leader).
   agent->node_->WaitForLeader(absl::Now() + absl::Seconds(3)).IgnoreError();
 
-  config.service.spool_dir = config.node.data_dir;
+  agent->restorer_ = std::make_unique<Restorer>(
+      agent->node_.get(), config.data_dir, config.service.limits);
   config.service.auth = agent->auth_.get();
-  agent->snapshots_ =
-      std::make_unique<SnapshotServiceImpl>(agent->node_.get(), config.service);
+  agent->snapshots_ = std::make_unique<SnapshotServiceImpl>(
+      agent->node_.get(), agent->restorer_.get(), config.service);
   agent->kv_ = std::make_unique<KeyValueServiceImpl>(agent->node_.get(),
                                                      config.service);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  NoPortSharing(&builder);
   int port = 0;
-  builder.AddListeningPort(config.listen, creds, &port);
+  builder.AddListeningPort(config.listen,
+                           tls ? agent->tls_->Credentials()
+                               : grpc::InsecureServerCredentials(),
+                           &port);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(agent->snapshots_.get());
   builder.RegisterService(agent->kv_.get());
@@ -106,13 +146,15 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     agent->node_->Stop();
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot listen on ", config.listen,
-        " (address in use, or not an address of this machine?)"));
+        " (address in use — is another agent running with it? — or not an "
+        "address of this machine)"));
   }
   agent->address_ =
       absl::StrCat(config.listen.substr(0, config.listen.rfind(':')), ":", port);
   agent->server_->GetHealthCheckService()->SetServingStatus(false);
   if (!config.health_listen.empty()) {
     grpc::ServerBuilder health_builder;
+    NoPortSharing(&health_builder);
     int health_port = 0;
     health_builder.AddListeningPort(config.health_listen,
                                     grpc::InsecureServerCredentials(), &health_port);
@@ -120,13 +162,32 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     if (!agent->health_server_ || health_port == 0) {
       agent->server_->Shutdown();
       agent->node_->Stop();
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot listen on --health-listen ", config.health_listen));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot listen on --health-listen ", config.health_listen,
+          " (address in use, or not an address of this machine)"));
     }
     agent->health_server_->GetHealthCheckService()->SetServingStatus(false);
   }
   agent->health_ = std::thread([a = agent.get()] { a->WatchHealth(); });
   return agent;
+}
+
+absl::StatusOr<std::string> Agent::Reload() {
+  std::string report;
+  absl::Status first_error;
+  auto part = [&](const char* name, absl::StatusOr<std::string> r) {
+    absl::StrAppend(&report, report.empty() ? "" : "\n", name, ": ",
+                    r.ok() ? *r : absl::StrCat("kept the old ones: ",
+                                               r.status().message()));
+    if (!r.ok() && first_error.ok()) first_error = r.status();
+  };
+  if (auth_) part("tokens", auth_->Reload());
+  if (tls_) part("tls", tls_->Reload());
+  if (report.empty()) report = "nothing to reload (no token file, no TLS)";
+  if (!first_error.ok()) {
+    return absl::Status(first_error.code(), report);
+  }
+  return report;
 }
 
 // grpc.health.v1.Health says SERVING only while the node knows a leader.

@@ -1,14 +1,25 @@
-// Agent: one snapshot-agent — an embedded Raft node and the gRPC server in
+// Agent: one snapshot-agent — the engine it drives and the gRPC server in
 // front of it (SnapshotService, KeyValueService, grpc.health.v1.Health,
 // server reflection). The daemon's main() is flag parsing around this; tests
-// start agents in-process the same way.
+// start agents in-process the same way. The engine is chosen here and only
+// here: the services see a RaftNode.
 //
-// Threading: Start/Shutdown from one controlling thread. Ownership: the agent
-// owns its node and server.
+// Start-up, in order: the listen address is checked (a non-loopback address
+// needs TLS and tokens, or `insecure`); the data directory is locked (a
+// second agent on it is refused, naming the holder's pid); restore spool
+// files left by a killed agent are removed; the engine starts; the gRPC
+// server binds without SO_REUSEPORT, so a second agent on the same address
+// fails instead of sharing the port.
+//
+// Threading: Start/Shutdown from one controlling thread; Reload from any
+// thread (e.g. a signal handler thread). Ownership: the agent owns its
+// engine, servers and lock.
 #ifndef SNAPSHOT_AGENT_SERVER_AGENT_H_
 #define SNAPSHOT_AGENT_SERVER_AGENT_H_
 
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -16,17 +27,24 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/io.h"
+#include "core/snapshot_ops.h"
 #include "raft/embedded_node.h"
 #include "server/auth.h"
 #include "server/service.h"
+#include "server/tls.h"
 
 namespace snapshot {
 
 struct AgentConfig {
   // host:port of the gRPC server.
   std::string listen = "127.0.0.1:7150";
+  // The agent's directory: locked while the agent runs; holds the embedded
+  // engine's Raft data and restore spool files. Created (0700) if missing.
+  std::string data_dir;
+  // The embedded engine (its data_dir is set to data_dir by Start).
   EmbeddedNodeConfig node;
-  // spool_dir and auth are filled in by Start (data dir, token file).
+  // auth is filled in by Start (token file).
   ServiceOptions service;
   // TLS: server certificate chain and key (PEM files). With client_ca set,
   // clients must present a certificate signed by it (mutual TLS).
@@ -45,15 +63,21 @@ struct AgentConfig {
 
 class Agent {
  public:
-  // Validates the configuration (INVALID_ARGUMENT), starts the Raft node
-  // (errors as EmbeddedNode::Start), waits up to 3 s for it to know a leader,
-  // and starts the gRPC server (FAILED_PRECONDITION when the address cannot
-  // be bound).
+  // Starts an agent (see the header comment). Errors: INVALID_ARGUMENT for
+  // the configuration; FAILED_PRECONDITION for a data directory in use or an
+  // address that cannot be bound (in use, not of this machine); errors of
+  // the engine's start.
   static absl::StatusOr<std::unique_ptr<Agent>> Start(AgentConfig config);
   ~Agent();
 
+  // Re-reads the token file and the TLS files. What loads is used for calls
+  // and handshakes from then on; what fails to load keeps its old value and
+  // is reported. Returns one line per part ("tokens: ...", "tls: ...").
+  // The engine is not touched.
+  absl::StatusOr<std::string> Reload();
+
   // Stops accepting calls, lets running ones finish for up to `grace`,
-  // cancels the rest, then closes the Raft node. Idempotent.
+  // cancels the rest, then closes the engine. Idempotent.
   void Shutdown(absl::Duration grace);
 
   const std::string& address() const { return address_; }
@@ -64,8 +88,11 @@ class Agent {
   void WatchHealth();
 
   std::string address_;
+  std::unique_ptr<DirLock> lock_;
   std::unique_ptr<EmbeddedNode> node_;
-  std::unique_ptr<TokenAuth> auth_;
+  std::unique_ptr<Restorer> restorer_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<ReloadableTls> tls_;
   std::unique_ptr<SnapshotServiceImpl> snapshots_;
   std::unique_ptr<KeyValueServiceImpl> kv_;
   std::unique_ptr<grpc::Server> server_;
@@ -76,8 +103,10 @@ class Agent {
   bool stopping_ = false;
 };
 
-// True for 127.0.0.0/8, ::1 and "localhost" hosts of a host:port address.
-bool IsLoopbackAddress(const std::string& address);
+// Whether a host:port address is local to this machine: its host resolves
+// only to loopback addresses (127.0.0.0/8, ::1). A host that does not
+// resolve is not local. INVALID_ARGUMENT when `address` is not HOST:PORT.
+absl::StatusOr<bool> IsLoopbackAddress(const std::string& address);
 
 }  // namespace snapshot
 

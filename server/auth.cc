@@ -1,24 +1,63 @@
 #include "server/auth.h"
 
 #include <openssl/crypto.h>
+#include <sys/stat.h>
 
-#include <fstream>
-#include <sstream>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/io.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
+namespace {
+
+struct MethodPermission {
+  const char* method;
+  Permission need;
+};
+
+// Every RPC of every service the agent serves, with the role it needs.
+constexpr MethodPermission kMethodPermissions[] = {
+    // snapshot.v1.SnapshotService
+    {"TakeSnapshot", Permission::kRead},
+    {"VerifySnapshot", Permission::kRead},
+    {"RestoreSnapshot", Permission::kAdmin},
+    {"GetStatus", Permission::kRead},
+    // snapshot.v1.KeyValueService
+    {"Get", Permission::kRead},
+    {"List", Permission::kRead},
+    {"Put", Permission::kAdmin},
+    {"Delete", Permission::kAdmin},
+};
+
+const char* RoleName(Permission p) {
+  return p == Permission::kAdmin ? "admin" : "read";
+}
+
+}  // namespace
+
+absl::StatusOr<Permission> RequiredPermission(absl::string_view method) {
+  for (const MethodPermission& m : kMethodPermissions) {
+    if (method == m.method) return m.need;
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no role is defined for method ", method));
+}
 
 absl::StatusOr<TokenAuth> TokenAuth::LoadFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read token file ", path));
+  SA_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path));
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "token file %s is accessible by group or others (mode %04o); its "
+        "tokens may have leaked: replace them if so, then chmod 600 %s",
+        path, st.st_mode & 07777, path));
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  absl::StatusOr<TokenAuth> auth = Parse(ss.str());
+  absl::StatusOr<TokenAuth> auth = Parse(text);
   if (!auth.ok()) {
     return absl::Status(auth.status().code(),
                         absl::StrCat(path, ": ", auth.status().message()));
@@ -52,19 +91,20 @@ absl::StatusOr<TokenAuth> TokenAuth::Parse(const std::string& text) {
   return auth;
 }
 
-grpc::Status TokenAuth::Check(const grpc::ServerContextBase& context,
-                              Permission need, const char* method) const {
+absl::StatusOr<Permission> TokenAuth::Check(
+    const grpc::ServerContextBase& context, Permission need,
+    absl::string_view method) const {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "missing \"authorization: Bearer <token>\" metadata");
+    return absl::UnauthenticatedError(
+        "missing \"authorization: Bearer <token>\" metadata");
   }
   absl::string_view value(it->second.data(), it->second.size());
   constexpr absl::string_view kBearer = "Bearer ";
   if (value.substr(0, kBearer.size()) != kBearer) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "the authorization metadata is not \"Bearer <token>\"");
+    return absl::UnauthenticatedError(
+        "the authorization metadata is not \"Bearer <token>\"");
   }
   absl::string_view token = value.substr(kBearer.size());
   const Entry* found = nullptr;
@@ -75,16 +115,64 @@ grpc::Status TokenAuth::Check(const grpc::ServerContextBase& context,
       found = &e;
     }
   }
-  if (found == nullptr) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown token");
-  }
+  if (found == nullptr) return absl::UnauthenticatedError("unknown token");
   if (need == Permission::kAdmin && found->role != Permission::kAdmin) {
-    return grpc::Status(
-        grpc::StatusCode::PERMISSION_DENIED,
+    return absl::PermissionDeniedError(
         absl::StrCat(method, " needs a token with the admin role; this token "
                              "has the read role"));
   }
-  return grpc::Status::OK;
+  return found->role;
+}
+
+size_t TokenAuth::admin_tokens() const {
+  size_t n = 0;
+  for (const Entry& e : entries_) n += e.role == Permission::kAdmin;
+  return n;
+}
+
+size_t TokenAuth::read_tokens() const { return entries_.size() - admin_tokens(); }
+
+absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromFile(
+    const std::string& token_file) {
+  SA_ASSIGN_OR_RETURN(TokenAuth tokens, TokenAuth::LoadFile(token_file));
+  auto a = std::make_unique<Authorizer>();
+  a->token_file_ = token_file;
+  a->tokens_ = std::make_shared<const TokenAuth>(std::move(tokens));
+  return a;
+}
+
+absl::StatusOr<std::string> Authorizer::Authorize(
+    const grpc::ServerContextBase& context, absl::string_view method) const {
+  SA_ASSIGN_OR_RETURN(Permission need, RequiredPermission(method));
+  std::shared_ptr<const TokenAuth> tokens;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    tokens = tokens_;
+  }
+  if (tokens == nullptr) return std::string("anonymous");
+  SA_ASSIGN_OR_RETURN(Permission role, tokens->Check(context, need, method));
+  return std::string(RoleName(role));
+}
+
+absl::StatusOr<std::string> Authorizer::Reload() {
+  if (token_file_.empty()) return std::string("no token file");
+  SA_ASSIGN_OR_RETURN(TokenAuth fresh, TokenAuth::LoadFile(token_file_));
+  auto next = std::make_shared<const TokenAuth>(std::move(fresh));
+  std::shared_ptr<const TokenAuth> old;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    old = std::exchange(tokens_, next);
+  }
+  std::set<std::pair<std::string, Permission>> before, after;
+  for (const auto& e : old->entries_) before.insert({e.token, e.role});
+  for (const auto& e : next->entries_) after.insert({e.token, e.role});
+  size_t added = 0, removed = 0;
+  for (const auto& e : after) added += before.count(e) == 0;
+  for (const auto& e : before) removed += after.count(e) == 0;
+  return absl::StrFormat(
+      "%d admin and %d read tokens (were %d and %d): %d added, %d removed",
+      next->admin_tokens(), next->read_tokens(), old->admin_tokens(),
+      old->read_tokens(), added, removed);
 }
 
 }  // namespace snapshot

@@ -1,13 +1,19 @@
-// Bearer-token authentication with two roles, for the gRPC services.
+// Bearer-token authentication with two roles, and the one table of which RPC
+// needs which role.
 //
 // Token file: one token per line, "ROLE TOKEN", ROLE `read` or `admin`;
 // blank lines and lines starting with '#' are ignored. `admin` may do
-// everything `read` may. Tokens are compared in constant time.
+// everything `read` may. Tokens are compared in constant time. The file must
+// not be readable by group or others (as ssh insists for private keys): such
+// a file is refused, since its tokens may already have leaked.
 //
-// Threading: immutable after loading; Check() may be called concurrently.
+// Threading: TokenAuth is immutable. Authorizer::Authorize may be called
+// concurrently with itself and with Reload.
 #ifndef SNAPSHOT_AGENT_SERVER_AUTH_H_
 #define SNAPSHOT_AGENT_SERVER_AUTH_H_
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,25 +25,61 @@ namespace snapshot {
 
 enum class Permission { kRead, kAdmin };
 
+// The role each RPC needs, by method name ("TakeSnapshot", "Put", ...).
+// NOT_FOUND for a method that is not in the table (refused: fail closed).
+absl::StatusOr<Permission> RequiredPermission(absl::string_view method);
+
 class TokenAuth {
  public:
-  // INVALID_ARGUMENT naming the line for a malformed file; NOT_FOUND or
-  // PERMISSION_DENIED when it cannot be read; INVALID_ARGUMENT when empty.
+  // Reads and parses the file. FAILED_PRECONDITION when it is readable by
+  // group or others; NOT_FOUND when missing; INVALID_ARGUMENT naming the line
+  // for a malformed file or when it holds no token.
   static absl::StatusOr<TokenAuth> LoadFile(const std::string& path);
   static absl::StatusOr<TokenAuth> Parse(const std::string& text);
 
-  // OK when the call's "authorization: Bearer <token>" metadata names a
-  // token whose role grants `need`; UNAUTHENTICATED for a missing or unknown
-  // token, PERMISSION_DENIED for a role that does not grant it.
-  grpc::Status Check(const grpc::ServerContextBase& context, Permission need,
-                     const char* method) const;
+  // The role of the call's "authorization: Bearer <token>" metadata if it
+  // grants `need`; UNAUTHENTICATED for a missing or unknown token,
+  // PERMISSION_DENIED for a role that does not grant it.
+  absl::StatusOr<Permission> Check(const grpc::ServerContextBase& context,
+                                   Permission need,
+                                   absl::string_view method) const;
+
+  size_t admin_tokens() const;
+  size_t read_tokens() const;
 
  private:
+  friend class Authorizer;
   struct Entry {
     std::string token;
     Permission role;
   };
   std::vector<Entry> entries_;
+};
+
+// The agent's authentication: no tokens at all (every caller is admin), or a
+// token file that SIGHUP may reload.
+class Authorizer {
+ public:
+  // No authentication.
+  Authorizer() = default;
+  // Loads `token_file` (errors as TokenAuth::LoadFile).
+  static absl::StatusOr<std::unique_ptr<Authorizer>> FromFile(
+      const std::string& token_file);
+
+  // The caller's role name ("admin", "read", or "anonymous" without a token
+  // file) when it may call `method`; the error otherwise.
+  absl::StatusOr<std::string> Authorize(const grpc::ServerContextBase& context,
+                                        absl::string_view method) const;
+
+  // Reads the token file again. On success the new tokens apply to calls
+  // that start from now on, and the result says what changed; on error the
+  // old tokens stay. A no-op (OK, "no token file") without a token file.
+  absl::StatusOr<std::string> Reload();
+
+ private:
+  std::string token_file_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const TokenAuth> tokens_;  // guarded by mu_; null: none
 };
 
 }  // namespace snapshot

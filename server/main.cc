@@ -11,9 +11,13 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/log.h"
+#include "base/version.h"
 #include "server/agent.h"
 
 #include <grpc/grpc.h>
+#include <systemd/sd-daemon.h>
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7150",
           "host:port of the gRPC API. A non-loopback address needs TLS and "
@@ -53,26 +57,54 @@ ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest gRPC message received.");
 ABSL_FLAG(uint64_t, max_archive_bytes, uint64_t{64} << 30,
           "Largest archive accepted by VerifySnapshot and RestoreSnapshot.");
 ABSL_FLAG(uint64_t, max_state_bytes, uint64_t{1} << 30,
-          "Largest snapshot state RestoreSnapshot accepts (the embedded "
-          "engine holds its state in memory).");
+          "Largest snapshot state (state.bin) VerifySnapshot and "
+          "RestoreSnapshot accept, refused from the archive's tar header "
+          "before it is decompressed (the embedded engine holds its state in "
+          "memory).");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
-          "Cancel a snapshot stream that moves no data for this long.");
+          "End a snapshot stream that moves no message for this long "
+          "(RESOURCE_EXHAUSTED).");
+ABSL_FLAG(uint64_t, min_transfer_rate, 64 << 10,
+          "End a snapshot stream that moves fewer than this many bytes per "
+          "second, averaged over each --idle-timeout window "
+          "(RESOURCE_EXHAUSTED), so that a trickling client cannot hold a "
+          "stream or the restore slot. 0 = no minimum.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long running calls may take to finish "
           "before they are cancelled.");
 ABSL_FLAG(std::string, log_level, "info",
-          "info: one line per RPC and lifecycle messages; warning/error: "
-          "lifecycle messages only.");
+          "debug, info (one line per RPC, lifecycle), warning or error.");
+ABSL_FLAG(std::string, log_format, "text",
+          "text (logfmt: key=value, quoted where needed) or json (one object "
+          "per line). Both start with ts (UTC), level and msg.");
 
 namespace {
 
+void Notify(const std::string& state) {
+  // A no-op unless systemd (Type=notify) set NOTIFY_SOCKET.
+  sd_notify(0, state.c_str());
+}
+
 int Run() {
+  snapshot::LogLevel level;
+  snapshot::LogFormat format;
+  if (!snapshot::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
+    std::cerr << "snapshot-agent: --log-level must be debug, info, warning or "
+                 "error\n";
+    return 2;
+  }
+  if (!snapshot::ParseLogFormat(absl::GetFlag(FLAGS_log_format), &format)) {
+    std::cerr << "snapshot-agent: --log-format must be text or json\n";
+    return 2;
+  }
+  snapshot::SetLogOptions(level, format);
+
   snapshot::AgentConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);
   c.health_listen = absl::GetFlag(FLAGS_health_listen);
+  c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.node.id = absl::GetFlag(FLAGS_raft_id);
   c.node.raft_address = absl::GetFlag(FLAGS_raft_address);
-  c.node.data_dir = absl::GetFlag(FLAGS_data_dir);
   std::string peers = absl::GetFlag(FLAGS_peers);
   if (!peers.empty()) {
     auto parsed = snapshot::ParsePeers(peers);
@@ -93,23 +125,19 @@ int Run() {
   c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   c.service.max_concurrent_streams = absl::GetFlag(FLAGS_max_streams);
   c.service.compress_threads = absl::GetFlag(FLAGS_compress_threads);
-  c.service.max_archive_bytes = absl::GetFlag(FLAGS_max_archive_bytes);
-  c.service.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
-  c.node.max_restore_bytes = c.service.max_state_bytes;
+  c.service.limits.max_archive_bytes = absl::GetFlag(FLAGS_max_archive_bytes);
+  c.service.limits.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
   c.service.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
-  const std::string level = absl::GetFlag(FLAGS_log_level);
-  if (level != "info" && level != "warning" && level != "error") {
-    std::cerr << "snapshot-agent: --log_level must be info, warning or error\n";
-    return 2;
-  }
-  c.service.log_rpcs = level == "info";
+  c.service.min_transfer_rate = absl::GetFlag(FLAGS_min_transfer_rate);
 
-  // SIGTERM/SIGINT are taken by sigwait below, never by another thread.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // SIGTERM/SIGINT/SIGHUP are taken by sigwait below, never by another
+  // thread (every thread inherits this mask).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Hold a reference to the gRPC library for the life of the process, so
   // that destroying the server does not run gRPC's global shutdown: in 1.51
@@ -119,21 +147,42 @@ int Run() {
   grpc_init();
   auto agent = snapshot::Agent::Start(c);
   if (!agent.ok()) {
-    std::cerr << "snapshot-agent: " << agent.status().message() << "\n";
+    snapshot::Log(snapshot::LogLevel::kError, "cannot start",
+                  {{"error", agent.status().message()}});
     return 1;
   }
-  fprintf(stderr,
-          "snapshot-agent: serving on %s (raft node %llu at %s, data %s)\n",
-          (*agent)->address().c_str(),
-          static_cast<unsigned long long>(c.node.id),
-          c.node.raft_address.c_str(), c.node.data_dir.c_str());
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  fprintf(stderr, "snapshot-agent: %s: shutting down (grace %s)\n",
-          sig == SIGTERM ? "SIGTERM" : "SIGINT",
-          absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace)).c_str());
+  snapshot::Log(snapshot::LogLevel::kInfo, "serving",
+                {{"version", snapshot::kProjectVersion},
+                 {"revision", snapshot::BuildRevision()},
+                 {"address", (*agent)->address()},
+                 {"raft_id", c.node.id},
+                 {"raft_address", c.node.raft_address},
+                 {"data_dir", c.data_dir}});
+  Notify(absl::StrCat("READY=1\nSTATUS=serving on ", (*agent)->address()));
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig == SIGHUP) {
+      Notify("RELOADING=1");
+      absl::StatusOr<std::string> r = (*agent)->Reload();
+      for (absl::string_view line :
+           absl::StrSplit(r.ok() ? *r : r.status().message(), '\n')) {
+        snapshot::Log(r.ok() ? snapshot::LogLevel::kInfo
+                             : snapshot::LogLevel::kWarning,
+                      "SIGHUP: reloaded", {{"what", line}});
+      }
+      Notify("READY=1");
+      continue;
+    }
+    snapshot::Log(snapshot::LogLevel::kInfo, "shutting down",
+                  {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                   {"grace", absl::FormatDuration(
+                                 absl::GetFlag(FLAGS_shutdown_grace))}});
+    Notify("STOPPING=1");
+    break;
+  }
   (*agent)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
-  fprintf(stderr, "snapshot-agent: stopped\n");
+  snapshot::Log(snapshot::LogLevel::kInfo, "stopped");
   return 0;
 }
 
@@ -144,12 +193,17 @@ int main(int argc, char** argv) {
       "takes, verifies and restores snapshots of a Raft node "
       "over gRPC.\n\n  snapshot-agent --data-dir=DIR [--listen=HOST:PORT] "
       "[--raft-id=N --raft-address=IP:PORT --peers=...] [TLS and token "
-      "flags]\n\nFlags are written --flag_name or --flag-name.");
+      "flags]\n\nSignals: SIGTERM/SIGINT stop gracefully (--shutdown-grace); "
+      "SIGHUP reloads --token-file and the TLS files.\n\nFlags are written "
+      "--flag_name or --flag-name.");
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
     return absl::EndsWith(file, "server/main.cc");
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.version_string = [] {
+    return snapshot::VersionLine("snapshot-agent") + "\n";
+  };
   absl::SetFlagsUsageConfig(usage);
   // Accept --data-dir as well as --data_dir.
   std::vector<std::string> args(argv, argv + argc);

@@ -1,12 +1,11 @@
 #include "server/service.h"
 
-#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "archive/parallel_gzip.h"
-#include "core/snapshot_ops.h"
+#include "base/log.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
@@ -16,50 +15,72 @@ constexpr uint32_t kMaxChunk = 4 << 20;
 constexpr uint32_t kDefaultChunk = 1 << 20;
 constexpr uint32_t kDefaultListLimit = 1000;
 constexpr uint32_t kMaxListLimit = 10000;
+// Keys and values per List response (plus at most one entry): far below
+// gRPC's default 4 MiB receive limit of every client.
+constexpr uint64_t kListPageBytes = 1 << 20;
 
-grpc::Status Error(grpc::StatusCode code, std::string msg) {
-  return grpc::Status(code, std::move(msg));
+const char* CodeName(absl::StatusCode c) {
+  static const char* kNames[] = {
+      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+      "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
+      "DATA_LOSS", "UNAUTHENTICATED"};
+  int i = static_cast<int>(c);
+  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
 }
 
-// One log line per RPC: method, peer, bytes, duration, status.
-class RpcLog {
+// One call: its authorization and its log line (method, peer, role, bytes,
+// duration, code, message).
+class Rpc {
  public:
-  RpcLog(const grpc::ServerContextBase* ctx, const char* method, bool enabled)
-      : ctx_(ctx), method_(method), enabled_(enabled), start_(absl::Now()) {}
-
-  grpc::Status Done(grpc::Status s) {
-    if (enabled_) {
-      std::string line = absl::StrFormat(
-          "snapshot-agent: rpc=%s peer=%s bytes=%d duration_ms=%.1f status=%s",
-          method_, ctx_->peer(), bytes,
-          absl::ToDoubleMilliseconds(absl::Now() - start_),
-          StatusName(s.error_code()));
-      if (!s.ok()) absl::StrAppend(&line, " message=\"", s.error_message(), "\"");
-      fprintf(stderr, "%s\n", line.c_str());
+  Rpc(const grpc::ServerContextBase* ctx, const char* method,
+      const Authorizer* auth)
+      : ctx_(ctx), method_(method), start_(absl::Now()) {
+    if (auth == nullptr) {
+      role_ = "anonymous";
+    } else {
+      absl::StatusOr<std::string> role = auth->Authorize(*ctx, method);
+      if (role.ok()) {
+        role_ = *role;
+      } else {
+        denied_ = role.status();
+        role_ = "none";
+      }
     }
-    return s;
+  }
+
+  // The authorization's outcome: OK, UNAUTHENTICATED or PERMISSION_DENIED.
+  const absl::Status& authorized() const { return denied_; }
+  const std::string& role() const { return role_; }
+  const char* method() const { return method_; }
+  std::string peer() const { return ctx_->peer(); }
+
+  // Logs the outcome and turns it into the call's status.
+  grpc::Status Done(const absl::Status& s) {
+    std::vector<LogField> f = {
+        {"method", method_},
+        {"peer", ctx_->peer()},
+        {"role", role_},
+        {"bytes", bytes},
+        {"duration_ms", absl::ToDoubleMilliseconds(absl::Now() - start_)},
+        {"code", CodeName(s.code())}};
+    if (!s.ok()) f.emplace_back("error", s.message());
+    Log(LogLevel::kInfo, "rpc", f);
+    return ToGrpcStatus(s);
   }
 
   uint64_t bytes = 0;
 
  private:
-  static const char* StatusName(grpc::StatusCode c) {
-    static const char* kNames[] = {
-        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-        "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-        "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-        "DATA_LOSS", "UNAUTHENTICATED"};
-    int i = static_cast<int>(c);
-    return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
-  }
   const grpc::ServerContextBase* ctx_;
   const char* method_;
-  bool enabled_;
   absl::Time start_;
+  std::string role_;
+  absl::Status denied_;
 };
 
-// A place among the concurrent snapshot streams, held for the whole call.
+// A place among the concurrent snapshot streams.
 class StreamSlot {
  public:
   StreamSlot(std::atomic<int>* count, int max) : count_(count) {
@@ -73,25 +94,18 @@ class StreamSlot {
   bool ok_;
 };
 
-grpc::Status Authorize(const ServiceOptions& o,
-                       const grpc::ServerContextBase& ctx,
-                       Permission need, const char* method) {
-  return o.auth ? o.auth->Check(ctx, need, method) : grpc::Status::OK;
+absl::Status TooManyStreams(const ServiceOptions& o) {
+  return absl::ResourceExhaustedError(absl::StrFormat(
+      "already serving %d snapshot streams (limit --max-streams); retry later",
+      o.max_concurrent_streams));
 }
 
-grpc::Status TooManyStreams(const ServiceOptions& o) {
-  return Error(grpc::StatusCode::RESOURCE_EXHAUSTED,
-               absl::StrFormat("already serving %d snapshot streams (limit "
-                               "--max-streams); retry later",
-                               o.max_concurrent_streams));
-}
-
-// Why a stream ended early: stopped by the watchdog (idle, shutdown), or
-// cancelled by the client.
-grpc::Status Interrupted(const IdleWatchdog::Stream& watch) {
+// Why a stream ended early: stopped by the watchdog (idle, too slow,
+// shutdown), or cancelled by the client.
+absl::Status Interrupted(const StreamWatchdog::Stream& watch) {
   absl::Status why = watch.why();
-  if (!why.ok()) return ToGrpcStatus(why);
-  return Error(grpc::StatusCode::CANCELLED, "the call was cancelled");
+  if (!why.ok()) return why;
+  return absl::CancelledError("the call was cancelled");
 }
 
 void ToProto(const SnapshotMeta& m, bool stale, v1::SnapshotMetadata* out) {
@@ -117,7 +131,7 @@ class ChunkSink : public ByteSink {
  public:
   ChunkSink(grpc::ServerContext* ctx,
             grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
-            size_t chunk_size, IdleWatchdog::Stream* watch, uint64_t* bytes)
+            size_t chunk_size, StreamWatchdog::Stream* watch, uint64_t* bytes)
       : ctx_(ctx), writer_(writer), chunk_size_(chunk_size), watch_(watch),
         bytes_(bytes) {
     buf_.reserve(chunk_size);
@@ -128,10 +142,7 @@ class ChunkSink : public ByteSink {
       size_t n = std::min(chunk_size_ - buf_.size(), data.size());
       buf_.append(data.data(), n);
       data.remove_prefix(n);
-      if (buf_.size() == chunk_size_) {
-        absl::Status s = Flush();
-        if (!s.ok()) return s;
-      }
+      if (buf_.size() == chunk_size_) SA_RETURN_IF_ERROR(Flush());
     }
     return absl::OkStatus();
   }
@@ -144,15 +155,16 @@ class ChunkSink : public ByteSink {
     // Blocks while the client's flow-control window is full: memory stays
     // at one chunk however slow the client.
     bool ok = writer_->Write(resp_);
-    *bytes_ += chunk->size();
+    const size_t n = chunk->size();
+    *bytes_ += n;
     chunk->swap(buf_);
     buf_.clear();
     if (!ok) return Broken();
-    watch_->Touch();
+    watch_->Touch(n);
     return absl::OkStatus();
   }
 
-  // Set when the stream broke (client gone, cancelled, idle).
+  // Set when the stream broke (client gone, cancelled, stopped).
   bool broken() const { return broken_; }
 
  private:
@@ -163,7 +175,7 @@ class ChunkSink : public ByteSink {
   grpc::ServerContext* ctx_;
   grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer_;
   size_t chunk_size_;
-  IdleWatchdog::Stream* watch_;
+  StreamWatchdog::Stream* watch_;
   uint64_t* bytes_;
   std::string buf_;
   v1::TakeSnapshotResponse resp_;
@@ -178,19 +190,19 @@ grpc::Status ToGrpcStatus(const absl::Status& s) {
                       std::string(s.message()));
 }
 
-// --- IdleWatchdog -----------------------------------------------------------
+// --- StreamWatchdog ---------------------------------------------------------
 
-void IdleWatchdog::Stream::Disarm() {
+void StreamWatchdog::Stream::Disarm() {
   std::lock_guard<std::mutex> l(mu_);
   armed_ = false;
 }
 
-absl::Status IdleWatchdog::Stream::why() const {
+absl::Status StreamWatchdog::Stream::why() const {
   std::lock_guard<std::mutex> l(mu_);
   return why_;
 }
 
-void IdleWatchdog::Stream::Stop(const absl::Status& why) {
+void StreamWatchdog::Stream::Stop(const absl::Status& why) {
   // Under the lock, so that Disarm() returns only once no stop is running.
   std::lock_guard<std::mutex> l(mu_);
   if (!armed_ || !why_.ok()) return;
@@ -198,10 +210,10 @@ void IdleWatchdog::Stream::Stop(const absl::Status& why) {
   stop_(why);
 }
 
-IdleWatchdog::IdleWatchdog(absl::Duration timeout)
-    : timeout_(timeout), thread_([this] { Run(); }) {}
+StreamWatchdog::StreamWatchdog(absl::Duration window, uint64_t min_rate)
+    : window_(window), min_rate_(min_rate), thread_([this] { Run(); }) {}
 
-IdleWatchdog::~IdleWatchdog() {
+StreamWatchdog::~StreamWatchdog() {
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
@@ -210,17 +222,18 @@ IdleWatchdog::~IdleWatchdog() {
   thread_.join();
 }
 
-std::shared_ptr<IdleWatchdog::Stream> IdleWatchdog::Watch(
+std::shared_ptr<StreamWatchdog::Stream> StreamWatchdog::Watch(
     std::function<void(const absl::Status&)> stop) {
   auto s = std::make_shared<Stream>();
   s->stop_ = std::move(stop);
-  s->Touch();
+  s->Touch(0);
+  s->window_start_ns_ = absl::GetCurrentTimeNanos();
   std::lock_guard<std::mutex> l(mu_);
   streams_.push_back(s);
   return s;
 }
 
-void IdleWatchdog::StopAll(const absl::Status& why) {
+void StreamWatchdog::StopAll(const absl::Status& why) {
   std::vector<std::shared_ptr<Stream>> live;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -231,30 +244,41 @@ void IdleWatchdog::StopAll(const absl::Status& why) {
   for (auto& s : live) s->Stop(why);
 }
 
-void IdleWatchdog::Run() {
-  const absl::Duration tick = std::min(absl::Milliseconds(250), timeout_ / 4);
+void StreamWatchdog::Run() {
+  const absl::Duration tick = std::min(absl::Milliseconds(250), window_ / 4);
+  const int64_t window_ns = absl::ToInt64Nanoseconds(window_);
+  const uint64_t window_min_bytes = static_cast<uint64_t>(
+      static_cast<double>(min_rate_) * absl::ToDoubleSeconds(window_));
   const absl::Status idle = absl::ResourceExhaustedError(absl::StrFormat(
       "no data moved for %s; the transfer was abandoned (limit "
       "--idle-timeout)",
-      absl::FormatDuration(timeout_)));
+      absl::FormatDuration(window_)));
+  const absl::Status slow = absl::ResourceExhaustedError(absl::StrFormat(
+      "fewer than %d bytes moved in %s, slower than the minimum of %d "
+      "bytes/s; the transfer was abandoned (limit --min-transfer-rate)",
+      window_min_bytes, absl::FormatDuration(window_), min_rate_));
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {
     cv_.wait_for(l, absl::ToChronoNanoseconds(tick));
     const int64_t now = absl::GetCurrentTimeNanos();
-    std::vector<std::shared_ptr<Stream>> idle_streams;
+    std::vector<std::pair<std::shared_ptr<Stream>, absl::Status>> to_stop;
     for (auto it = streams_.begin(); it != streams_.end();) {
       std::shared_ptr<Stream> s = it->lock();
       if (!s) {
         it = streams_.erase(it);
         continue;
       }
-      if (now - s->last_ns_ > absl::ToInt64Nanoseconds(timeout_)) {
-        idle_streams.push_back(std::move(s));
+      if (now - s->last_ns_ > window_ns) {
+        to_stop.emplace_back(std::move(s), idle);
+      } else if (now - s->window_start_ns_ >= window_ns) {
+        const uint64_t moved = s->window_bytes_.exchange(0);
+        s->window_start_ns_ = now;
+        if (moved < window_min_bytes) to_stop.emplace_back(std::move(s), slow);
       }
       ++it;
     }
     l.unlock();
-    for (auto& s : idle_streams) s->Stop(idle);
+    for (auto& [s, why] : to_stop) s->Stop(why);
     l.lock();
   }
 }
@@ -270,32 +294,31 @@ template <typename Req>
 class UploadSession {
  public:
   virtual ~UploadSession() = default;
-  virtual grpc::Status OnMessage(const Req& req, uint64_t* bytes) = 0;
-  virtual grpc::Status OnEnd() = 0;
+  virtual absl::Status OnMessage(const Req& req, uint64_t* bytes) = 0;
+  virtual absl::Status OnEnd() = 0;
 };
 
 // Drives an UploadSession from gRPC's callback API. Deletes itself when the
 // call is done. Ends the call with RESOURCE_EXHAUSTED when the client stays
-// idle (the watchdog), UNAVAILABLE at shutdown, CANCELLED when cancelled.
-// The session (e.g. a restore's spool file) and `on_finish` (e.g. the
-// one-restore-at-a-time flag) are released before the client hears the
-// final status, so that it can start the next call at once.
+// idle or too slow (the watchdog), UNAVAILABLE at shutdown, CANCELLED when
+// cancelled. The session (e.g. a restore's spool and the restore slot) and
+// the stream slot are released before the client hears the final status, so
+// that it can start its next call at once.
 template <typename Req>
 class UploadReactor : public grpc::ServerReadReactor<Req> {
  public:
-  UploadReactor(grpc::CallbackServerContext* ctx, const char* method,
-                const ServiceOptions& options, IdleWatchdog* watchdog,
-                grpc::Status start, std::unique_ptr<UploadSession<Req>> session,
-                std::function<void()> on_finish)
-      : ctx_(ctx), log_(ctx, method, options.log_rpcs),
-        session_(std::move(session)), on_finish_(std::move(on_finish)) {
+  // `rpc` has been authorized already; `start` not OK ends the call at once.
+  UploadReactor(grpc::CallbackServerContext* ctx, std::unique_ptr<Rpc> rpc,
+                StreamWatchdog* watchdog, absl::Status start,
+                std::unique_ptr<StreamSlot> slot,
+                std::unique_ptr<UploadSession<Req>> session)
+      : ctx_(ctx), rpc_(std::move(rpc)), slot_(std::move(slot)),
+        session_(std::move(session)) {
     if (!start.ok()) {
       FinishOnce(start);
       return;
     }
-    watch_ = watchdog->Watch([this](const absl::Status& why) {
-      FinishOnce(ToGrpcStatus(why));
-    });
+    watch_ = watchdog->Watch([this](const absl::Status& why) { FinishOnce(why); });
     this->StartRead(&req_);
   }
 
@@ -304,15 +327,15 @@ class UploadReactor : public grpc::ServerReadReactor<Req> {
       // The client finished sending, or the call was cancelled or stopped.
       if (Finished()) return;
       if (ctx_->IsCancelled()) {
-        FinishOnce(Error(grpc::StatusCode::CANCELLED, "the call was cancelled"));
+        FinishOnce(absl::CancelledError("the call was cancelled"));
         return;
       }
-      // Nothing moves from here on (verifying the end, applying): the idle
-      // limit and the shutdown stop no longer apply. The reactor lives until
-      // Finish() is called, at the end of this thread.
+      // Nothing moves from here on (verifying the end, applying): the
+      // transfer limits and the shutdown stop no longer apply. The reactor
+      // lives until Finish() is called, at the end of this thread.
       watch_->Disarm();
       std::thread([this] {
-        grpc::Status s;
+        absl::Status s;
         {
           std::lock_guard<std::mutex> l(session_mu_);
           s = session_->OnEnd();
@@ -321,13 +344,14 @@ class UploadReactor : public grpc::ServerReadReactor<Req> {
       }).detach();
       return;
     }
-    watch_->Touch();
-    grpc::Status s;
+    absl::Status s;
+    uint64_t before = rpc_->bytes;
     {
       std::lock_guard<std::mutex> l(session_mu_);
       if (!session_) return;  // finished meanwhile (idle, shutdown)
-      s = session_->OnMessage(req_, &log_.bytes);
+      s = session_->OnMessage(req_, &rpc_->bytes);
     }
+    watch_->Touch(rpc_->bytes - before);
     if (!s.ok()) {
       FinishOnce(s);
       return;
@@ -338,7 +362,6 @@ class UploadReactor : public grpc::ServerReadReactor<Req> {
 
   void OnDone() override {
     if (watch_) watch_->Disarm();
-    log_.Done(final_);
     delete this;
   }
 
@@ -349,162 +372,165 @@ class UploadReactor : public grpc::ServerReadReactor<Req> {
   }
   // Finish() may lead to OnDone() (and `delete this`) on another thread at
   // once: nothing may touch the reactor after it.
-  void FinishOnce(grpc::Status s) {
+  void FinishOnce(const absl::Status& s) {
     {
       std::lock_guard<std::mutex> l(mu_);
       if (finished_) return;
       finished_ = true;
-      final_ = s;
     }
     {
       std::lock_guard<std::mutex> l(session_mu_);
       session_.reset();
     }
-    if (on_finish_) on_finish_();
-    this->Finish(s);
+    slot_.reset();
+    grpc::Status final_status = rpc_->Done(s);
+    this->Finish(final_status);
   }
 
   grpc::CallbackServerContext* ctx_;
-  RpcLog log_;
+  std::unique_ptr<Rpc> rpc_;
+  std::unique_ptr<StreamSlot> slot_;
   std::mutex session_mu_;  // held while the session is in use
   std::unique_ptr<UploadSession<Req>> session_;
-  std::function<void()> on_finish_;
-  std::shared_ptr<IdleWatchdog::Stream> watch_;
+  std::shared_ptr<StreamWatchdog::Stream> watch_;
   Req req_;
   std::mutex mu_;
   bool finished_ = false;
-  grpc::Status final_;
 };
 
 class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
  public:
-  VerifySession(const ServiceOptions& o, v1::VerifySnapshotResponse* resp)
-      : reader_(/*state_sink=*/nullptr, Options(o)), resp_(resp) {}
+  VerifySession(const Limits& limits, v1::VerifySnapshotResponse* resp)
+      : reader_(NewVerifier(limits)), resp_(resp) {}
 
-  grpc::Status OnMessage(const v1::VerifySnapshotRequest& req,
+  absl::Status OnMessage(const v1::VerifySnapshotRequest& req,
                          uint64_t* bytes) override {
     *bytes += req.chunk().size();
-    return ToGrpcStatus(reader_.Feed(req.chunk()));
+    return reader_->Feed(req.chunk());
   }
 
-  grpc::Status OnEnd() override {
-    absl::StatusOr<ArchiveInfo> info = reader_.Finish();
-    if (!info.ok()) return ToGrpcStatus(info.status());
-    ToProto(info->meta, false, resp_->mutable_metadata());
-    resp_->set_archive_size(info->archive_size);
-    resp_->set_checksum(info->checksum);
-    resp_->set_state_sha256(HexLower(info->state_sha256));
-    return grpc::Status::OK;
+  absl::Status OnEnd() override {
+    SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
+    ToProto(info.meta, false, resp_->mutable_metadata());
+    resp_->set_archive_size(info.archive_size);
+    resp_->set_checksum(info.checksum);
+    resp_->set_state_sha256(HexLower(info.state_sha256));
+    return absl::OkStatus();
   }
 
  private:
-  static ReaderOptions Options(const ServiceOptions& o) {
-    ReaderOptions ro;
-    ro.max_archive_bytes = o.max_archive_bytes;
-    return ro;
-  }
-  ArchiveReader reader_;
+  std::unique_ptr<ArchiveReader> reader_;
   v1::VerifySnapshotResponse* resp_;
 };
 
 class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
  public:
-  RestoreSession(RaftNode* node, const ServiceOptions& o,
+  RestoreSession(const Rpc* rpc, const ServiceOptions& o,
                  std::unique_ptr<RestoreSpool> spool,
                  v1::RestoreSnapshotResponse* resp)
-      : node_(node), options_(o), spool_(std::move(spool)), resp_(resp) {}
+      : rpc_(rpc), options_(o), spool_(std::move(spool)), resp_(resp) {}
 
-  grpc::Status OnMessage(const v1::RestoreSnapshotRequest& req,
+  absl::Status OnMessage(const v1::RestoreSnapshotRequest& req,
                          uint64_t* bytes) override {
     const bool first = first_;
     first_ = false;
-    if (req.has_options()) {
-      if (!first) {
-        return Error(grpc::StatusCode::INVALID_ARGUMENT,
-                     "options may only come in the first message");
-      }
-      expected_checksum_ = req.options().expected_checksum();
-      return grpc::Status::OK;
+    if (ended_) {
+      return absl::InvalidArgumentError(
+          "expected_checksum must be the last message; nothing may follow it");
     }
-    *bytes += req.chunk().size();
-    return ToGrpcStatus(spool_->Feed(req.chunk()));
+    switch (req.message_case()) {
+      case v1::RestoreSnapshotRequest::kOptions:
+        if (!first) {
+          return absl::InvalidArgumentError(
+              "options may only come in the first message");
+        }
+        expected_ = req.options().expected_checksum();
+        spool_->ExpectChecksum(expected_);
+        return absl::OkStatus();
+      case v1::RestoreSnapshotRequest::kExpectedChecksum:
+        ended_ = true;
+        if (!expected_.empty() && expected_ != req.expected_checksum()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "the first message expects checksum ", expected_,
+              " but the last one ", req.expected_checksum()));
+        }
+        spool_->ExpectChecksum(req.expected_checksum());
+        return absl::OkStatus();
+      case v1::RestoreSnapshotRequest::kChunk:
+        *bytes += req.chunk().size();
+        return spool_->Feed(req.chunk());
+      default:
+        return absl::InvalidArgumentError("empty RestoreSnapshotRequest");
+    }
   }
 
-  grpc::Status OnEnd() override {
-    absl::StatusOr<ArchiveInfo> info = spool_->Finish();
-    if (!info.ok()) return ToGrpcStatus(info.status());
-    if (!expected_checksum_.empty() && expected_checksum_ != info->checksum) {
-      return Error(grpc::StatusCode::DATA_LOSS,
-                   absl::StrCat("the archive's checksum is ", info->checksum,
-                                " but the client expected ", expected_checksum_,
-                                "; nothing was restored"));
-    }
-    absl::StatusOr<RestoreResult> result =
-        spool_->Apply(node_, absl::Now() + options_.restore_timeout);
-    if (!result.ok()) return ToGrpcStatus(result.status());
-    ToProto(info->meta, false, resp_->mutable_metadata());
-    resp_->set_archive_size(info->archive_size);
-    resp_->set_checksum(info->checksum);
-    resp_->set_restored_index(result->index);
-    return grpc::Status::OK;
+  absl::Status OnEnd() override {
+    SA_ASSIGN_OR_RETURN(ArchiveInfo info, spool_->Finish());
+    SA_ASSIGN_OR_RETURN(RestoreResult result,
+                        spool_->Apply(absl::Now() + options_.restore_timeout));
+    Log(LogLevel::kInfo, "restore applied",
+        {{"peer", rpc_->peer()},
+         {"role", rpc_->role()},
+         {"snapshot_id", info.meta.id},
+         {"snapshot_index", info.meta.index},
+         {"checksum", info.checksum},
+         {"restored_index", result.index}});
+    ToProto(info.meta, false, resp_->mutable_metadata());
+    resp_->set_archive_size(info.archive_size);
+    resp_->set_checksum(info.checksum);
+    resp_->set_restored_index(result.index);
+    return absl::OkStatus();
   }
 
  private:
-  RaftNode* node_;
+  const Rpc* rpc_;
   const ServiceOptions& options_;
   std::unique_ptr<RestoreSpool> spool_;
   v1::RestoreSnapshotResponse* resp_;
   bool first_ = true;
-  std::string expected_checksum_;
+  bool ended_ = false;
+  std::string expected_;
 };
 
 }  // namespace
 
 // --- SnapshotService --------------------------------------------------------
 
-SnapshotServiceImpl::SnapshotServiceImpl(RaftNode* node, ServiceOptions options)
-    : node_(node), options_(std::move(options)),
-      watchdog_(options_.idle_timeout) {}
+SnapshotServiceImpl::SnapshotServiceImpl(RaftNode* node, Restorer* restorer,
+                                         ServiceOptions options)
+    : node_(node), restorer_(restorer), options_(std::move(options)),
+      watchdog_(options_.idle_timeout, options_.min_transfer_rate) {}
 
 grpc::Status SnapshotServiceImpl::TakeSnapshot(
     grpc::ServerContext* ctx, const v1::TakeSnapshotRequest* req,
     grpc::ServerWriter<v1::TakeSnapshotResponse>* writer) {
-  RpcLog log(ctx, "TakeSnapshot", options_.log_rpcs);
-  return log.Done(Take(ctx, *req, writer, &log.bytes));
+  Rpc rpc(ctx, "TakeSnapshot", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  return rpc.Done(Take(ctx, *req, writer, &rpc.bytes));
 }
 
-grpc::Status SnapshotServiceImpl::Take(
+absl::Status SnapshotServiceImpl::Take(
     grpc::ServerContext* ctx, const v1::TakeSnapshotRequest& req,
     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
     uint64_t* bytes) {
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kRead, "TakeSnapshot");
-  if (!auth.ok()) return auth;
   uint32_t chunk = req.chunk_size() == 0 ? kDefaultChunk : req.chunk_size();
   if (chunk < kMinChunk || chunk > kMaxChunk) {
-    return Error(grpc::StatusCode::INVALID_ARGUMENT,
-                 absl::StrFormat("chunk_size must be %d to %d bytes, got %d",
-                                 kMinChunk, kMaxChunk, chunk));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("chunk_size must be %d to %d bytes, got %d", kMinChunk,
+                        kMaxChunk, chunk));
   }
   TakeOptions opts;
   opts.snapshot.allow_stale = req.allow_stale();
   if (req.has_compression_level()) {
-    if (req.compression_level() < 0 || req.compression_level() > 9) {
-      return Error(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrFormat("compression_level must be 0 to 9, got %d",
-                                   req.compression_level()));
-    }
-    opts.writer.compression_level = req.compression_level();
+    opts.compression_level = req.compression_level();
   }
-  int threads = options_.compress_threads > 0
-                    ? options_.compress_threads
-                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  opts.writer.compressor =
-      ParallelGzipCompressor(opts.writer.compression_level, threads);
+  opts.compress_threads =
+      options_.compress_threads > 0
+          ? options_.compress_threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   StreamSlot slot(&streams_, options_.max_concurrent_streams);
-  if (!slot.ok()) {
-    return TooManyStreams(options_);
-  }
-  std::shared_ptr<IdleWatchdog::Stream> watch =
+  if (!slot.ok()) return TooManyStreams(options_);
+  std::shared_ptr<StreamWatchdog::Stream> watch =
       watchdog_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   ChunkSink sink(ctx, writer, chunk, watch.get(), bytes);
   absl::StatusOr<ArchiveInfo> info = TakeArchive(
@@ -515,71 +541,58 @@ grpc::Status SnapshotServiceImpl::Take(
         if (!writer->Write(first)) {
           return absl::CancelledError("the stream to the client broke");
         }
-        watch->Touch();
+        watch->Touch(0);
         return absl::OkStatus();
       });
   absl::Status s = info.ok() ? sink.Flush() : info.status();
   if (!s.ok()) {
     if (sink.broken() || absl::IsCancelled(s)) return Interrupted(*watch);
-    return ToGrpcStatus(s);
+    return s;
   }
   v1::TakeSnapshotResponse last;
   last.mutable_trailer()->set_archive_size(info->archive_size);
   last.mutable_trailer()->set_checksum(info->checksum);
   if (!writer->Write(last)) return Interrupted(*watch);
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 grpc::ServerReadReactor<v1::VerifySnapshotRequest>*
 SnapshotServiceImpl::VerifySnapshot(grpc::CallbackServerContext* ctx,
                                     v1::VerifySnapshotResponse* resp) {
-  grpc::Status start =
-      Authorize(options_, *ctx, Permission::kRead, "VerifySnapshot");
-  auto slot = std::make_shared<StreamSlot>(&streams_,
+  auto rpc = std::make_unique<Rpc>(ctx, "VerifySnapshot", options_.auth);
+  absl::Status start = rpc->authorized();
+  auto slot = std::make_unique<StreamSlot>(&streams_,
                                            options_.max_concurrent_streams);
   if (start.ok() && !slot->ok()) start = TooManyStreams(options_);
   return new UploadReactor<v1::VerifySnapshotRequest>(
-      ctx, "VerifySnapshot", options_, &watchdog_, start,
-      std::make_unique<VerifySession>(options_, resp), [slot] {});
+      ctx, std::move(rpc), &watchdog_, start, std::move(slot),
+      std::make_unique<VerifySession>(options_.limits, resp));
 }
 
 grpc::ServerReadReactor<v1::RestoreSnapshotRequest>*
 SnapshotServiceImpl::RestoreSnapshot(grpc::CallbackServerContext* ctx,
                                      v1::RestoreSnapshotResponse* resp) {
-  using Reactor = UploadReactor<v1::RestoreSnapshotRequest>;
-  auto reject = [&](grpc::Status s) {
-    return new Reactor(ctx, "RestoreSnapshot", options_, &watchdog_, s,
-                       nullptr, nullptr);
-  };
-  grpc::Status auth =
-      Authorize(options_, *ctx, Permission::kAdmin, "RestoreSnapshot");
-  if (!auth.ok()) return reject(auth);
-  auto slot = std::make_shared<StreamSlot>(&streams_,
+  auto rpc = std::make_unique<Rpc>(ctx, "RestoreSnapshot", options_.auth);
+  absl::Status start = rpc->authorized();
+  auto slot = std::make_unique<StreamSlot>(&streams_,
                                            options_.max_concurrent_streams);
-  if (!slot->ok()) return reject(TooManyStreams(options_));
-  bool expected = false;
-  if (!restoring_.compare_exchange_strong(expected, true)) {
-    return reject(Error(grpc::StatusCode::FAILED_PRECONDITION,
-                        "another restore is in progress on this agent; wait "
-                        "for it to finish"));
+  if (start.ok() && !slot->ok()) start = TooManyStreams(options_);
+  std::unique_ptr<UploadSession<v1::RestoreSnapshotRequest>> session;
+  if (start.ok()) {
+    // Refuses on a follower, or while another restore runs, before
+    // receiving what may be gigabytes.
+    absl::StatusOr<std::unique_ptr<RestoreSpool>> spool =
+        restorer_->Begin(absl::Now() + options_.raft_timeout);
+    if (spool.ok()) {
+      session = std::make_unique<RestoreSession>(rpc.get(), options_,
+                                                 std::move(*spool), resp);
+    } else {
+      start = spool.status();
+    }
   }
-  std::function<void()> done = [this, slot] { restoring_ = false; };
-  // Refuse on a follower before receiving what may be gigabytes.
-  absl::Status leader = node_->CheckLeader(absl::Now() + options_.raft_timeout);
-  ReaderOptions ro;
-  ro.max_archive_bytes = options_.max_archive_bytes;
-  ro.max_state_bytes = options_.max_state_bytes;
-  absl::StatusOr<std::unique_ptr<RestoreSpool>> spool =
-      leader.ok() ? RestoreSpool::Create(options_.spool_dir, ro)
-                  : absl::StatusOr<std::unique_ptr<RestoreSpool>>(leader);
-  if (!spool.ok()) {
-    done();
-    return reject(ToGrpcStatus(spool.status()));
-  }
-  return new Reactor(
-      ctx, "RestoreSnapshot", options_, &watchdog_, grpc::Status::OK,
-      std::make_unique<RestoreSession>(node_, options_, std::move(*spool), resp),
-      std::move(done));
+  return new UploadReactor<v1::RestoreSnapshotRequest>(
+      ctx, std::move(rpc), &watchdog_, start, std::move(slot),
+      std::move(session));
 }
 
 void SnapshotServiceImpl::StopStreams() {
@@ -591,11 +604,10 @@ void SnapshotServiceImpl::StopStreams() {
 grpc::Status SnapshotServiceImpl::GetStatus(grpc::ServerContext* ctx,
                                             const v1::GetStatusRequest*,
                                             v1::GetStatusResponse* resp) {
-  RpcLog log(ctx, "GetStatus", options_.log_rpcs);
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kRead, "GetStatus");
-  if (!auth.ok()) return log.Done(auth);
+  Rpc rpc(ctx, "GetStatus", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   absl::StatusOr<NodeStatus> st = node_->Status();
-  if (!st.ok()) return log.Done(ToGrpcStatus(st.status()));
+  if (!st.ok()) return rpc.Done(st.status());
   resp->set_node_id(st->id);
   resp->set_raft_address(st->raft_address);
   resp->set_role(RoleName(st->role));
@@ -613,7 +625,7 @@ grpc::Status SnapshotServiceImpl::GetStatus(grpc::ServerContext* ctx,
     pm->set_agent_address(m.agent_address);
     pm->set_voter(m.voter);
   }
-  return log.Done(grpc::Status::OK);
+  return rpc.Done(absl::OkStatus());
 }
 
 // --- KeyValueService --------------------------------------------------------
@@ -625,68 +637,70 @@ KeyValueServiceImpl::KeyValueServiceImpl(KeyValueStore* store,
 grpc::Status KeyValueServiceImpl::Put(grpc::ServerContext* ctx,
                                       const v1::PutRequest* req,
                                       v1::PutResponse* resp) {
-  RpcLog log(ctx, "Put", options_.log_rpcs);
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kAdmin, "Put");
-  if (!auth.ok()) return log.Done(auth);
-  log.bytes = req->key().size() + req->value().size();
+  Rpc rpc(ctx, "Put", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  rpc.bytes = req->key().size() + req->value().size();
   auto index = store_->Put(req->key(), req->value(),
                            absl::Now() + options_.raft_timeout);
-  if (!index.ok()) return log.Done(ToGrpcStatus(index.status()));
+  if (!index.ok()) return rpc.Done(index.status());
   resp->set_index(*index);
-  return log.Done(grpc::Status::OK);
+  return rpc.Done(absl::OkStatus());
 }
 
 grpc::Status KeyValueServiceImpl::Get(grpc::ServerContext* ctx,
                                       const v1::GetRequest* req,
                                       v1::GetResponse* resp) {
-  RpcLog log(ctx, "Get", options_.log_rpcs);
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kRead, "Get");
-  if (!auth.ok()) return log.Done(auth);
+  Rpc rpc(ctx, "Get", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   auto v = store_->Get(req->key(), req->allow_stale(),
                        absl::Now() + options_.raft_timeout);
-  if (!v.ok()) return log.Done(ToGrpcStatus(v.status()));
+  if (!v.ok()) return rpc.Done(v.status());
   resp->set_found(v->has_value());
   if (v->has_value()) {
-    log.bytes = (*v)->size();
+    rpc.bytes = (*v)->size();
     resp->set_value(std::move(**v));
   }
-  return log.Done(grpc::Status::OK);
+  return rpc.Done(absl::OkStatus());
 }
 
 grpc::Status KeyValueServiceImpl::Delete(grpc::ServerContext* ctx,
                                          const v1::DeleteRequest* req,
                                          v1::DeleteResponse* resp) {
-  RpcLog log(ctx, "Delete", options_.log_rpcs);
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kAdmin, "Delete");
-  if (!auth.ok()) return log.Done(auth);
+  Rpc rpc(ctx, "Delete", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   auto index = store_->Delete(req->key(), absl::Now() + options_.raft_timeout);
-  if (!index.ok()) return log.Done(ToGrpcStatus(index.status()));
+  if (!index.ok()) return rpc.Done(index.status());
   resp->set_index(*index);
-  return log.Done(grpc::Status::OK);
+  return rpc.Done(absl::OkStatus());
 }
 
 grpc::Status KeyValueServiceImpl::List(grpc::ServerContext* ctx,
                                        const v1::ListRequest* req,
                                        v1::ListResponse* resp) {
-  RpcLog log(ctx, "List", options_.log_rpcs);
-  grpc::Status auth = Authorize(options_, *ctx, Permission::kRead, "List");
-  if (!auth.ok()) return log.Done(auth);
-  uint32_t limit = req->limit() == 0 ? kDefaultListLimit : req->limit();
-  if (limit > kMaxListLimit) {
-    return log.Done(Error(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrFormat("limit must be at most %d, got %d",
-                                          kMaxListLimit, limit)));
+  Rpc rpc(ctx, "List", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  ListOptions lo;
+  lo.limit = req->limit() == 0 ? kDefaultListLimit : req->limit();
+  if (lo.limit > kMaxListLimit) {
+    return rpc.Done(absl::InvalidArgumentError(absl::StrFormat(
+        "limit must be at most %d, got %d", kMaxListLimit, lo.limit)));
   }
-  auto entries = store_->List(req->prefix(), limit, req->allow_stale(),
-                              absl::Now() + options_.raft_timeout);
-  if (!entries.ok()) return log.Done(ToGrpcStatus(entries.status()));
-  for (auto& [k, v] : *entries) {
-    log.bytes += k.size() + v.size();
+  lo.prefix = req->prefix();
+  lo.start_after = req->page_token();
+  lo.max_bytes = kListPageBytes;
+  lo.allow_stale = req->allow_stale();
+  auto page = store_->List(lo, absl::Now() + options_.raft_timeout);
+  if (!page.ok()) return rpc.Done(page.status());
+  for (auto& [k, v] : page->entries) {
+    rpc.bytes += k.size() + v.size();
     v1::KeyValue* kv = resp->add_entries();
     kv->set_key(std::move(k));
     kv->set_value(std::move(v));
   }
-  return log.Done(grpc::Status::OK);
+  if (page->more && resp->entries_size() > 0) {
+    resp->set_next_page_token(resp->entries(resp->entries_size() - 1).key());
+  }
+  return rpc.Done(absl::OkStatus());
 }
 
 }  // namespace snapshot

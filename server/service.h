@@ -1,18 +1,20 @@
 // The gRPC services of snapshot-agent: thin glue between the generated
-// service classes and core/snapshot_ops.h, engine/node.h. Every absl::Status
-// leaves through ToGrpcStatus(); every RPC writes one log line.
+// service classes and core/snapshot_ops.h, engine/node.h. Every call is
+// authorized through one table (server/auth.h), every outcome is an
+// absl::Status until it leaves through ToGrpcStatus(), and every RPC writes
+// one log line (base/log.h) naming the caller's role.
 //
-// Threading: gRPC's synchronous server calls the handlers from its thread
-// pool, concurrently; the services hold no lock across a stream operation.
-// Ownership: the RaftNode, KeyValueStore and TokenAuth are borrowed and must
-// outlive the services.
+// Threading: gRPC calls the handlers from its threads, concurrently; the
+// services hold no lock across a stream operation. Ownership: the RaftNode,
+// KeyValueStore, Restorer and Authorizer are borrowed and must outlive the
+// services.
 #ifndef SNAPSHOT_AGENT_SERVER_SERVICE_H_
 #define SNAPSHOT_AGENT_SERVER_SERVICE_H_
 
 #include <atomic>
-#include <functional>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -23,8 +25,9 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "proto/snapshot/v1/snapshot.grpc.pb.h"
+#include "core/snapshot_ops.h"
 #include "engine/node.h"
+#include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "server/auth.h"
 
 namespace snapshot {
@@ -33,42 +36,46 @@ namespace snapshot {
 grpc::Status ToGrpcStatus(const absl::Status& s);
 
 struct ServiceOptions {
-  // Where RestoreSnapshot spools archives (private files, removed after).
-  std::string spool_dir;
-  // Largest archive accepted by Verify and Restore.
-  uint64_t max_archive_bytes = uint64_t{64} << 30;
-  // Largest state Restore accepts (also bounded by the engine and the disk).
-  uint64_t max_state_bytes = uint64_t{1} << 30;
+  // Sizes accepted by Verify (and, through the Restorer, Restore).
+  Limits limits;
   // Snapshot streams (Take, Verify, Restore) served at once; more are
   // refused with RESOURCE_EXHAUSTED.
   int max_concurrent_streams = 4;
-  // A stream that moves no byte for this long is cancelled
-  // (RESOURCE_EXHAUSTED). There is no limit on a whole transfer.
+  // A stream that moves no message for this long is ended
+  // (RESOURCE_EXHAUSTED).
   absl::Duration idle_timeout = absl::Seconds(60);
-  // Threads compressing a TakeSnapshot archive (parallel gzip members,
-  // archive/parallel_gzip.h); 0 = as many as the machine has cores.
+  // A stream that moves fewer than min_transfer_rate × idle_timeout bytes in
+  // any window of idle_timeout is ended (RESOURCE_EXHAUSTED), so that a
+  // client trickling bytes cannot hold a stream slot or the restore slot
+  // forever. Bytes count when a whole message has moved. 0: no minimum.
+  uint64_t min_transfer_rate = 64 << 10;
+  // Threads compressing a TakeSnapshot archive (parallel gzip members);
+  // 0 = as many as the machine has cores.
   int compress_threads = 0;
   // Deadline for calls into the Raft node (capture, status, key-value).
   absl::Duration raft_timeout = absl::Seconds(30);
   // Deadline for applying a verified restore to the cluster.
   absl::Duration restore_timeout = absl::Minutes(30);
-  // nullptr: no authentication.
-  const TokenAuth* auth = nullptr;
-  // One log line per RPC on stderr.
-  bool log_rpcs = true;
+  // nullptr: no authentication (every caller is "anonymous" with every
+  // right).
+  const Authorizer* auth = nullptr;
 };
 
-// Stops streams that move no data for too long, and all streams at shutdown.
+// Ends streams that move too little data, and all streams at shutdown.
 // One background thread.
-class IdleWatchdog {
+class StreamWatchdog {
  public:
-  explicit IdleWatchdog(absl::Duration timeout);
-  ~IdleWatchdog();
+  // `min_rate` in bytes per second (0: none), checked per `window`.
+  StreamWatchdog(absl::Duration window, uint64_t min_rate);
+  ~StreamWatchdog();
 
   class Stream {
    public:
-    // Records progress.
-    void Touch() { last_ns_ = absl::GetCurrentTimeNanos(); }
+    // Records that `bytes` moved (0: a message without payload).
+    void Touch(uint64_t bytes) {
+      last_ns_ = absl::GetCurrentTimeNanos();
+      window_bytes_ += bytes;
+    }
     // From now on the stream is not stopped any more (call before the owner
     // goes away, or before work that moves no data, such as an apply).
     void Disarm();
@@ -76,26 +83,29 @@ class IdleWatchdog {
     absl::Status why() const;
 
    private:
-    friend class IdleWatchdog;
+    friend class StreamWatchdog;
     void Stop(const absl::Status& why);
     mutable std::mutex mu_;
     bool armed_ = true;
     absl::Status why_;
     std::function<void(const absl::Status&)> stop_;
     std::atomic<int64_t> last_ns_{0};
+    std::atomic<uint64_t> window_bytes_{0};
+    int64_t window_start_ns_ = 0;  // watchdog thread only
   };
 
   // Watches a stream until the handle is destroyed or disarmed. `stop` is
   // called at most once, from the watchdog's thread, with
-  // RESOURCE_EXHAUSTED (idle) or UNAVAILABLE (shutdown); it must make the
-  // stream end promptly (cancel it or finish it with that status).
+  // RESOURCE_EXHAUSTED (idle, too slow) or UNAVAILABLE (shutdown); it must
+  // make the stream end promptly (cancel it or finish it with that status).
   std::shared_ptr<Stream> Watch(std::function<void(const absl::Status&)> stop);
   // Stops every watched stream now with `why`.
   void StopAll(const absl::Status& why);
 
  private:
   void Run();
-  const absl::Duration timeout_;
+  const absl::Duration window_;
+  const uint64_t min_rate_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -112,7 +122,8 @@ using SnapshotServiceBase = v1::SnapshotService::WithCallbackMethod_VerifySnapsh
 
 class SnapshotServiceImpl final : public SnapshotServiceBase {
  public:
-  SnapshotServiceImpl(RaftNode* node, ServiceOptions options);
+  SnapshotServiceImpl(RaftNode* node, Restorer* restorer,
+                      ServiceOptions options);
 
   grpc::Status TakeSnapshot(
       grpc::ServerContext* ctx, const v1::TakeSnapshotRequest* req,
@@ -129,7 +140,8 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
 
   // The TakeSnapshot stream loop, written against the interface so that
   // tests can drive it with grpc::testing mock streams.
-  grpc::Status Take(grpc::ServerContext* ctx, const v1::TakeSnapshotRequest& req,
+  absl::Status Take(grpc::ServerContext* ctx,
+                    const v1::TakeSnapshotRequest& req,
                     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
                     uint64_t* bytes);
 
@@ -140,10 +152,10 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
 
  private:
   RaftNode* node_;
+  Restorer* restorer_;
   ServiceOptions options_;
-  IdleWatchdog watchdog_;
+  StreamWatchdog watchdog_;
   std::atomic<int> streams_{0};
-  std::atomic<bool> restoring_{false};
 };
 
 class KeyValueServiceImpl final : public v1::KeyValueService::Service {

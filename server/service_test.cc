@@ -6,7 +6,12 @@
 #include <grpcpp/test/mock_stream.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
+
 #include "archive/archive.h"
+#include "base/log.h"
 #include "server/auth.h"
 
 namespace snapshot {
@@ -45,15 +50,20 @@ class FixedNode : public RaftNode {
   std::string state_;
 };
 
-ServiceOptions Quiet() {
-  ServiceOptions o;
-  o.log_rpcs = false;
-  return o;
-}
+// A service over `node` with default options and a quiet log.
+struct Svc {
+  explicit Svc(RaftNode* node) : restorer(node, "/nonexistent", Limits()),
+                                 svc(node, &restorer, ServiceOptions()) {
+    SetLogOptions(LogLevel::kWarning, LogFormat::kText);
+  }
+  Restorer restorer;
+  SnapshotServiceImpl svc;
+};
 
 TEST(SnapshotService, TakeSendsMetadataChunksTrailerInOrder) {
   FixedNode node(std::string(100000, 's'));
-  SnapshotServiceImpl svc(&node, Quiet());
+  Svc s_(&node);
+  SnapshotServiceImpl& svc = s_.svc;
   grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
   std::vector<v1::TakeSnapshotResponse> sent;
   EXPECT_CALL(writer, Write(_, _))
@@ -66,8 +76,8 @@ TEST(SnapshotService, TakeSendsMetadataChunksTrailerInOrder) {
   req.set_chunk_size(16384);
   req.set_compression_level(0);  // stored: about 100 KB of archive
   uint64_t bytes = 0;
-  grpc::Status s = svc.Take(&ctx, req, &writer, &bytes);
-  ASSERT_TRUE(s.ok()) << s.error_message();
+  absl::Status s = svc.Take(&ctx, req, &writer, &bytes);
+  ASSERT_TRUE(s.ok()) << s;
   ASSERT_GE(sent.size(), 8u);
   EXPECT_TRUE(sent.front().has_metadata());
   EXPECT_EQ(sent.front().metadata().index(), 7u);
@@ -91,7 +101,8 @@ TEST(SnapshotService, TakeSendsMetadataChunksTrailerInOrder) {
 
 TEST(SnapshotService, TakeStopsAtTheFirstFailedWrite) {
   FixedNode node(std::string(200000, 'x'));
-  SnapshotServiceImpl svc(&node, Quiet());
+  Svc s_(&node);
+  SnapshotServiceImpl& svc = s_.svc;
   grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
   int writes = 0;
   EXPECT_CALL(writer, Write(_, _))
@@ -103,22 +114,23 @@ TEST(SnapshotService, TakeStopsAtTheFirstFailedWrite) {
   req.set_chunk_size(16384);
   req.set_compression_level(0);
   uint64_t bytes = 0;
-  grpc::Status s = svc.Take(&ctx, req, &writer, &bytes);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::CANCELLED);
+  absl::Status s = svc.Take(&ctx, req, &writer, &bytes);
+  EXPECT_EQ(s.code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(writes, 3) << "kept writing after a failed Write";
 }
 
 TEST(SnapshotService, TakeOnFollowerSendsNothing) {
   FixedNode node("x");
   node.leader_ = false;
-  SnapshotServiceImpl svc(&node, Quiet());
+  Svc s_(&node);
+  SnapshotServiceImpl& svc = s_.svc;
   grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
   EXPECT_CALL(writer, Write(_, _)).Times(0);
   grpc::ServerContext ctx;
   uint64_t bytes = 0;
-  grpc::Status s = svc.Take(&ctx, v1::TakeSnapshotRequest(), &writer, &bytes);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(s.error_message().find("node 2"), std::string::npos);
+  absl::Status s = svc.Take(&ctx, v1::TakeSnapshotRequest(), &writer, &bytes);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("node 2"), std::string::npos);
 }
 
 TEST(StatusMapping, CodesCarryOver) {
@@ -132,7 +144,7 @@ TEST(StatusMapping, CodesCarryOver) {
             grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
-TEST(TokenAuth, ParsesRolesAndRefusesMalformedFiles) {
+TEST(Auth, ParsesRolesAndRefusesMalformedFiles) {
   EXPECT_TRUE(TokenAuth::Parse("# c\n\nread 0123456789abcdef\nadmin fedcba9876543210\n").ok());
   EXPECT_FALSE(TokenAuth::Parse("").ok());
   EXPECT_FALSE(TokenAuth::Parse("write 0123456789abcdef\n").ok());
@@ -140,6 +152,74 @@ TEST(TokenAuth, ParsesRolesAndRefusesMalformedFiles) {
   EXPECT_FALSE(TokenAuth::Parse("read a b c\n").ok());
   auto bad = TokenAuth::Parse("read 0123456789abcdef\nadmin\n");
   EXPECT_NE(bad.status().message().find("line 2"), std::string::npos);
+}
+
+TEST(SnapshotService, TakeRefusesABadLevelBeforeCapturing) {
+  FixedNode node("x");
+  Svc s_(&node);
+  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
+  EXPECT_CALL(writer, Write(_, _)).Times(0);
+  grpc::ServerContext ctx;
+  v1::TakeSnapshotRequest req;
+  req.set_compression_level(11);
+  uint64_t bytes = 0;
+  absl::Status s = s_.svc.Take(&ctx, req, &writer, &bytes);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("0 to 9"), std::string::npos) << s;
+}
+
+TEST(Auth, EveryMethodHasARoleAndUnknownOnesAreRefused) {
+  // Link the generated descriptors in, then walk every service.
+  (void)v1::TakeSnapshotRequest::descriptor();
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const char* name : {"snapshot.v1.SnapshotService",
+                           "snapshot.v1.KeyValueService"}) {
+    const auto* service = pool->FindServiceByName(name);
+    ASSERT_NE(service, nullptr) << name;
+    for (int i = 0; i < service->method_count(); ++i) {
+      EXPECT_TRUE(RequiredPermission(service->method(i)->name()).ok())
+          << service->method(i)->name();
+    }
+  }
+  EXPECT_EQ(*RequiredPermission("RestoreSnapshot"), Permission::kAdmin);
+  EXPECT_EQ(*RequiredPermission("TakeSnapshot"), Permission::kRead);
+  EXPECT_EQ(RequiredPermission("Nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+std::string WriteTokenFile(const std::string& name, const std::string& text,
+                           mode_t mode) {
+  std::string path = std::string(getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path) << text;
+  chmod(path.c_str(), mode);
+  return path;
+}
+
+TEST(Auth, TokenFileReadableByOthersIsRefused) {
+  std::string path = WriteTokenFile("open", "admin 0123456789abcdef\n", 0644);
+  auto auth = TokenAuth::LoadFile(path);
+  ASSERT_FALSE(auth.ok());
+  EXPECT_EQ(auth.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(auth.status().message().find("chmod 600"), std::string::npos)
+      << auth.status();
+  chmod(path.c_str(), 0600);
+  EXPECT_TRUE(TokenAuth::LoadFile(path).ok());
+}
+
+TEST(Auth, ReloadSaysWhatChangedAndKeepsOldTokensOnError) {
+  std::string path = WriteTokenFile(
+      "reload", "admin 0123456789abcdef\nread aaaaaaaaaaaaaaaa\n", 0600);
+  auto auth = Authorizer::FromFile(path);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  WriteTokenFile("reload", "admin 0123456789abcdef\nread bbbbbbbbbbbbbbbb\nread cccccccccccccccc\n", 0600);
+  auto r = (*auth)->Reload();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, "1 admin and 2 read tokens (were 1 and 1): 2 added, 1 removed");
+  WriteTokenFile("reload", "garbage\n", 0600);
+  EXPECT_FALSE((*auth)->Reload().ok());
+  grpc::ServerContext ctx;
+  EXPECT_EQ((*auth)->Authorize(ctx, "GetStatus").status().code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 }  // namespace

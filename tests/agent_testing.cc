@@ -16,10 +16,9 @@ AgentConfig SingleAgentConfig(const std::string& dir) {
   c.listen = absl::StrCat("127.0.0.1:", FreePort());
   c.node.id = 1;
   c.node.raft_address = absl::StrCat("127.0.0.1:", FreePort());
-  c.node.data_dir = dir + "/data";
+  c.data_dir = dir + "/data";
   c.node.election_timeout_ms = 500;
   c.node.heartbeat_timeout_ms = 50;
-  c.service.log_rpcs = false;
   return c;
 }
 
@@ -42,10 +41,9 @@ std::vector<std::unique_ptr<Agent>> StartAgentCluster(const std::string& dir,
     c.node.raft_address = peers[i].raft_address;
     c.node.agent_address = peers[i].agent_address;
     c.node.peers = peers;
-    c.node.data_dir = absl::StrCat(dir, "/agent", i + 1);
+    c.data_dir = absl::StrCat(dir, "/agent", i + 1);
     c.node.election_timeout_ms = 500;
     c.node.heartbeat_timeout_ms = 50;
-    c.service.log_rpcs = false;
     auto a = Agent::Start(c);
     if (!a.ok()) {
       ADD_FAILURE() << a.status();

@@ -125,10 +125,10 @@ TEST(Daemon, SigtermDuringTakeEndsCleanly) {
   EXPECT_FALSE(s.ok());
 
   std::string text = testing::ReadFile(log);
-  EXPECT_NE(text.find("rpc=Put"), std::string::npos) << text;
-  EXPECT_NE(text.find("rpc=TakeSnapshot"), std::string::npos) << text;
-  EXPECT_NE(text.find("SIGTERM: shutting down"), std::string::npos) << text;
-  EXPECT_NE(text.find("snapshot-agent: stopped"), std::string::npos) << text;
+  EXPECT_NE(text.find("msg=rpc method=Put"), std::string::npos) << text;
+  EXPECT_NE(text.find("msg=rpc method=TakeSnapshot"), std::string::npos) << text;
+  EXPECT_NE(text.find("msg=\"shutting down\" signal=SIGTERM"), std::string::npos) << text;
+  EXPECT_NE(text.find("level=info msg=stopped"), std::string::npos) << text;
 
   // Restart on the same data: everything is there.
   Daemon again;

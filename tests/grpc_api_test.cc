@@ -303,6 +303,8 @@ TEST(GrpcApi, TokenRoles) {
   const std::string tokens = dir.path() + "/tokens";
   std::ofstream(tokens) << "# test tokens\nread  reader-token-0123456789\n"
                            "admin admin-token-0123456789\n";
+  std::filesystem::permissions(tokens, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
   AgentConfig c = SingleAgentConfig(dir.path());
   c.token_file = tokens;
   Running r = StartAgent(c);
@@ -398,7 +400,7 @@ TEST(GrpcApi, TlsAndMutualTls) {
 TEST(GrpcApi, Limits) {
   TempDir dir;
   AgentConfig c = SingleAgentConfig(dir.path());
-  c.service.max_archive_bytes = 4096;
+  c.service.limits.max_archive_bytes = 4096;
   c.service.max_concurrent_streams = 1;
   c.service.idle_timeout = absl::Seconds(1);
   c.max_message_bytes = 64 << 10;

@@ -125,14 +125,15 @@ TEST(NomadScenario, SnapshotArchiveVerifyRestoreIntoAnotherNode) {
   for (int i = 0; i < 100; ++i) {
     ASSERT_TRUE(target->Put(absl::StrFormat("other/%d", i), "x", In(absl::Seconds(5))).ok());
   }
-  auto spool = RestoreSpool::Create(dir.path() + "/b", {});
+  Restorer restorer(target.get(), dir.path() + "/b", Limits());
+  auto spool = restorer.Begin(In(absl::Seconds(5)));
   ASSERT_TRUE(spool.ok()) << spool.status();
   struct stat st;
   ASSERT_EQ(stat((*spool)->path().c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   auto info = Spool(spool->get(), archive);
   ASSERT_TRUE(info.ok()) << info.status();
-  auto result = (*spool)->Apply(target.get(), In(absl::Seconds(60)));
+  auto result = (*spool)->Apply(In(absl::Seconds(60)));
   ASSERT_TRUE(result.ok()) << result.status();
   spool->reset();
   EXPECT_FALSE(HasSpoolFiles(dir.path() + "/b"));
@@ -167,21 +168,22 @@ TEST(NomadScenario, TruncatedOrForeignArchiveLeavesDataUntouched) {
   ASSERT_TRUE(target->Put("mine", "precious", In(absl::Seconds(5))).ok());
   auto before = target->StateDigest(In(absl::Seconds(5)));
 
+  Restorer restorer(target.get(), dir.path() + "/c", Limits());
   for (size_t cut : {size / 2, size - 1}) {
-    auto spool = RestoreSpool::Create(dir.path() + "/c", {});
+    auto spool = restorer.Begin(In(absl::Seconds(5)));
     ASSERT_TRUE(spool.ok());
     auto info = Spool(spool->get(), archive, cut);
     EXPECT_EQ(info.status().code(), absl::StatusCode::kDataLoss) << info.status();
-    auto applied = (*spool)->Apply(target.get(), In(absl::Seconds(5)));
+    auto applied = (*spool)->Apply(In(absl::Seconds(5)));
     EXPECT_EQ(applied.status().code(), absl::StatusCode::kFailedPrecondition);
   }
   // Nomad's small.snap is a valid archive, but not this engine's state.
   {
-    auto spool = RestoreSpool::Create(dir.path() + "/c", {});
+    auto spool = restorer.Begin(In(absl::Seconds(5)));
     ASSERT_TRUE(spool.ok());
     auto info = Spool(spool->get(), "external/shared/interop/small.snap");
     ASSERT_TRUE(info.ok()) << info.status();
-    auto applied = (*spool)->Apply(target.get(), In(absl::Seconds(5)));
+    auto applied = (*spool)->Apply(In(absl::Seconds(5)));
     EXPECT_EQ(applied.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_NE(applied.status().message().find("Nomad"), std::string::npos)
         << applied.status();

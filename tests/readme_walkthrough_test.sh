@@ -24,6 +24,6 @@ test "$(tail -n 2 out.txt)" = "$(printf 'alice\nbob')"
 grep -q "is a valid snapshot archive" out.txt
 grep -q "^Restored backup.snap" out.txt
 # The agent stopped cleanly on SIGTERM.
-for _ in $(seq 1 100); do grep -q "snapshot-agent: stopped" agent.log && break; sleep 0.1; done
-grep -q "snapshot-agent: stopped" agent.log
+for _ in $(seq 1 100); do grep -q "msg=stopped" agent.log && break; sleep 0.1; done
+grep -q "msg=stopped" agent.log
 echo "walkthrough: ok"

@@ -16,6 +16,7 @@ _LIBS = {
     "grpc++": (["grpc++", "protobuf", "absl_synchronization"], []),
     "grpc++_reflection": (["grpc++", "protobuf", "absl_synchronization"], ["-lgrpc++_reflection"]),
     "raft": (["raft", "libuv"], []),
+    "systemd": (["libsystemd"], []),
     "gtest": ([], ["-lgtest", "-lgmock", "-lpthread"]),
     "gtest_main": ([], ["-lgtest_main", "-lgtest", "-lgmock", "-lpthread"]),
     "benchmark": ([], ["-lbenchmark", "-lpthread"]),

@@ -10,10 +10,12 @@ PACKAGES=(
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev zlib1g-dev libdeflate-dev libssl-dev nlohmann-json3-dev
-  libraft-dev libuv1-dev
+  libraft-dev libuv1-dev libsystemd-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   gzip pigz openssl util-linux systemd
+  # The archive reader's fuzz target (tools/fuzz-archive.sh).
+  clang libclang-rt-14-dev
   python3-grpcio python3-protobuf python3-yaml
 )
 
