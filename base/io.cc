@@ -98,7 +98,10 @@ absl::StatusOr<std::unique_ptr<DirLock>> DirLock::Acquire(
     return absl::InvalidArgumentError("a data directory is required");
   }
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, "cannot create data directory", dir);
+    absl::Status s = ErrnoStatus(errno, "cannot create data directory", dir);
+    return absl::Status(s.code(), absl::StrCat(s.message(),
+                                               " (does its parent directory "
+                                               "exist and is it writable?)"));
   }
   const std::string path = dir + "/LOCK";
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);

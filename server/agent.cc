@@ -146,7 +146,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     agent->node_->Stop();
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot listen on ", config.listen,
-        " (address in use — is another agent running with it? — or not an "
+        " (address in use: is another agent running with it? Or not an "
         "address of this machine)"));
   }
   agent->address_ =

@@ -17,6 +17,7 @@
 #include "server/agent.h"
 
 #include <grpc/grpc.h>
+#include <grpc/support/log.h>
 #include <systemd/sd-daemon.h>
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:7150",
@@ -80,6 +81,19 @@ ABSL_FLAG(std::string, log_format, "text",
 
 namespace {
 
+// gRPC's own log lines go through ours, so that --log-format=json output
+// stays one JSON object per line.
+void LogFromGrpc(gpr_log_func_args* args) {
+  snapshot::LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR
+                                 ? snapshot::LogLevel::kError
+                             : args->severity == GPR_LOG_SEVERITY_INFO
+                                 ? snapshot::LogLevel::kInfo
+                                 : snapshot::LogLevel::kDebug;
+  snapshot::Log(level, "grpc",
+                {{"message", args->message},
+                 {"source", absl::StrCat(args->file, ":", args->line)}});
+}
+
 void Notify(const std::string& state) {
   // A no-op unless systemd (Type=notify) set NOTIFY_SOCKET.
   sd_notify(0, state.c_str());
@@ -98,6 +112,7 @@ int Run() {
     return 2;
   }
   snapshot::SetLogOptions(level, format);
+  gpr_set_log_function(&LogFromGrpc);
 
   snapshot::AgentConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);

@@ -30,10 +30,12 @@ std::unique_ptr<BIO, BioFree> MemBio(const std::string& pem) {
       BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
 }
 
-// "subject CN=..., expires Nov 26 09:35:04 2027 GMT, sha256 AB:CD:..."
+// "subject /CN=..., issuer /CN=..., expires Nov 26 09:35:04 2027 GMT,
+// sha256 abcd..."
 std::string DescribeCert(X509* cert) {
-  char subject[512];
+  char subject[512], issuer[512];
   X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof(subject));
+  X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof(issuer));
   std::string expiry = "?";
   std::unique_ptr<BIO, BioFree> out(BIO_new(BIO_s_mem()));
   if (out && ASN1_TIME_print(out.get(), X509_get0_notAfter(cert)) == 1) {
@@ -48,8 +50,8 @@ std::string DescribeCert(X509* cert) {
     fingerprint = absl::BytesToHexString(
         absl::string_view(reinterpret_cast<char*>(md), md_len));
   }
-  return absl::StrCat("subject ", subject, ", expires ", expiry, ", sha256 ",
-                      fingerprint);
+  return absl::StrCat("subject ", subject, ", issuer ", issuer, ", expires ",
+                      expiry, ", sha256 ", fingerprint);
 }
 
 absl::StatusOr<ReloadableTls::Pem> LoadAndCheck(const TlsFiles& f) {

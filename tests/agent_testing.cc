@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -73,6 +75,11 @@ std::shared_ptr<grpc::Channel> Connect(
     std::shared_ptr<grpc::ChannelCredentials> creds) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
+  // Agents in tests start and restart within a second: reconnect quickly
+  // instead of backing off for seconds.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
   return grpc::CreateCustomChannel(
       address, creds ? creds : grpc::InsecureChannelCredentials(), args);
 }
@@ -162,6 +169,33 @@ std::string ReadFile(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+void MakeCertificates(const std::string& d, const std::string& p) {
+  std::string script = absl::StrCat(
+      "set -e; cd '", d, "';",
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ", p, "ca.key -out ",
+      p, "ca.crt -days 1 -subj /CN=", p, "test-ca 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -keyout ", p, "server.key -out ", p,
+      "server.csr -subj /CN=127.0.0.1 2>/dev/null;",
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > ", p, "san.ext;",
+      "openssl x509 -req -in ", p, "server.csr -CA ", p, "ca.crt -CAkey ", p,
+      "ca.key -CAcreateserial -out ", p, "server.crt -days 1 -extfile ", p,
+      "san.ext 2>/dev/null;",
+      "openssl req -newkey rsa:2048 -nodes -keyout ", p, "client.key -out ", p,
+      "client.csr -subj /CN=backup-client 2>/dev/null;",
+      "openssl x509 -req -in ", p, "client.csr -CA ", p, "ca.crt -CAkey ", p,
+      "ca.key -CAcreateserial -out ", p, "client.crt -days 1 2>/dev/null;",
+      "chmod 600 ", p, "*.key");
+  ASSERT_EQ(system(script.c_str()), 0);
+}
+
+void WritePrivateFile(const std::string& path, const std::string& text) {
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+  }
+  ASSERT_EQ(chmod(path.c_str(), 0600), 0);
 }
 
 }  // namespace testing

@@ -53,6 +53,15 @@ std::vector<std::string> SpoolFiles(const std::string& dir);
 
 std::string ReadFile(const std::string& path);
 
+// Makes, in directory `d`, a CA (PREFIXca.crt/.key), a server certificate for
+// 127.0.0.1 and localhost (PREFIXserver.crt/.key) and a client certificate
+// (PREFIXclient.crt/.key), with openssl. Keys are mode 0600.
+void MakeCertificates(const std::string& d, const std::string& prefix = "");
+
+// Writes `text` to `path` with mode 0600 (token files must not be readable
+// by others).
+void WritePrivateFile(const std::string& path, const std::string& text);
+
 }  // namespace testing
 }  // namespace snapshot
 

@@ -7,10 +7,17 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/str_format.h"
+#include "archive/gzip.h"
+#include "archive/tar.h"
+#include "base/io.h"
 #include "base/sha256.h"
+#include "raft/kv_state.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/agent_testing.h"
@@ -335,27 +342,9 @@ TEST(GrpcApi, TokenRoles) {
   EXPECT_EQ(*r.agent->node()->Get("k", false, In(absl::Seconds(5))), "v");
 }
 
-// Makes a CA, a server certificate for 127.0.0.1 and a client certificate.
-void MakeCertificates(const std::string& d) {
-  std::string script = absl::StrCat(
-      "set -e; cd '", d, "';",
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt "
-      "-days 1 -subj /CN=test-ca 2>/dev/null;",
-      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
-      "-subj /CN=127.0.0.1 2>/dev/null;",
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext;",
-      "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
-      "-CAcreateserial -out server.crt -days 1 -extfile san.ext 2>/dev/null;",
-      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr "
-      "-subj /CN=backup-client 2>/dev/null;",
-      "openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
-      "-CAcreateserial -out client.crt -days 1 2>/dev/null");
-  ASSERT_EQ(system(script.c_str()), 0);
-}
-
 TEST(GrpcApi, TlsAndMutualTls) {
   TempDir dir;
-  MakeCertificates(dir.path());
+  testing::MakeCertificates(dir.path());
   const std::string d = dir.path() + "/";
   grpc::SslCredentialsOptions server_only;
   server_only.pem_root_certs = ReadFile(d + "ca.crt");
@@ -432,14 +421,17 @@ TEST(GrpcApi, Limits) {
   grpc::Status huge = testing::Verify(r.snaps.get(), std::string(100 << 10, 'x'), &vr, 100 << 10);
   EXPECT_EQ(huge.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << huge.error_message();
 
-  // One stream at a time; an idle one is ended after the idle timeout.
-  // (The refused calls above release their slots asynchronously.)
-  absl::SleepFor(absl::Milliseconds(300));
+  // One stream at a time; an idle one is ended after the idle timeout. The
+  // refused calls above have released their slots before their status came.
   grpc::ClientContext idle_ctx;
   v1::VerifySnapshotResponse idle_resp;
   auto idle = r.snaps->VerifySnapshot(&idle_ctx, &idle_resp);
-  absl::SleepFor(absl::Milliseconds(200));
-  testing::Taken second = testing::Take(r.snaps.get());
+  // Until the server has seen the idle call, a Take may still get the slot.
+  testing::Taken second;
+  for (absl::Time until = In(absl::Seconds(5)); absl::Now() < until;) {
+    second = testing::Take(r.snaps.get());
+    if (second.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+  }
   EXPECT_EQ(second.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << second.status.error_message();
   absl::Time t0 = absl::Now();
@@ -448,8 +440,7 @@ TEST(GrpcApi, Limits) {
       << idle_status.error_message();
   EXPECT_NE(idle_status.error_message().find("idle"), std::string::npos);
   EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
-  // The slot is free again.
-  absl::SleepFor(absl::Milliseconds(100));
+  // The slot was freed before the idle call heard its status.
   EXPECT_TRUE(testing::Take(r.snaps.get()).status.ok());
 }
 
@@ -507,6 +498,240 @@ TEST(GrpcApi, NonLoopbackNeedsTlsAndTokensOrInsecure) {
   c.insecure = true;
   a = Agent::Start(c);
   EXPECT_TRUE(a.ok()) << a.status();
+}
+
+// An archive whose state.bin header claims `claimed` bytes, followed by a
+// little real data: a decompression bomb in the making.
+std::string ArchiveClaimingState(uint64_t claimed) {
+  std::string tar;
+  const std::string meta = absl::StrCat(
+      R"({"Version":1,"ID":"1-1-1","Index":1,"Term":1,"Peers":null,)"
+      R"("Configuration":{"Servers":null},"ConfigurationIndex":0,"Size":)",
+      claimed, "}\n");
+  tar += tar::EncodeFileHeader("meta.json", meta.size(), 0);
+  tar += meta + std::string(tar::PaddingFor(meta.size()), '\0');
+  tar += tar::EncodeFileHeader("state.bin", claimed, 0);
+  tar += std::string(1 << 20, '\0');
+  std::string out;
+  StringSink sink(&out);
+  auto gz = ZlibGzipCompressor(9)(&sink);
+  EXPECT_TRUE(gz.ok());
+  EXPECT_TRUE((*gz)->Write(tar).ok());
+  EXPECT_TRUE((*gz)->Finish().ok());
+  return out;
+}
+
+TEST(GrpcApi, VerifyRefusesAStateOverTheLimitFromItsHeader) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.service.limits.max_state_bytes = 64 << 20;
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  const std::string bomb = ArchiveClaimingState(uint64_t{7} << 30);
+  ASSERT_LT(bomb.size(), 64u << 10);
+  v1::VerifySnapshotResponse resp;
+  absl::Time t0 = absl::Now();
+  grpc::Status s = testing::Verify(r.snaps.get(), bomb, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("state.bin"), std::string::npos) << s.error_message();
+  // Refused from the header, not after decompressing gigabytes.
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+}
+
+TEST(GrpcApi, SequentialCallsOnOneChannelNeverHitTheStreamLimit) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.service.max_concurrent_streams = 1;
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  ASSERT_TRUE(Put(r.kv.get(), "a", "1").ok());
+  testing::Taken t = testing::Take(r.snaps.get());
+  ASSERT_TRUE(t.status.ok());
+  int refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    v1::VerifySnapshotResponse resp;
+    grpc::Status s = testing::Verify(r.snaps.get(), t.archive, &resp);
+    if (!s.ok()) {
+      ++refused;
+      ADD_FAILURE() << "verify " << i << ": " << s.error_message();
+      if (refused > 3) break;
+    }
+  }
+  EXPECT_EQ(refused, 0);
+  // Restores too: the stream slot and the restore slot are both free when
+  // the client hears the status.
+  for (int i = 0; i < 20; ++i) {
+    v1::RestoreSnapshotResponse resp;
+    grpc::Status s = testing::Restore(r.snaps.get(), t.archive, &resp);
+    ASSERT_TRUE(s.ok()) << "restore " << i << ": " << s.error_message();
+  }
+}
+
+TEST(GrpcApi, TricklingUploadIsEndedAndFreesTheRestoreSlot) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.service.idle_timeout = absl::Seconds(1);
+  c.service.min_transfer_rate = 10000;  // bytes/s
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  for (int i = 0; i < 100; ++i) {  // incompressible: a few KB of archive
+    ASSERT_TRUE(Put(r.kv.get(), absl::StrCat("k", i), HexLower(Sha256Of(absl::StrCat(i)))).ok());
+  }
+  testing::Taken t = testing::Take(r.snaps.get());
+  ASSERT_TRUE(t.status.ok());
+  ASSERT_GT(t.archive.size(), 3000u);  // more than 6 s of trickling
+
+  // 100 bytes every 200 ms: never idle, far below 10000 bytes/s.
+  grpc::ClientContext ctx;
+  v1::RestoreSnapshotResponse resp;
+  auto writer = r.snaps->RestoreSnapshot(&ctx, &resp);
+  absl::Time t0 = absl::Now();
+  for (size_t off = 0; off < t.archive.size(); off += 100) {
+    v1::RestoreSnapshotRequest req;
+    req.set_chunk(t.archive.substr(off, 100));
+    if (!writer->Write(req)) break;
+    absl::SleepFor(absl::Milliseconds(200));
+    if (absl::Now() - t0 > absl::Seconds(10)) break;
+  }
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_NE(s.error_message().find("--min-transfer-rate"), std::string::npos)
+      << s.error_message();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  // The restore slot is free: a normal restore goes through at once.
+  v1::RestoreSnapshotResponse ok_resp;
+  grpc::Status again = testing::Restore(r.snaps.get(), t.archive, &ok_resp);
+  EXPECT_TRUE(again.ok()) << again.error_message();
+  EXPECT_TRUE(SpoolFiles(c.data_dir).empty());
+}
+
+TEST(GrpcApi, AnotherRestoreRunningIsRetryable) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  testing::Taken t = testing::Take(r.snaps.get());
+  ASSERT_TRUE(t.status.ok());
+  grpc::ClientContext first_ctx;
+  v1::RestoreSnapshotResponse first_resp;
+  auto first = r.snaps->RestoreSnapshot(&first_ctx, &first_resp);
+  v1::RestoreSnapshotRequest half;
+  half.set_chunk(t.archive.substr(0, t.archive.size() / 2));
+  ASSERT_TRUE(first->Write(half));
+  // Once the agent has begun the first restore (its spool file exists), a
+  // second one is refused with UNAVAILABLE (retry later), not
+  // FAILED_PRECONDITION.
+  const std::string data_dir = dir.path() + "/data";
+  for (absl::Time until = In(absl::Seconds(5));
+       SpoolFiles(data_dir).empty() && absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(SpoolFiles(data_dir).size(), 1u);
+  v1::RestoreSnapshotResponse resp;
+  grpc::Status second = testing::Restore(r.snaps.get(), t.archive, &resp);
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::UNAVAILABLE) << second.error_message();
+  EXPECT_NE(second.error_message().find("another restore"), std::string::npos);
+  first_ctx.TryCancel();
+  first->Finish();
+}
+
+TEST(GrpcApi, ListComesInPagesUnderTheDefaultMessageLimit) {
+  TempDir dir;
+  Running r = StartAgent(SingleAgentConfig(dir.path()));
+  ASSERT_NE(r.agent, nullptr);
+  constexpr int kValues = 12;  // 12 MiB in all: three times gRPC's default limit
+  for (int i = 0; i < kValues; ++i) {
+    ASSERT_TRUE(Put(r.kv.get(), absl::StrFormat("big/%02d", i),
+                    std::string(kv::kMaxValueBytes, 'a' + i))
+                    .ok());
+  }
+  // A channel with gRPC's default 4 MiB receive limit, as most clients have.
+  auto kv = v1::KeyValueService::NewStub(grpc::CreateChannel(
+      r.agent->address(), grpc::InsecureChannelCredentials()));
+  std::vector<std::string> keys;
+  std::string token;
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    v1::ListRequest req;
+    req.set_prefix("big/");
+    req.set_page_token(token);
+    v1::ListResponse resp;
+    grpc::Status s = kv->List(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    ASSERT_GT(resp.entries_size(), 0);
+    EXPECT_LE(resp.ByteSizeLong(), size_t{3} << 20);
+    for (const auto& e : resp.entries()) {
+      keys.push_back(e.key());
+      EXPECT_EQ(e.value().size(), kv::kMaxValueBytes);
+    }
+    token = resp.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 100);
+  ASSERT_EQ(keys.size(), size_t{kValues});
+  EXPECT_GE(pages, 6);
+  for (int i = 0; i < kValues; ++i) EXPECT_EQ(keys[i], absl::StrFormat("big/%02d", i));
+}
+
+TEST(GrpcApi, LoopbackIsDecidedOnTheResolvedAddress) {
+  EXPECT_TRUE(*IsLoopbackAddress("127.0.0.1:7150"));
+  EXPECT_TRUE(*IsLoopbackAddress("127.3.2.1:7150"));
+  EXPECT_TRUE(*IsLoopbackAddress("[::1]:7150"));
+  EXPECT_TRUE(*IsLoopbackAddress("localhost:7150"));
+  EXPECT_FALSE(*IsLoopbackAddress("127.0.0.1.example.invalid:7150"));
+  EXPECT_FALSE(*IsLoopbackAddress("0.0.0.0:7150"));
+  EXPECT_FALSE(*IsLoopbackAddress("[::]:7150"));
+  EXPECT_FALSE(*IsLoopbackAddress(":7150"));
+  EXPECT_FALSE(IsLoopbackAddress("no-port").ok());
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.listen = "127.0.0.1.example.invalid:0";
+  auto a = Agent::Start(c);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << a.status();
+}
+
+TEST(GrpcApi, SecondAgentOnTheSameDirectoryOrPortIsRefused) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  ASSERT_TRUE(Put(r.kv.get(), "kept", "yes").ok());
+  // Same data directory, other ports.
+  AgentConfig same_dir = SingleAgentConfig(dir.path());
+  auto second = Agent::Start(same_dir);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(c.data_dir), std::string::npos)
+      << second.status();
+  EXPECT_NE(second.status().message().find(absl::StrCat("pid ", getpid())),
+            std::string::npos)
+      << second.status();
+  // Same listen address, another directory.
+  std::filesystem::create_directories(dir.path() + "/other");
+  AgentConfig same_port = SingleAgentConfig(dir.path() + "/other");
+  same_port.listen = r.agent->address();
+  auto third = Agent::Start(same_port);
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(third.status().message().find("in use"), std::string::npos)
+      << third.status();
+  // The first agent is unharmed.
+  EXPECT_EQ(Get(r.kv.get(), "kept"), "yes");
+}
+
+TEST(GrpcApi, StaleSpoolFilesAreRemovedAtStartUp) {
+  TempDir dir;
+  AgentConfig c = SingleAgentConfig(dir.path());
+  std::filesystem::create_directories(c.data_dir);
+  // What a killed agent leaves, and files that only look alike.
+  std::ofstream(c.data_dir + "/.restore-Ab12Cd") << std::string(100000, 'x');
+  std::ofstream(c.data_dir + "/.restore-keepme-too-long") << "x";
+  std::ofstream(c.data_dir + "/restore-Ab12Cd") << "x";
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  EXPECT_FALSE(std::filesystem::exists(c.data_dir + "/.restore-Ab12Cd"));
+  EXPECT_TRUE(std::filesystem::exists(c.data_dir + "/.restore-keepme-too-long"));
+  EXPECT_TRUE(std::filesystem::exists(c.data_dir + "/restore-Ab12Cd"));
 }
 
 }  // namespace
