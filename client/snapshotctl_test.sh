@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # snapshotctl against live agents: every command, --json output, the
-# documented exit codes, the progress line only on a terminal, and restore's
-# confirmation.
+# documented exit codes, the progress line only on a terminal, restore's
+# confirmation, pipes, the environment, Ctrl-C.
 set -uo pipefail
-ctl="$1"; agent="$2"
+ctl="$1"; agent="$2"; make_archive="$3"
 dir=external/shared/interop
 work="${TEST_TMPDIR:-$(mktemp -d)}/ctl"
 mkdir -p "$work"
@@ -97,6 +97,80 @@ start_agent small --max-archive-bytes=1000; C=$ADDR
 check "limited agent is up" wait_up "$C"
 "$ctl" verify --address="$C" "$dir/medium.snap" >/dev/null 2>&1; rc=$?
 check "archive over the limit exits 7" test $rc -eq 7
+
+# --json never fails on bytes that are not UTF-8: they come as base64.
+"$ctl" kv put bin $'\xff\xfe' >/dev/null
+out=$("$ctl" kv get bin --json); rc=$?
+check "kv get --json of binary exits 0" test $rc -eq 0
+check "and gives value_base64" /usr/bin/python3 -c '
+import json, sys; j = json.loads(sys.argv[1]); assert j["value_base64"] == "//4=", j' "$out"
+out=$("$ctl" kv list --json); rc=$?
+check "kv list --json of binary is valid JSON" /usr/bin/python3 -c '
+import json, sys; j = json.loads(sys.argv[1]); assert any(e.get("value_base64") == "//4=" for e in j), j' "$out"
+
+# Pipes: save to stdout, verify and restore from stdin.
+"$ctl" save - > "$work/piped.snap" 2>"$work/err"; rc=$?
+check "save - exits 0" test $rc -eq 0
+check "save - writes an archive to stdout" "$ctl" inspect "$work/piped.snap"
+check "save - reports on stderr" grep -q "Saved to standard output" "$work/err"
+check "no file named -" test ! -e ./- -a ! -e ./-.part
+check "verify - reads stdin" bash -c 'cat "$1" | "$0" verify - >/dev/null' "$ctl" "$work/piped.snap"
+"$ctl" kv put user/1 changed >/dev/null
+"$ctl" restore - < "$work/piped.snap" >/dev/null 2>&1; rc=$?
+check "restore - without --yes exits 2" test $rc -eq 2
+head -c 300 "$work/piped.snap" | "$ctl" restore --yes - >/dev/null 2>"$work/err"; rc=$?
+check "restore - of a truncated stream exits 3" test $rc -eq 3
+check "and changes nothing" test "$("$ctl" kv get user/1)" = changed
+check "restore --yes - from stdin" bash -c '"$0" restore --yes - < "$1" >/dev/null' "$ctl" "$work/piped.snap"
+check "its data is back" test "$("$ctl" kv get user/1)" = alice
+"$ctl" save - > /dev/full 2>"$work/err"; rc=$?
+check "save - to a full disk exits 8" test $rc -eq 8
+"$ctl" save /sys/not-writable.snap >/dev/null 2>"$work/err"; rc=$?
+check "save where the client may not write exits 8 (not 5)" test $rc -eq 8
+
+# Settings from the environment and global flags before the command.
+check "token from SNAPSHOTCTL_TOKEN_FILE" env SNAPSHOTCTL_TOKEN_FILE="$work/read.token" "$ctl" status --address="$B"
+check "global flags before the command" "$ctl" --address="$B" --token-file="$work/read.token" status
+out=$("$ctl" save --help); rc=$?
+check "per-command help" bash -c '[ "$0" -eq 0 ] && grep -q "snapshotctl save FILE" <<<"$1"' "$rc" "$out"
+check "help restore" bash -c '"$0" help restore | grep -q "snapshotctl restore FILE"' "$ctl"
+check "version" bash -c '"$0" version | grep -q "^snapshotctl 0\.[0-9]*\.[0-9]* (git "' "$ctl"
+check "--version" bash -c '"$0" --version | grep -q "^snapshotctl 0\."' "$ctl"
+
+# The progress line is cleared before the result line, and says what its
+# percentage is of.
+script -qec "$ctl save $work/tty2.snap" /dev/null > "$work/tty2.out" 2>&1
+check "progress shows the share of the state" grep -q "% of the state" "$work/tty2.out"
+check "progress is cleared before the result" grep -q $'\033\[KSaved' "$work/tty2.out"
+
+# TLS: a failed handshake says so at once, in one line, exit 9.
+bash -c 'cd "$0" && openssl req -x509 -newkey rsa:2048 -nodes -keyout k.pem -out c.pem -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null && chmod 600 k.pem && openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other 2>/dev/null' "$work"
+start_agent tls --tls-cert="$work/c.pem" --tls-key="$work/k.pem"; T=$ADDR
+check "TLS agent is up" wait_up "$T" --ca="$work/c.pem"
+start=$(date +%s%N)
+"$ctl" status --address="$T" --ca="$work/other.pem" >/dev/null 2>"$work/err"; rc=$?
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "wrong CA exits 9" test $rc -eq 9
+check "the message names the TLS failure" grep -q "TLS handshake with the agent at $T failed: .*certificate verify failed" "$work/err"
+check "in one line, no gRPC log lines" test "$(wc -l < "$work/err")" -eq 1
+check "without retrying for seconds ($elapsed_ms ms)" test $elapsed_ms -lt 4000
+
+# Ctrl-C during save removes FILE.part and exits 130.
+"$make_archive" "$work/big.snap" 100 || echo "FAIL make_archive"
+start_agent big --compress-threads=1; D=$ADDR
+check "big agent is up" wait_up "$D"
+check "restore a 100 MiB state" "$ctl" restore --yes --address="$D" "$work/big.snap"
+set -m  # job control: a background job must not ignore SIGINT
+"$ctl" save --address="$D" --level=9 "$work/int.snap" 2>"$work/int.err" &
+spid=$!
+for _ in $(seq 1 200); do [ -s "$work/int.snap.part" ] && break; sleep 0.02; done
+check "save in progress writes int.snap.part" test -s "$work/int.snap.part"
+kill -INT $spid; wait $spid; rc=$?
+set +m
+check "Ctrl-C exits 130" test $rc -eq 130
+check "and says it removed the .part" grep -q "interrupted; removed .*int.snap.part" "$work/int.err"
+check "no int.snap.part left" test ! -e "$work/int.snap.part"
+check "no int.snap" test ! -e "$work/int.snap"
 
 "$ctl" bogus >/dev/null 2>&1; rc=$?
 check "unknown command exits 2" test $rc -eq 2

@@ -8,6 +8,7 @@
 #include "raft/command.h"
 #include "raft/kv_fsm.h"
 #include "raft/kv_state.h"
+#include "raft/testing/kv_state_source.h"
 
 namespace snapshot {
 namespace kv {
@@ -297,5 +298,23 @@ TEST(KvFsm, ImageRoundTripsWithStaging) {
 }
 
 }  // namespace
+TEST(KvStateSource, GeneratesAValidStateOfTheAnnouncedSize) {
+  testing::KvStateSource src(300, 1000, 7);
+  StateDecoder decoder;
+  std::string buf(4093, '\0');  // odd reads cross entry boundaries
+  uint64_t total = 0;
+  for (;;) {
+    auto n = src.Read(&buf[0], buf.size());
+    ASSERT_TRUE(n.ok());
+    if (*n == 0) break;
+    total += *n;
+    ASSERT_TRUE(decoder.Feed(absl::string_view(buf.data(), *n)).ok());
+  }
+  EXPECT_EQ(total, src.size());
+  auto count = decoder.Finish();
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(*count, 300u);
+}
+
 }  // namespace kv
 }  // namespace snapshot

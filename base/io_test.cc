@@ -1,0 +1,90 @@
+#include "base/io.h"
+
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace snapshot {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  const char* t = getenv("TEST_TMPDIR");
+  return std::string(t ? t : "/tmp") + "/" + name;
+}
+
+TEST(ErrnoStatus, FileErrorsAreNeverAuthErrors) {
+  for (int err : {EACCES, EPERM, EROFS}) {
+    absl::Status s = ErrnoStatus(err, "cannot write", "/x");
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << err;
+    EXPECT_TRUE(IsLocalFileError(s));
+  }
+  EXPECT_EQ(ErrnoStatus(ENOSPC, "w", "/x").code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrnoStatus(ENOENT, "w", "/x").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ErrnoStatus(EIO, "w", "/x").code(), absl::StatusCode::kInternal);
+  EXPECT_NE(ErrnoStatus(ENOSPC, "cannot write", "/x").message().find(
+                "cannot write /x: No space left on device"),
+            std::string::npos);
+  // An agent's answer with the same code is not a local file error.
+  EXPECT_FALSE(IsLocalFileError(absl::ResourceExhaustedError("limit")));
+  EXPECT_FALSE(IsLocalFileError(absl::OkStatus()));
+}
+
+TEST(ReadSmallFile, ReadsAndBoundsTheSize) {
+  const std::string path = TempPath("small");
+  std::ofstream(path) << "hello";
+  EXPECT_EQ(*ReadSmallFile(path), "hello");
+  EXPECT_EQ(ReadSmallFile(path, 4).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ReadSmallFile(TempPath("missing")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(DirLock, ASecondHolderIsRefusedWithThePidAndAKilledHolderFreesIt) {
+  const std::string dir = TempPath("locked");
+  auto first = DirLock::Acquire(dir);
+  ASSERT_TRUE(first.ok()) << first.status();
+  struct stat st;
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // flock is per open file: a second Acquire in this process conflicts too.
+  auto second = DirLock::Acquire(dir);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(
+                dir + " is in use by another process (pid " +
+                std::to_string(getpid()) + ")"),
+            std::string::npos)
+      << second.status();
+  first->reset();
+  EXPECT_TRUE(DirLock::Acquire(dir).ok());
+
+  // A holder killed with SIGKILL leaves no stale lock.
+  const std::string dir2 = TempPath("killed");
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto held = DirLock::Acquire(dir2);
+    if (!held.ok()) _exit(1);
+    pause();
+    _exit(0);
+  }
+  for (int i = 0; i < 500; ++i) {
+    if (access((dir2 + "/LOCK").c_str(), F_OK) == 0 &&
+        !DirLock::Acquire(dir2).ok()) {
+      break;
+    }
+    usleep(10000);
+  }
+  EXPECT_FALSE(DirLock::Acquire(dir2).ok());
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_TRUE(DirLock::Acquire(dir2).ok());
+}
+
+}  // namespace
+}  // namespace snapshot
