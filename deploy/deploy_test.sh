@@ -23,6 +23,8 @@ echo "$out"
 check "systemd-analyze verify reports no problem" test -z "$out"
 check "unit runs as a dedicated user with a state directory" \
   grep -q '^User=snapshot-agent' "$deploy/systemd/snapshot-agent.service"
+check "unit waits for readiness and reloads with SIGHUP" \
+  bash -c 'grep -q "^Type=notify" "$0" && grep -q "^ExecReload=/bin/kill -HUP \$MAINPID" "$0"' "$deploy/systemd/snapshot-agent.service"
 check "unit is hardened" grep -q '^ProtectSystem=strict' "$deploy/systemd/snapshot-agent.service"
 
 check "kubernetes example is valid YAML with a gRPC probe and TLS secret" /usr/bin/python3 - "$deploy/kubernetes/snapshot-agent-sidecar.yaml" <<'PY'
@@ -35,6 +37,59 @@ assert any(v.get("secret", {}).get("secretName") == "snapshot-agent-tls"
            for v in sts["spec"]["template"]["spec"]["volumes"])
 assert len(sts["spec"]["template"]["spec"]["containers"]) == 2
 PY
+
+check "every Service publishes not-ready addresses (Ready needs a leader)" /usr/bin/python3 - "$deploy/kubernetes/snapshot-agent-sidecar.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+services = [d for d in docs if d["kind"] == "Service"]
+assert len(services) == 4, len(services)
+for s in services:
+    assert s["spec"].get("publishNotReadyAddresses") is True, s["metadata"]["name"]
+PY
+
+check "pods meet Pod Security 'restricted'" /usr/bin/python3 - "$deploy/kubernetes/snapshot-agent-sidecar.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+pod = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+psc = pod["securityContext"]
+assert psc["runAsNonRoot"] is True and psc["seccompProfile"]["type"] == "RuntimeDefault"
+for c in pod["containers"] + pod["initContainers"]:
+    sc = c["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False, c["name"]
+    assert sc["capabilities"]["drop"] == ["ALL"], c["name"]
+PY
+
+# The init and agent scripts, run as Kubernetes would (paths redirected into
+# $work, getent faked): the peer list uses the per-pod Service IPs, is
+# rewritten (not appended to) on a re-run, and each pod advertises its own.
+/usr/bin/python3 - "$deploy/kubernetes/snapshot-agent-sidecar.yaml" "$work" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+pod = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+work = sys.argv[2]
+init = pod["initContainers"][0]["args"][0].replace("/peers/peers", work + "/peers/peers")
+agent = next(c for c in pod["containers"] if c["name"] == "snapshot-agent")["args"][0]
+agent = agent.replace("/peers/peers", work + "/peers/peers").replace("exec /usr/local/bin/snapshot-agent", "exec echo")
+open(work + "/init.sh", "w").write(init)
+open(work + "/agent.sh", "w").write(agent)
+PY
+mkdir -p "$work/peers" "$work/fakebin"
+cat > "$work/fakebin/getent" <<'SH'
+#!/bin/sh
+case "$2" in app-0-raft) echo "10.96.0.10 $2";; app-1-raft) echo "10.96.0.11 $2";; app-2-raft) echo "10.96.0.12 $2";; esac
+SH
+chmod +x "$work/fakebin/getent"
+PATH="$work/fakebin:$PATH" sh "$work/init.sh"
+PATH="$work/fakebin:$PATH" sh "$work/init.sh"
+expected_peers="1=10.96.0.10:7151@10.96.0.10:7150,2=10.96.0.11:7151@10.96.0.11:7150,3=10.96.0.12:7151@10.96.0.12:7150"
+check "init renders the peer list from Service IPs, idempotently" test "$(cat "$work/peers/peers")" = "$expected_peers"
+flags=$(POD_NAME=app-1 sh "$work/agent.sh")
+check "pod app-1 is raft id 2 advertising its Service IP" \
+  bash -c 'grep -q -- "--raft-id=2 --raft-address=10.96.0.11:7151 --raft-bind=0.0.0.0:7151" <<<"$0"' "$flags"
+check "and gets the whole peer list" bash -c 'grep -q -- "--peers=$1" <<<"$0"' "$flags" "$expected_peers"
+check "the agent binary accepts every flag the example passes" \
+  bash -c '"$0" --helpfull 2>&1 | grep -q -- "-raft_bind"' "$agent"
+
 check "container recipe uses tools/install-deps.sh on Debian 12" \
   bash -c 'grep -q "^FROM debian:12" "$0" && grep -q "tools/install-deps.sh" "$0"' "$deploy/Containerfile"
 

@@ -523,7 +523,20 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
         "the peer list does not contain this node (id ", config.id, ")"));
   }
   SA_RETURN_IF_ERROR(PrepareDataDir(config.data_dir));
-  SA_RETURN_IF_ERROR(CheckAddressFree(config.raft_address));
+  const std::string& bind = config.raft_bind_address.empty()
+                                ? config.raft_address
+                                : config.raft_bind_address;
+  if (!config.raft_bind_address.empty()) {
+    std::string h1, h2;
+    int p1 = 0, p2 = 0;
+    if (!ParseHostPort(config.raft_address, &h1, &p1) ||
+        !ParseHostPort(bind, &h2, &p2) || p1 != p2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the Raft bind address ", bind, " must be IPV4:PORT with the port of "
+          "the Raft address ", config.raft_address));
+    }
+  }
+  SA_RETURN_IF_ERROR(CheckAddressFree(bind));
   // A peer that goes away must not kill the process (RAFT_NOTES, defect 7).
   signal(SIGPIPE, SIG_IGN);
 
@@ -547,6 +560,17 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
     uv_loop_close(&p->loop);
     return absl::InternalError(absl::StrCat("cannot set up the Raft transport: ",
                                             raft_strerror(rv)));
+  }
+  if (!config.raft_bind_address.empty()) {
+    rv = raft_uv_tcp_set_bind_address(&p->transport,
+                                      config.raft_bind_address.c_str());
+    if (rv != 0) {
+      raft_uv_tcp_close(&p->transport);
+      uv_loop_close(&p->loop);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot bind the Raft transport to ", config.raft_bind_address, ": ",
+          raft_strerror(rv)));
+    }
   }
   rv = raft_uv_init(&p->io, &p->loop, config.data_dir.c_str(), &p->transport);
   if (rv != 0) {

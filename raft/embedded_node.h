@@ -40,6 +40,10 @@ struct EmbeddedNodeConfig {
   // This node's id (> 0) and the host:port its Raft transport listens on.
   uint64_t id = 1;
   std::string raft_address = "127.0.0.1:7001";
+  // Optional IPv4:PORT the Raft transport binds to instead of raft_address
+  // (same port), e.g. "0.0.0.0:7151" in a container whose advertised
+  // raft_address (a Kubernetes Service IP) is not an address of its own.
+  std::string raft_bind_address;
   // This node's agent (gRPC) address, reported in Status and to clients that
   // reach a follower. Optional.
   std::string agent_address;

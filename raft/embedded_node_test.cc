@@ -237,6 +237,24 @@ TEST(EmbeddedNode, SnapshotIsConsistentUnderConcurrentWrites) {
   }
 }
 
+TEST(EmbeddedNode, BindsWhereToldWhileAdvertisingAnotherAddress) {
+  TempDir dir;
+  EmbeddedNodeConfig c = SingleConfig(dir.path());
+  const int port = FreePort();
+  // Advertised as an address this machine does not have (a Service IP).
+  c.raft_address = absl::StrCat("10.255.255.1:", port);
+  c.raft_bind_address = absl::StrCat("127.0.0.1:", port + 1);
+  EXPECT_EQ(EmbeddedNode::Start(c).status().code(),
+            absl::StatusCode::kInvalidArgument);  // ports differ
+  c.raft_bind_address = absl::StrCat("127.0.0.1:", port);
+  auto node = StartLeader(c);
+  ASSERT_NE(node, nullptr);
+  EXPECT_TRUE(node->Put("k", "v", In(absl::Seconds(5))).ok());
+  auto st = node->Status();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->raft_address, c.raft_address);
+}
+
 TEST(EmbeddedNode, ClearStartupErrors) {
   TempDir dir;
   // Parent of the data directory missing.

@@ -33,6 +33,10 @@ ABSL_FLAG(std::string, data_dir, "/var/lib/snapshot-agent",
 ABSL_FLAG(uint64_t, raft_id, 1, "This node's Raft id (a positive integer).");
 ABSL_FLAG(std::string, raft_address, "127.0.0.1:7151",
           "IPV4:PORT the Raft transport listens on.");
+ABSL_FLAG(std::string, raft_bind, "",
+          "Optional IPV4:PORT the Raft transport binds to instead of "
+          "--raft-address (same port), e.g. 0.0.0.0:7151 when the advertised "
+          "--raft-address is a Kubernetes Service IP.");
 ABSL_FLAG(std::string, peers, "",
           "The static cluster, this node included: "
           "ID=RAFT_HOST:PORT[@AGENT_HOST:PORT],... e.g. "
@@ -120,6 +124,7 @@ int Run() {
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   c.node.id = absl::GetFlag(FLAGS_raft_id);
   c.node.raft_address = absl::GetFlag(FLAGS_raft_address);
+  c.node.raft_bind_address = absl::GetFlag(FLAGS_raft_bind);
   std::string peers = absl::GetFlag(FLAGS_peers);
   if (!peers.empty()) {
     auto parsed = snapshot::ParsePeers(peers);
