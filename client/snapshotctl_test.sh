@@ -160,6 +160,11 @@ check "without retrying for seconds ($elapsed_ms ms)" test $elapsed_ms -lt 4000
 start_agent big --compress-threads=1; D=$ADDR
 check "big agent is up" wait_up "$D"
 check "restore a 100 MiB state" "$ctl" restore --yes --address="$D" "$work/big.snap"
+# About 1600 values of 64 KiB: a hundred pages of the agent's List.
+entries=$("$ctl" inspect --json "$work/big.snap" | /usr/bin/python3 -c 'import json,sys; print((json.load(sys.stdin)["size"] - 16) // (8 + 14 + 65536))')
+count() { /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+check "kv list follows every page ($entries entries)" test "$("$ctl" kv list --json --address="$D" key/ | count)" -eq "$entries"
+check "kv list --limit stops early" test "$("$ctl" kv list --json --address="$D" --limit=1500 key/ | count)" -eq 1500
 set -m  # job control: a background job must not ignore SIGINT
 "$ctl" save --address="$D" --level=9 "$work/int.snap" 2>"$work/int.err" &
 spid=$!
