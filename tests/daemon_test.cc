@@ -94,14 +94,42 @@ bool WaitServing(v1::SnapshotService::Stub* stub, const std::string& token = "")
   return false;
 }
 
+// Flags for an agent on fresh ports with its data under `dir`.
+std::vector<std::string> AgentArgs(const std::string& data_dir,
+                                   std::string* listen) {
+  *listen = absl::StrCat("127.0.0.1:", testing::FreePort());
+  return {"--data-dir=" + data_dir, "--listen=" + *listen,
+          absl::StrCat("--raft-address=127.0.0.1:", testing::FreePort()),
+          "--shutdown-grace=1s"};
+}
+
+// Waits until `log` contains `text`.
+bool WaitForLog(const std::string& log, const std::string& text,
+                absl::Duration timeout = absl::Seconds(10)) {
+  for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
+    if (testing::ReadFile(log).find(text) != std::string::npos) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+grpc::Status PutKey(v1::KeyValueService::Stub* kv, const std::string& k,
+                    const std::string& v, const std::string& token = "") {
+  grpc::ClientContext ctx;
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  v1::PutRequest req;
+  req.set_key(k);
+  req.set_value(v);
+  v1::PutResponse resp;
+  return kv->Put(&ctx, req, &resp);
+}
+
 TEST(Daemon, SigtermDuringTakeEndsCleanly) {
   ASSERT_NE(g_agent, nullptr);
   testing::TempDir dir;
-  const std::string listen = absl::StrCat("127.0.0.1:", testing::FreePort());
-  const std::vector<std::string> args = {
-      "--data-dir=" + dir.path() + "/data", "--listen=" + listen,
-      absl::StrCat("--raft-address=127.0.0.1:", testing::FreePort()),
-      "--shutdown-grace=1s"};
+  std::string listen;
+  const std::vector<std::string> args = AgentArgs(dir.path() + "/data", &listen);
   const std::string log = dir.path() + "/agent.log";
   Daemon d;
   Spawn(&d, args, log);
@@ -180,37 +208,6 @@ TEST(Daemon, BadFlagsGiveAClearErrorAndExitCode) {
   EXPECT_EQ(e.WaitExit(absl::Seconds(10)), 1);
   EXPECT_NE(testing::ReadFile(log).find("cannot create data directory"),
             std::string::npos);
-}
-
-// Flags for an agent on fresh ports with its data under `dir`.
-std::vector<std::string> AgentArgs(const std::string& data_dir,
-                                   std::string* listen) {
-  *listen = absl::StrCat("127.0.0.1:", testing::FreePort());
-  return {"--data-dir=" + data_dir, "--listen=" + *listen,
-          absl::StrCat("--raft-address=127.0.0.1:", testing::FreePort()),
-          "--shutdown-grace=1s"};
-}
-
-// Waits until `log` contains `text`.
-bool WaitForLog(const std::string& log, const std::string& text,
-                absl::Duration timeout = absl::Seconds(10)) {
-  for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
-    if (testing::ReadFile(log).find(text) != std::string::npos) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
-
-grpc::Status PutKey(v1::KeyValueService::Stub* kv, const std::string& k,
-                    const std::string& v, const std::string& token = "") {
-  grpc::ClientContext ctx;
-  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  v1::PutRequest req;
-  req.set_key(k);
-  req.set_value(v);
-  v1::PutResponse resp;
-  return kv->Put(&ctx, req, &resp);
 }
 
 TEST(Daemon, SecondAgentOnTheSameDirectoryIsRefusedWithTheHoldersPid) {

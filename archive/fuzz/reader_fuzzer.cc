@@ -41,18 +41,25 @@ snapshot::ReaderOptions Options() {
   return o;
 }
 
-Verdict ReadWhole(absl::string_view in) {
-  HashSink sink;
-  snapshot::ArchiveReader reader(&sink, Options());
+// Ends a reading: Finish() unless feeding failed already.
+Verdict Conclude(snapshot::ArchiveReader* reader, HashSink* sink,
+                 absl::Status fed) {
   Verdict v;
-  v.status = reader.Feed(in);
+  v.status = fed;
   if (v.status.ok()) {
-    absl::StatusOr<snapshot::ArchiveInfo> info = reader.Finish();
+    absl::StatusOr<snapshot::ArchiveInfo> info = reader->Finish();
     v.status = info.status();
     if (info.ok()) v.info = *info;
   }
-  v.state = sink.Finish();
+  v.state = sink->Finish();
   return v;
+}
+
+Verdict ReadWhole(absl::string_view in) {
+  HashSink sink;
+  snapshot::ArchiveReader reader(&sink, Options());
+  absl::Status fed = reader.Feed(in);
+  return Conclude(&reader, &sink, fed);
 }
 
 Verdict ReadInChunks(absl::string_view in) {
@@ -60,24 +67,18 @@ Verdict ReadInChunks(absl::string_view in) {
   for (size_t i = 0; i < in.size() && i < 64; ++i) x = x * 131 + static_cast<uint8_t>(in[i]);
   HashSink sink;
   snapshot::ArchiveReader reader(&sink, Options());
-  Verdict v;
-  while (!in.empty() && v.status.ok()) {
+  absl::Status fed;
+  while (!in.empty() && fed.ok()) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     // Mostly small chunks (0 to 63 bytes), now and then up to 4 KiB.
     size_t n = (x >> 8) % 8 == 0 ? (x >> 16) % 4096 : (x >> 16) % 64;
     n = std::min(n, in.size());
-    v.status = reader.Feed(in.substr(0, n));
+    fed = reader.Feed(in.substr(0, n));
     in.remove_prefix(n);
   }
-  if (v.status.ok()) {
-    absl::StatusOr<snapshot::ArchiveInfo> info = reader.Finish();
-    v.status = info.status();
-    if (info.ok()) v.info = *info;
-  }
-  v.state = sink.Finish();
-  return v;
+  return Conclude(&reader, &sink, fed);
 }
 
 [[noreturn]] void Differ(const char* what, const Verdict& a, const Verdict& b) {
