@@ -285,8 +285,10 @@ TEST(Archive, RandomBitFlipsAreRejectedOrHarmless) {
     std::string got;
     auto r = Read(bad, &got);
     if (r.ok()) {
-      // A flip may go unnoticed only where it changes no data: gzip header
-      // fields (mtime, XFL, OS) or deflate bits that decode to the same bytes.
+      // A flip may go unnoticed only where it changes no data: the gzip
+      // header fields no checksum covers (FLG.FTEXT, MTIME, XFL, OS), or
+      // deflate bits that decode to the same bytes (e.g. an unused code
+      // length). What is read must then be exactly what was written.
       EXPECT_EQ(r->meta, meta) << "bit " << bit;
       EXPECT_TRUE(got == state) << "bit " << bit;
       ++harmless;
@@ -295,7 +297,6 @@ TEST(Archive, RandomBitFlipsAreRejectedOrHarmless) {
       ++rejected;
     }
   }
-  EXPECT_EQ(rejected + harmless, 3000);
   EXPECT_GT(rejected, 2900) << harmless << " flips went unnoticed";
 }
 

@@ -171,9 +171,13 @@ TEST(Cluster, LostQuorumIsUnavailable) {
   ASSERT_GE(leader, 0);
   c.StopNode((leader + 1) % 3);
   c.StopNode((leader + 2) % 3);
-  // Give the leader time to notice (it steps down after an election
-  // timeout without a majority).
-  absl::SleepFor(absl::Seconds(2));
+  // Wait until the leader notices (it steps down after an election timeout
+  // without a majority).
+  for (absl::Time until = In(absl::Seconds(10)); absl::Now() < until;) {
+    auto st = c.node(leader)->Status();
+    if (st.ok() && st->role != Role::kLeader) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   auto put = c.node(leader)->Put("k", "v", In(absl::Seconds(5)));
   EXPECT_EQ(put.status().code(), absl::StatusCode::kUnavailable) << put.status();
   EXPECT_NE(put.status().message().find("quorum"), std::string::npos)

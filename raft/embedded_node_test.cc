@@ -211,17 +211,33 @@ TEST(EmbeddedNode, SnapshotIsConsistentUnderConcurrentWrites) {
       }
     });
   }
+  // Waits until the writers have had `n` more writes acknowledged: the
+  // snapshots are taken with writes in flight, however fast the machine.
+  auto wait_for_more = [&](size_t n) {
+    size_t target;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      target = acked.size() + n;
+    }
+    for (absl::Time until = In(absl::Seconds(30)); absl::Now() < until;) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (acked.size() >= target) return true;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    return false;
+  };
   std::vector<CapturedSnapshot> snaps;
   for (int s = 0; s < 5; ++s) {
-    absl::SleepFor(absl::Milliseconds(150));
+    ASSERT_TRUE(wait_for_more(100));
     auto snap = node->Snapshot({}, In(absl::Seconds(10)));
     ASSERT_TRUE(snap.ok()) << snap.status();
     snaps.push_back(std::move(*snap));
   }
-  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_TRUE(wait_for_more(100));  // writes after the last snapshot too
   stop = true;
   for (auto& w : writers) w.join();
-  ASSERT_GT(acked.size(), 500u);
   for (auto& snap : snaps) {
     auto state = kv::DecodeState(ReadAll(snap.state.get()));
     ASSERT_TRUE(state.ok());

@@ -15,7 +15,7 @@ namespace testing {
 
 AgentConfig SingleAgentConfig(const std::string& dir) {
   AgentConfig c;
-  c.listen = absl::StrCat("127.0.0.1:", FreePort());
+  c.listen = "127.0.0.1:0";  // the kernel picks; Agent::address() tells
   c.node.id = 1;
   c.node.raft_address = absl::StrCat("127.0.0.1:", FreePort());
   c.data_dir = dir + "/data";

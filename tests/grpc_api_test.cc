@@ -220,7 +220,14 @@ TEST(GrpcApi, ClientCancellationLeavesNoTraceAndNoChange) {
       req.set_chunk(full.archive.substr(off, 65536));
       ASSERT_TRUE(writer->Write(req));
     }
-    absl::SleepFor(absl::Milliseconds(200));
+    // Cancel once the agent is spooling state bytes.
+    const std::string data = dir.path() + "/data";
+    for (absl::Time until = In(absl::Seconds(5)); absl::Now() < until;) {
+      auto files = SpoolFiles(data);
+      if (files.size() == 1 && std::filesystem::file_size(data + "/" + files[0]) > 0) break;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_EQ(SpoolFiles(data).size(), 1u);
     ctx.TryCancel();
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }

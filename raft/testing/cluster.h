@@ -26,7 +26,10 @@ class TempDir {
   std::string path_;
 };
 
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago, from below the
+// kernel's ephemeral range, never the same twice in one process. Where a
+// test can, it binds port 0 instead (the agent's gRPC port); Raft addresses
+// must be known before the nodes start, hence this.
 int FreePort();
 
 // Everything a source yields, in memory (small test data only).
