@@ -14,7 +14,7 @@
 #include "archive/archive.h"
 #include "base/sha256.h"
 #include "proto/snapshot/v1/snapshot_mock.grpc.pb.h"
-#include "raft/testing/cluster.h"
+#include "base/testing.h"
 
 namespace snapshot {
 namespace {

@@ -1,23 +1,10 @@
 #include "raft/embedded_node.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <atomic>
-#include <condition_variable>
-#include <cstdio>
 #include <functional>
 #include <map>
-#include <mutex>
-#include <random>
-#include <set>
 #include <thread>
 
 extern "C" {
@@ -25,124 +12,17 @@ extern "C" {
 #include <raft/uv.h>
 }
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "raft/command.h"
+#include "raft/config.h"
 #include "raft/kv_fsm.h"
+#include "raft/loop.h"
+#include "raft/restore_log.h"
 
 namespace snapshot {
-
 namespace {
-
-// A one-shot result that a loop-thread callback fills and a caller waits for.
-template <typename T>
-class Waiter {
- public:
-  void Set(absl::StatusOr<T> v) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (value_) return;
-    value_ = std::move(v);
-    cv_.notify_all();
-  }
-  absl::StatusOr<T> Wait(absl::Time deadline) {
-    std::unique_lock<std::mutex> l(mu_);
-    auto d = absl::ToChronoTime(deadline);
-    if (!cv_.wait_until(l, d, [&] { return value_.has_value(); })) {
-      return absl::DeadlineExceededError(
-          "the deadline passed before the Raft node answered");
-    }
-    return *value_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<absl::StatusOr<T>> value_;
-};
-
-bool ParseHostPort(absl::string_view s, std::string* host, int* port) {
-  size_t colon = s.rfind(':');
-  if (colon == absl::string_view::npos || colon == 0) return false;
-  int p;
-  if (!absl::SimpleAtoi(s.substr(colon + 1), &p) || p <= 0 || p > 65535) {
-    return false;
-  }
-  *host = std::string(s.substr(0, colon));
-  *port = p;
-  return true;
-}
-
-// libraft reports a port in use with an empty message (RAFT_NOTES, defect
-// 6): try the bind ourselves first and say what is wrong.
-absl::Status CheckAddressFree(const std::string& address) {
-  std::string host;
-  int port;
-  if (!ParseHostPort(address, &host, &port)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Raft address \"", address, "\" is not HOST:PORT with a numeric port"));
-  }
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Raft address \"", address,
-        "\" must use a numeric IPv4 host (libraft's TCP transport does not "
-        "resolve names)"));
-  }
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(strerror(errno));
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  int rc = bind(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa));
-  int err = errno;
-  close(fd);
-  if (rc != 0) {
-    if (err == EADDRINUSE) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "Raft address ", address,
-          " is already in use (is another agent running with it?)"));
-    }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot listen on Raft address ", address, ": ", strerror(err)));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status PrepareDataDir(const std::string& dir) {
-  if (dir.empty()) {
-    return absl::InvalidArgumentError("a data directory is required");
-  }
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0) {
-    if (errno != ENOENT || mkdir(dir.c_str(), 0700) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot create data directory ", dir, ": ", strerror(errno),
-          " (does its parent directory exist and is it writable?)"));
-    }
-  } else if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data directory ", dir, " exists but is not a directory"));
-  }
-  std::string probe = dir + "/.write-probe";
-  int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory ", dir, " is not writable: ", strerror(errno)));
-  }
-  close(fd);
-  unlink(probe.c_str());
-  return absl::OkStatus();
-}
-
-std::string RandomId() {
-  std::random_device rd;
-  return absl::StrFormat("%08x%08x", rd(), rd());
-}
 
 uint64_t NowMillis() {
   return static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
@@ -150,56 +30,12 @@ uint64_t NowMillis() {
 
 }  // namespace
 
-absl::StatusOr<std::vector<Member>> ParsePeers(absl::string_view spec) {
-  std::vector<Member> out;
-  std::set<uint64_t> ids;
-  std::set<std::string> addrs;
-  for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
-    auto bad = [&](const char* why) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "malformed peer \"", item, "\": ", why,
-          " (expected ID=RAFT_HOST:PORT[@AGENT_HOST:PORT], e.g. "
-          "1=127.0.0.1:7001@127.0.0.1:8001)"));
-    };
-    size_t eq = item.find('=');
-    if (eq == absl::string_view::npos) return bad("no '='");
-    Member m;
-    if (!absl::SimpleAtoi(item.substr(0, eq), &m.id) || m.id == 0) {
-      return bad("the id must be a positive integer");
-    }
-    absl::string_view rest = item.substr(eq + 1);
-    size_t at = rest.find('@');
-    m.raft_address = std::string(rest.substr(0, at));
-    if (at != absl::string_view::npos) {
-      m.agent_address = std::string(rest.substr(at + 1));
-    }
-    std::string host;
-    int port;
-    if (!ParseHostPort(m.raft_address, &host, &port)) {
-      return bad("the Raft address is not HOST:PORT");
-    }
-    if (!m.agent_address.empty() &&
-        !ParseHostPort(m.agent_address, &host, &port)) {
-      return bad("the agent address is not HOST:PORT");
-    }
-    if (!ids.insert(m.id).second) return bad("the id is listed twice");
-    if (!addrs.insert(m.raft_address).second) {
-      return bad("the Raft address is listed twice");
-    }
-    out.push_back(std::move(m));
-  }
-  if (out.empty()) return absl::InvalidArgumentError("the peer list is empty");
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-
-struct EmbeddedNode::Impl {
+struct EmbeddedNode::Impl : public ReplicatedLog {
   EmbeddedNodeConfig cfg;
   std::map<uint64_t, Member> members_by_id;
 
   uv_loop_t loop;
-  uv_async_t wake;
+  LoopMailbox mailbox;
   struct raft_uv_transport transport;
   struct raft_io io;
   struct raft_fsm fsm;
@@ -207,43 +43,14 @@ struct EmbeddedNode::Impl {
   kv::KvFsm kvfsm;
 
   std::thread thread;
-  std::mutex mu;
-  std::vector<std::function<void()>> queue;  // guarded by mu
-  bool accepting = true;                     // guarded by mu
 
-  // Runs `fn` on the loop thread. False when the node is stopping.
-  bool Post(std::function<void()> fn) {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      if (!accepting) return false;
-      queue.push_back(std::move(fn));
-    }
-    uv_async_send(&wake);
-    return true;
-  }
-
-  // Posts `fn`, which must eventually Set() the waiter, and waits for it.
   template <typename T>
   absl::StatusOr<T> Call(std::function<void(std::shared_ptr<Waiter<T>>)> fn,
                          absl::Time deadline) {
-    auto w = std::make_shared<Waiter<T>>();
-    if (!Post([w, fn = std::move(fn)] { fn(w); })) {
-      return absl::UnavailableError("the Raft node is shutting down");
-    }
-    return w->Wait(deadline);
+    return mailbox.Call<T>(std::move(fn), deadline);
   }
 
   // --- loop-thread helpers -------------------------------------------------
-
-  static void OnWake(uv_async_t* h) {
-    auto* self = static_cast<Impl*>(h->data);
-    std::vector<std::function<void()>> work;
-    {
-      std::lock_guard<std::mutex> l(self->mu);
-      work.swap(self->queue);
-    }
-    for (auto& fn : work) fn();
-  }
 
   std::string LeaderDescription() {
     raft_id id = 0;
@@ -303,11 +110,6 @@ struct EmbeddedNode::Impl {
     }
   }
 
-  struct ApplyOutcome {
-    uint64_t index = 0;
-    int result = kv::kApplied;
-  };
-
   struct ApplyReq {
     struct raft_apply req;
     std::shared_ptr<Waiter<ApplyOutcome>> w;
@@ -349,7 +151,31 @@ struct EmbeddedNode::Impl {
     }
   }
 
-  absl::StatusOr<ApplyOutcome> Propose(std::string entry, absl::Time deadline) {
+  // --- ReplicatedLog (the restore protocol's view of the node) ------------
+
+  absl::Status CheckLeader(absl::Time deadline) override {
+    return Call<bool>(
+               [this](std::shared_ptr<Waiter<bool>> w) {
+                 if (raft_state(&raft) != RAFT_LEADER) return w->Set(NotLeader());
+                 w->Set(true);
+               },
+               deadline)
+        .status();
+  }
+
+  absl::StatusOr<std::pair<bool, uint64_t>> RestoreCommitted(
+      const std::string& id, absl::Time deadline) override {
+    using Pair = std::pair<bool, uint64_t>;
+    return Call<Pair>(
+        [this, id](std::shared_ptr<Waiter<Pair>> w) {
+          w->Set(Pair(kvfsm.RestoreCommitted(id),
+                      static_cast<uint64_t>(raft_last_applied(&raft))));
+        },
+        deadline);
+  }
+
+  absl::StatusOr<ApplyOutcome> Propose(std::string entry,
+                                       absl::Time deadline) override {
     auto shared = std::make_shared<std::string>(std::move(entry));
     return Call<ApplyOutcome>(
         [this, shared](std::shared_ptr<Waiter<ApplyOutcome>> w) {
@@ -481,9 +307,8 @@ struct EmbeddedNode::Impl {
         absl::string_view(static_cast<const char*>(buf->base), buf->len));
     raft_free(buf->base);  // restore owns the buffer (RAFT_NOTES, defect 4)
     if (!s.ok()) {
-      fprintf(stderr, "snapshot-agent: raft node %llu: %s\n",
-              static_cast<unsigned long long>(self->cfg.id),
-              std::string(s.message()).c_str());
+      Log(LogLevel::kError, "cannot load the Raft snapshot",
+          {{"raft_id", self->cfg.id}, {"error", s.message()}});
       return RAFT_CORRUPT;
     }
     return 0;
@@ -496,47 +321,7 @@ EmbeddedNode::~EmbeddedNode() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
     EmbeddedNodeConfig config) {
-  if (config.id == 0) {
-    return absl::InvalidArgumentError("the node id must be a positive integer");
-  }
-  if (config.peers.empty()) {
-    Member self;
-    self.id = config.id;
-    self.raft_address = config.raft_address;
-    self.agent_address = config.agent_address;
-    config.peers.push_back(self);
-  }
-  bool found = false;
-  for (const Member& m : config.peers) {
-    if (m.id == config.id) {
-      found = true;
-      if (m.raft_address != config.raft_address) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "the peer list gives node ", config.id, " the Raft address ",
-            m.raft_address, " but this node is configured with ",
-            config.raft_address));
-      }
-    }
-  }
-  if (!found) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the peer list does not contain this node (id ", config.id, ")"));
-  }
-  SA_RETURN_IF_ERROR(PrepareDataDir(config.data_dir));
-  const std::string& bind = config.raft_bind_address.empty()
-                                ? config.raft_address
-                                : config.raft_bind_address;
-  if (!config.raft_bind_address.empty()) {
-    std::string h1, h2;
-    int p1 = 0, p2 = 0;
-    if (!ParseHostPort(config.raft_address, &h1, &p1) ||
-        !ParseHostPort(bind, &h2, &p2) || p1 != p2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the Raft bind address ", bind, " must be IPV4:PORT with the port of "
-          "the Raft address ", config.raft_address));
-    }
-  }
-  SA_RETURN_IF_ERROR(CheckAddressFree(bind));
+  SA_RETURN_IF_ERROR(PrepareToStart(&config));
   // A peer that goes away must not kill the process (RAFT_NOTES, defect 7).
   signal(SIGPIPE, SIG_IGN);
 
@@ -642,8 +427,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
     return close_and_fail(fail(
         rv, absl::StrCat("cannot start the Raft node from ", config.data_dir)));
   }
-  p->wake.data = p;
-  uv_async_init(&p->loop, &p->wake, &Impl::OnWake);
+  p->mailbox.Attach(&p->loop);
   p->thread = std::thread([p] { uv_run(&p->loop, UV_RUN_DEFAULT); });
   return std::unique_ptr<EmbeddedNode>(new EmbeddedNode(std::move(impl)));
 }
@@ -651,19 +435,14 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
 void EmbeddedNode::Stop() {
   Impl* p = impl_.get();
   if (!p->thread.joinable()) return;
-  {
-    std::lock_guard<std::mutex> l(p->mu);
-    p->accepting = false;
-    p->queue.push_back([p] {
-      raft_close(&p->raft, [](struct raft* r) {
-        auto* p = static_cast<Impl*>(r->data);
-        raft_uv_close(&p->io);
-        raft_uv_tcp_close(&p->transport);
-        uv_close(reinterpret_cast<uv_handle_t*>(&p->wake), nullptr);
-      });
+  p->mailbox.Close([p] {
+    raft_close(&p->raft, [](struct raft* r) {
+      auto* p = static_cast<Impl*>(r->data);
+      raft_uv_close(&p->io);
+      raft_uv_tcp_close(&p->transport);
+      p->mailbox.CloseHandle();
     });
-  }
-  uv_async_send(&p->wake);
+  });
   p->thread.join();
   uv_loop_close(&p->loop);
 }
@@ -719,15 +498,7 @@ absl::StatusOr<NodeStatus> EmbeddedNode::Status() {
 }
 
 absl::Status EmbeddedNode::CheckLeader(absl::Time deadline) {
-  Impl* p = impl_.get();
-  return p
-      ->Call<bool>(
-          [p](std::shared_ptr<Waiter<bool>> w) {
-            if (raft_state(&p->raft) != RAFT_LEADER) return w->Set(p->NotLeader());
-            w->Set(true);
-          },
-          deadline)
-      .status();
+  return impl_->CheckLeader(deadline);
 }
 
 absl::Status EmbeddedNode::WaitForLeader(absl::Time deadline) {
@@ -784,104 +555,7 @@ absl::StatusOr<CapturedSnapshot> EmbeddedNode::Snapshot(
 absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
     const SnapshotMeta& meta, const StateOpener& open_state,
     absl::Time deadline) {
-  Impl* p = impl_.get();
-  // Fail fast on a follower, before reading anything.
-  SA_RETURN_IF_ERROR(CheckLeader(deadline));
-
-  // 1. The bytes must be this engine's state, of the announced length.
-  Digest digest;
-  {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-    kv::StateDecoder decoder;
-    Sha256 h;
-    uint64_t total = 0;
-    std::string buf(1 << 20, '\0');
-    for (;;) {
-      SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
-      if (n == 0) break;
-      absl::string_view chunk(buf.data(), n);
-      total += n;
-      h.Update(chunk);
-      SA_RETURN_IF_ERROR(decoder.Feed(chunk));
-    }
-    SA_RETURN_IF_ERROR(decoder.Finish().status());
-    if (total != meta.size) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "the state has %d bytes but the metadata announces %d", total,
-          meta.size));
-    }
-    digest = h.Finish();
-  }
-
-  // 2. Replicate through the log: begin, chunks, commit.
-  const std::string id = RandomId();
-  kv::Command begin;
-  begin.type = kv::Command::kRestoreBegin;
-  begin.restore_id = id;
-  begin.size = meta.size;
-  begin.sha256 = digest;
-  SA_RETURN_IF_ERROR(p->ProposeCommand(begin, deadline).status());
-  {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-    std::string buf(kv::kRestoreChunkBytes, '\0');
-    uint64_t offset = 0;
-    for (;;) {
-      // Fill a whole chunk (sources may return short reads).
-      size_t filled = 0;
-      while (filled < buf.size()) {
-        SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[filled], buf.size() - filled));
-        if (n == 0) break;
-        filled += n;
-      }
-      if (filled == 0) break;
-      kv::Command chunk;
-      chunk.type = kv::Command::kRestoreChunk;
-      chunk.restore_id = id;
-      chunk.offset = offset;
-      chunk.value.assign(buf.data(), filled);
-      SA_RETURN_IF_ERROR(p->ProposeCommand(chunk, deadline).status());
-      offset += filled;
-      if (filled < buf.size()) break;
-    }
-  }
-  kv::Command commit;
-  commit.type = kv::Command::kRestoreCommit;
-  commit.restore_id = id;
-  absl::StatusOr<Impl::ApplyOutcome> outcome =
-      p->Propose(kv::EncodeCommand(commit), deadline);
-  if (outcome.ok()) {
-    switch (outcome->result) {
-      case kv::kApplied:
-        return RestoreResult{outcome->index};
-      case kv::kRestoreInvalidState:
-        return absl::FailedPreconditionError(
-            "the state was refused at commit: it is not a valid key-value "
-            "state; nothing changed");
-      default:
-        return absl::AbortedError(
-            absl::StrCat("the restore was not applied: ",
-                         kv::ApplyResultName(outcome->result),
-                         "; nothing changed"));
-    }
-  }
-  // "Leadership lost" does not mean "not applied": the commit may still be
-  // applied by the next leader. Watch this node's own state machine.
-  absl::Time confirm_until =
-      std::min(deadline, absl::Now() + absl::Seconds(10));
-  while (absl::Now() < confirm_until) {
-    auto done = p->Call<std::pair<bool, uint64_t>>(
-        [p, id](std::shared_ptr<Waiter<std::pair<bool, uint64_t>>> w) {
-          w->Set(std::make_pair(p->kvfsm.RestoreCommitted(id),
-                                static_cast<uint64_t>(
-                                    raft_last_applied(&p->raft))));
-        },
-        confirm_until);
-    if (done.ok() && done->first) return RestoreResult{done->second};
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return absl::AbortedError(absl::StrCat(
-      "the restore's commit could not be confirmed (", outcome.status().message(),
-      "); it may or may not have taken effect: check the data before retrying"));
+  return RestoreThroughLog(impl_.get(), meta, open_state, deadline);
 }
 
 absl::StatusOr<uint64_t> EmbeddedNode::Put(const std::string& key,

@@ -1,5 +1,5 @@
-// Test helpers: temporary directories, free loopback ports and clusters of
-// EmbeddedNodes on 127.0.0.1. For tests only.
+// Test helpers: clusters of EmbeddedNodes on 127.0.0.1 (temporary
+// directories and ports come from base/testing.h). For tests only.
 #ifndef SNAPSHOT_AGENT_RAFT_TESTING_CLUSTER_H_
 #define SNAPSHOT_AGENT_RAFT_TESTING_CLUSTER_H_
 
@@ -9,31 +9,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/testing.h"
 #include "raft/embedded_node.h"
 
 namespace snapshot {
 namespace testing {
-
-// A fresh directory under $TEST_TMPDIR (or /tmp), removed with its contents
-// when destroyed.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A TCP port on 127.0.0.1 that was free a moment ago, from below the
-// kernel's ephemeral range, never the same twice in one process. Where a
-// test can, it binds port 0 instead (the agent's gRPC port); Raft addresses
-// must be known before the nodes start, hence this.
-int FreePort();
-
-// Everything a source yields, in memory (small test data only).
-std::string ReadAll(ByteSource* src);
 
 // A StateOpener over a copy of `bytes`.
 StateOpener OpenerOf(std::string bytes);

@@ -1,0 +1,62 @@
+#include "base/testing.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+namespace snapshot {
+namespace testing {
+
+TempDir::TempDir() {
+  const char* base = getenv("TEST_TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/sa-XXXXXX";
+  char* p = mkdtemp(&tmpl[0]);
+  if (p == nullptr) abort();
+  path_ = p;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+int FreePort() {
+  // Ports below the kernel's ephemeral range (32768-60999 by default): a
+  // port picked there cannot be taken meanwhile by an outgoing connection
+  // (which is what made "bind port 0, close, reuse" racy). Each process
+  // starts at its own offset and never hands out a port twice; a port that
+  // another process holds is skipped.
+  static std::mutex mu;
+  static int next = 20000 + static_cast<int>(getpid() % 1200) * 10;
+  std::lock_guard<std::mutex> l(mu);
+  for (int tries = 0; tries < 12000; ++tries) {
+    const int port = next;
+    next = next + 1 >= 32000 ? 20000 : next + 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    const bool free = bind(fd, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  abort();  // no free port in 20000-32000: the machine is out of ports
+}
+
+std::string ReadAll(ByteSource* src) {
+  std::string out, buf(65536, '\0');
+  for (;;) {
+    size_t n = *src->Read(&buf[0], buf.size());
+    if (n == 0) return out;
+    out.append(buf.data(), n);
+  }
+}
+
+}  // namespace testing
+}  // namespace snapshot
