@@ -93,6 +93,17 @@ absl::StatusOr<std::string> EncodeMetaJson(const SnapshotMeta& meta) {
   j["Configuration"]["Servers"] = std::move(servers);
   j["ConfigurationIndex"] = meta.configuration_index;
   j["Size"] = meta.size;
+  if (!meta.engine.empty()) j["Engine"] = meta.engine;
+  if (meta.engine == kEngineEtcd) {
+    OrderedJson e;
+    e["ClusterID"] = meta.etcd.cluster_id;
+    e["MemberID"] = meta.etcd.member_id;
+    e["MemberName"] = meta.etcd.member_name;
+    e["Leader"] = meta.etcd.leader;
+    e["Revision"] = meta.etcd.revision;
+    e["Version"] = meta.etcd.version;
+    j["Etcd"] = std::move(e);
+  }
   try {
     return j.dump(-1, ' ', false, Json::error_handler_t::strict) + "\n";
   } catch (const Json::exception& e) {
@@ -119,6 +130,23 @@ absl::StatusOr<SnapshotMeta> ParseMetaJson(absl::string_view text) {
   SA_RETURN_IF_ERROR(GetString(j, "Peers", false, &peers64));
   if (!peers64.empty() && !absl::Base64Unescape(peers64, &m.peers)) {
     return Bad("field Peers is not valid base64");
+  }
+
+  SA_RETURN_IF_ERROR(GetString(j, "Engine", false, &m.engine));
+  auto etcd = j.find("Etcd");
+  if (etcd != j.end() && !etcd->is_null()) {
+    if (!etcd->is_object()) return Bad("field Etcd must be an object");
+    SA_RETURN_IF_ERROR(GetString(*etcd, "ClusterID", false, &m.etcd.cluster_id));
+    SA_RETURN_IF_ERROR(GetString(*etcd, "MemberID", false, &m.etcd.member_id));
+    SA_RETURN_IF_ERROR(
+        GetString(*etcd, "MemberName", false, &m.etcd.member_name));
+    SA_RETURN_IF_ERROR(GetInt(*etcd, "Revision", false, &m.etcd.revision));
+    SA_RETURN_IF_ERROR(GetString(*etcd, "Version", false, &m.etcd.version));
+    auto leader = etcd->find("Leader");
+    if (leader != etcd->end() && !leader->is_null()) {
+      if (!leader->is_boolean()) return Bad("field Etcd.Leader must be a boolean");
+      m.etcd.leader = leader->get<bool>();
+    }
   }
 
   auto conf = j.find("Configuration");

@@ -20,7 +20,8 @@ namespace snapshot {
 
 // Encodes `meta` as one line of compact JSON plus "\n", with fields in
 // hashicorp/raft's order (Version, ID, Index, Term, Peers, Configuration,
-// ConfigurationIndex, Size), as Go's encoding/json writes them.
+// ConfigurationIndex, Size), as Go's encoding/json writes them, followed by
+// our extensions when set (Engine, Etcd).
 absl::StatusOr<std::string> EncodeMetaJson(const SnapshotMeta& meta);
 
 // Parses meta.json. Version, ID, Index, Term and Size are required; Peers,

@@ -70,3 +70,43 @@ TEST(Meta, InvalidUtf8IsInvalidArgument) {
 
 }  // namespace
 }  // namespace snapshot
+
+namespace snapshot {
+namespace {
+
+TEST(Meta, EngineExtensionsRoundTripAfterSizeAndOnlyWhenSet) {
+  SnapshotMeta m;
+  m.id = "2-9-1";
+  m.index = 9;
+  m.term = 2;
+  m.size = 20512;
+  m.engine = kEngineEtcd;
+  m.etcd.cluster_id = "1c45a069f3a1d796";
+  m.etcd.member_id = "b71f75320dc06a6c";
+  m.etcd.member_name = "m1";
+  m.etcd.leader = true;
+  m.etcd.revision = 3;
+  m.etcd.version = "3.4.23";
+  auto json = EncodeMetaJson(m);
+  ASSERT_TRUE(json.ok());
+  EXPECT_NE(json->find(R"("Size":20512,"Engine":"etcd","Etcd":{"ClusterID":"1c45a069f3a1d796","MemberID":"b71f75320dc06a6c","MemberName":"m1","Leader":true,"Revision":3,"Version":"3.4.23"}})"),
+            std::string::npos)
+      << *json;
+  auto back = ParseMetaJson(*json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, m);
+  // Without an engine nothing is added (Nomad's bytes stay Nomad's).
+  SnapshotMeta plain = m;
+  plain.engine.clear();
+  plain.etcd = {};
+  auto pj = EncodeMetaJson(plain);
+  ASSERT_TRUE(pj.ok());
+  EXPECT_EQ(pj->find("Engine"), std::string::npos);
+  EXPECT_EQ(ParseMetaJson(R"({"Version":1,"ID":"x","Index":1,"Term":1,"Size":0,"Etcd":[]})")
+                .status()
+                .code(),
+            absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace snapshot

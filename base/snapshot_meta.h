@@ -25,6 +25,26 @@ struct Server {
   }
 };
 
+// What identifies an etcd snapshot (meta.json field "Etcd").
+struct EtcdSnapshotInfo {
+  std::string cluster_id;   // "ClusterID": hex, as etcdctl prints it
+  std::string member_id;    // "MemberID": hex, the member it was taken from
+  std::string member_name;  // "MemberName"
+  bool leader = false;      // "Leader": that member led the cluster then
+  int64_t revision = 0;     // "Revision": the key-value revision (see docs)
+  std::string version;      // "Version": the member's etcd version
+
+  bool operator==(const EtcdSnapshotInfo& o) const {
+    return cluster_id == o.cluster_id && member_id == o.member_id &&
+           member_name == o.member_name && leader == o.leader &&
+           revision == o.revision && version == o.version;
+  }
+};
+
+// Names of the engines, as meta.json's "Engine" records them.
+inline constexpr char kEngineEmbedded[] = "embedded";
+inline constexpr char kEngineEtcd[] = "etcd";
+
 struct SnapshotMeta {
   // `Version`: snapshot format version of the producer (hashicorp/raft uses 1).
   int64_t version = 1;
@@ -42,10 +62,20 @@ struct SnapshotMeta {
   // `Size`: length of state.bin in bytes.
   uint64_t size = 0;
 
+  // Our extensions, written after Size and only when set (Go's decoder, and
+  // so Nomad's reader, ignores fields it does not know). Empty for archives
+  // of other producers (Nomad, Consul).
+  // `Engine`: the engine whose state state.bin is (kEngineEmbedded,
+  // kEngineEtcd).
+  std::string engine;
+  // `Etcd`: set when engine == kEngineEtcd.
+  EtcdSnapshotInfo etcd;
+
   bool operator==(const SnapshotMeta& o) const {
     return version == o.version && id == o.id && index == o.index &&
            term == o.term && peers == o.peers && servers == o.servers &&
-           configuration_index == o.configuration_index && size == o.size;
+           configuration_index == o.configuration_index && size == o.size &&
+           engine == o.engine && etcd == o.etcd;
   }
 };
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "archive/parallel_gzip.h"
 #include "base/status_macros.h"
+#include "core/state_check.h"
 
 namespace snapshot {
 
@@ -43,9 +44,44 @@ ReaderOptions ReaderOptionsFor(const Limits& limits) {
 
 }  // namespace
 
-std::unique_ptr<ArchiveReader> NewVerifier(const Limits& limits) {
-  return std::make_unique<ArchiveReader>(/*state_sink=*/nullptr,
-                                         ReaderOptionsFor(limits));
+// The state sink of the reader: the engine's check, chosen once meta.json
+// (which precedes state.bin) is known.
+class Verifier::Forward : public ByteSink {
+ public:
+  explicit Forward(ByteSink* next) : next_(next) {}
+  absl::Status Write(absl::string_view data) override {
+    return check_ ? check_->Write(data)
+                  : (next_ ? next_->Write(data) : absl::OkStatus());
+  }
+  void Choose(const SnapshotMeta& meta) { check_ = StateCheck::For(meta, next_); }
+  absl::Status Finish() { return check_ ? check_->Finish() : absl::OkStatus(); }
+
+ private:
+  ByteSink* next_;
+  std::unique_ptr<StateCheck> check_;
+};
+
+Verifier::Verifier(const Limits& limits, ByteSink* state_sink,
+                   std::function<absl::Status(const SnapshotMeta&)> on_meta)
+    : forward_(std::make_unique<Forward>(state_sink)) {
+  ReaderOptions options = ReaderOptionsFor(limits);
+  options.on_meta = [this, on_meta](const SnapshotMeta& meta) -> absl::Status {
+    forward_->Choose(meta);
+    return on_meta ? on_meta(meta) : absl::OkStatus();
+  };
+  reader_ = std::make_unique<ArchiveReader>(forward_.get(), std::move(options));
+}
+
+Verifier::~Verifier() = default;
+
+absl::Status Verifier::Feed(absl::string_view archive_bytes) {
+  return reader_->Feed(archive_bytes);
+}
+
+absl::StatusOr<ArchiveInfo> Verifier::Finish() {
+  SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
+  SA_RETURN_IF_ERROR(forward_->Finish());
+  return info;
 }
 
 absl::StatusOr<SpoolCleanup> RemoveStaleSpools(const std::string& dir) {
@@ -102,10 +138,8 @@ RestoreSpool::RestoreSpool(Restorer* owner, FileSink sink)
     : owner_(owner),
       path_(sink.path()),
       sink_(std::make_unique<FileSink>(std::move(sink))) {
-  ReaderOptions options = ReaderOptionsFor(owner->limits_);
   // Refuse early what cannot fit on the disk.
-  options.on_meta = [dir = owner->spool_dir_](
-                        const SnapshotMeta& meta) -> absl::Status {
+  auto room = [dir = owner->spool_dir_](const SnapshotMeta& meta) -> absl::Status {
     struct statvfs vfs;
     if (statvfs(dir.c_str(), &vfs) == 0) {
       uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
@@ -118,22 +152,22 @@ RestoreSpool::RestoreSpool(Restorer* owner, FileSink sink)
     }
     return absl::OkStatus();
   };
-  reader_ = std::make_unique<ArchiveReader>(sink_.get(), std::move(options));
+  verifier_ = std::make_unique<Verifier>(owner->limits_, sink_.get(), room);
 }
 
 RestoreSpool::~RestoreSpool() {
-  reader_.reset();
+  verifier_.reset();
   sink_.reset();
   unlink(path_.c_str());
   owner_->busy_ = false;
 }
 
 absl::Status RestoreSpool::Feed(absl::string_view archive_bytes) {
-  return reader_->Feed(archive_bytes);
+  return verifier_->Feed(archive_bytes);
 }
 
 absl::StatusOr<ArchiveInfo> RestoreSpool::Finish() {
-  SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
+  SA_ASSIGN_OR_RETURN(ArchiveInfo info, verifier_->Finish());
   SA_RETURN_IF_ERROR(sink_->Close());
   if (!expected_checksum_.empty() && expected_checksum_ != info.checksum) {
     return absl::DataLossError(absl::StrCat(
@@ -149,6 +183,13 @@ absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline) {
   if (!verified_) {
     return absl::FailedPreconditionError(
         "the archive must be completely received and verified first");
+  }
+  const std::string& engine = verified_->meta.engine;
+  const char* mine = owner_->node_->engine();
+  if (!engine.empty() && engine != mine) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this is a snapshot of the ", engine, " engine; this agent runs the ",
+        mine, " engine and restores only its own snapshots; nothing changed"));
   }
   std::string path = path_;
   StateOpener open = [path]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {

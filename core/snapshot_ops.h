@@ -4,7 +4,8 @@
 // checksum); the services only translate messages.
 //
 //   TakeArchive     snapshot the node and stream the archive to a sink.
-//   NewVerifier     an ArchiveReader that applies the agent's limits.
+//   Verifier        verifies an archive under the agent's limits, with the
+//                   state checks of its engine (core/state_check.h).
 //   Restorer        receives an archive into a private spool file, verifies
 //                   it completely, and only then applies it (RestoreSpool).
 //
@@ -61,8 +62,22 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured);
 
-// A reader that verifies an archive under `limits` and keeps nothing.
-std::unique_ptr<ArchiveReader> NewVerifier(const Limits& limits);
+// Verifies an archive fed in chunks under `limits`, with the state check of
+// its engine, and keeps nothing (or passes the state to `state_sink`).
+class Verifier {
+ public:
+  explicit Verifier(const Limits& limits, ByteSink* state_sink = nullptr,
+                    std::function<absl::Status(const SnapshotMeta&)> on_meta =
+                        nullptr);
+  ~Verifier();
+  absl::Status Feed(absl::string_view archive_bytes);
+  absl::StatusOr<ArchiveInfo> Finish();
+
+ private:
+  class Forward;
+  std::unique_ptr<Forward> forward_;
+  std::unique_ptr<ArchiveReader> reader_;
+};
 
 // Prefix of spool file names inside the spool directory.
 inline constexpr char kSpoolPrefix[] = ".restore-";
@@ -120,7 +135,8 @@ class RestoreSpool {
   // including the expected checksum.
   absl::StatusOr<ArchiveInfo> Finish();
   // Applies the verified state to the cluster. FAILED_PRECONDITION unless
-  // Finish() succeeded.
+  // Finish() succeeded, or when the archive is of another engine than the
+  // node's (meta.json "Engine"), before anything changes.
   absl::StatusOr<RestoreResult> Apply(absl::Time deadline);
   const std::string& path() const { return path_; }
 
@@ -131,7 +147,7 @@ class RestoreSpool {
   Restorer* owner_;
   std::string path_;
   std::unique_ptr<FileSink> sink_;
-  std::unique_ptr<ArchiveReader> reader_;
+  std::unique_ptr<Verifier> verifier_;
   std::string expected_checksum_;
   std::optional<ArchiveInfo> verified_;
 };

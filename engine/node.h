@@ -96,6 +96,10 @@ class RaftNode {
  public:
   virtual ~RaftNode() = default;
 
+  // The engine's name as archives record it (meta.json "Engine"):
+  // kEngineEmbedded, kEngineEtcd, ...
+  virtual const char* engine() const = 0;
+
   virtual absl::StatusOr<NodeStatus> Status() = 0;
 
   // OK when this node is the leader; otherwise the error a leader-only call
@@ -104,14 +108,17 @@ class RaftNode {
   virtual absl::Status CheckLeader(absl::Time deadline) = 0;
 
   // A consistent point-in-time snapshot: the bytes hold exactly the writes
-  // with index <= meta.index. On a follower: FAILED_PRECONDITION naming the
+  // with index <= meta.index (engines that cannot be that exact say how
+  // their index relates to the bytes). meta.engine is set. On a follower: FAILED_PRECONDITION naming the
   // leader, unless options.allow_stale.
   virtual absl::StatusOr<CapturedSnapshot> Snapshot(
       const SnapshotOptions& options, absl::Time deadline) = 0;
 
   // Replaces the state of the whole cluster with `meta.size` bytes of state
   // from `open_state`, atomically: on any failure the state stays exactly as
-  // it was. Leader only. Engines need not serialize concurrent restores (the
+  // it was. Leader only (or wherever the engine restores from). The agent has
+  // already refused an archive of another engine (meta.engine set and not
+  // this one). Engines need not serialize concurrent restores (the
   // agent runs one at a time, core/snapshot_ops.h); when two overlap, at
   // most one takes effect, never a mix. The bytes are first checked to be this engine's
   // state (FAILED_PRECONDITION otherwise, e.g. for a Nomad snapshot), before

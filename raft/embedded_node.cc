@@ -235,6 +235,7 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
   SnapshotMeta MetaOnLoop(uint64_t index, uint64_t size) {
     SnapshotMeta m;
     m.version = 1;
+    m.engine = kEngineEmbedded;
     m.index = index;
     m.term = raft.current_term;
     m.id = absl::StrCat(m.term, "-", index, "-", NowMillis());

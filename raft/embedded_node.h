@@ -54,6 +54,7 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   // UNAVAILABLE. Idempotent.
   void Stop();
 
+  const char* engine() const override { return kEngineEmbedded; }
   absl::StatusOr<NodeStatus> Status() override;
   absl::Status CheckLeader(absl::Time deadline) override;
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,

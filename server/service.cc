@@ -124,6 +124,16 @@ void ToProto(const SnapshotMeta& m, bool stale, v1::SnapshotMetadata* out) {
                          : v1::SUFFRAGE_NONVOTER);
   }
   out->set_stale(stale);
+  out->set_engine(m.engine);
+  if (m.engine == kEngineEtcd) {
+    v1::EtcdSnapshotInfo* e = out->mutable_etcd();
+    e->set_cluster_id(m.etcd.cluster_id);
+    e->set_member_id(m.etcd.member_id);
+    e->set_member_name(m.etcd.member_name);
+    e->set_leader(m.etcd.leader);
+    e->set_revision(m.etcd.revision);
+    e->set_version(m.etcd.version);
+  }
 }
 
 // Turns the archive byte stream into chunk messages of a fixed size.
@@ -401,16 +411,16 @@ class UploadReactor : public grpc::ServerReadReactor<Req> {
 class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
  public:
   VerifySession(const Limits& limits, v1::VerifySnapshotResponse* resp)
-      : reader_(NewVerifier(limits)), resp_(resp) {}
+      : verifier_(limits), resp_(resp) {}
 
   absl::Status OnMessage(const v1::VerifySnapshotRequest& req,
                          uint64_t* bytes) override {
     *bytes += req.chunk().size();
-    return reader_->Feed(req.chunk());
+    return verifier_.Feed(req.chunk());
   }
 
   absl::Status OnEnd() override {
-    SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
+    SA_ASSIGN_OR_RETURN(ArchiveInfo info, verifier_.Finish());
     ToProto(info.meta, false, resp_->mutable_metadata());
     resp_->set_archive_size(info.archive_size);
     resp_->set_checksum(info.checksum);
@@ -419,7 +429,7 @@ class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
   }
 
  private:
-  std::unique_ptr<ArchiveReader> reader_;
+  Verifier verifier_;
   v1::VerifySnapshotResponse* resp_;
 };
 
