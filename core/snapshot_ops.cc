@@ -11,7 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "archive/parallel_gzip.h"
 #include "base/status_macros.h"
-#include "core/state_check.h"
+#include "engine/state_check.h"
 
 namespace snapshot {
 
@@ -120,7 +120,7 @@ absl::StatusOr<std::unique_ptr<RestoreSpool>> Restorer::Begin(
         "finished");
   }
   // From here on, the slot is freed by the spool's destructor or below.
-  absl::Status leader = node_->CheckLeader(deadline);
+  absl::Status leader = node_->CheckRestore(deadline);
   if (!leader.ok()) {
     busy_ = false;
     return leader;

@@ -5,7 +5,7 @@
 //
 //   TakeArchive     snapshot the node and stream the archive to a sink.
 //   Verifier        verifies an archive under the agent's limits, with the
-//                   state checks of its engine (core/state_check.h).
+//                   state checks of its engine (engine/state_check.h).
 //   Restorer        receives an archive into a private spool file, verifies
 //                   it completely, and only then applies it (RestoreSpool).
 //

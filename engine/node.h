@@ -107,6 +107,13 @@ class RaftNode {
   // leader is known). For refusing early, before receiving a large upload.
   virtual absl::Status CheckLeader(absl::Time deadline) = 0;
 
+  // OK when a Restore sent to this node can be carried out (checked before
+  // an upload is received); otherwise the error Restore would give. By
+  // default: CheckLeader.
+  virtual absl::Status CheckRestore(absl::Time deadline) {
+    return CheckLeader(deadline);
+  }
+
   // A consistent point-in-time snapshot: the bytes hold exactly the writes
   // with index <= meta.index (engines that cannot be that exact say how
   // their index relates to the bytes). meta.engine is set. On a follower: FAILED_PRECONDITION naming the

@@ -114,21 +114,20 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
          {"bytes_freed", cleaned.bytes}});
   }
 
-  config.node.data_dir = config.data_dir;
-  if (config.node.agent_address.empty()) config.node.agent_address = config.listen;
-  SA_ASSIGN_OR_RETURN(agent->node_, EmbeddedNode::Start(config.node));
-  // Give the node a moment to find a leader, so that a single-node agent
-  // serves writes as soon as its port is open. A cluster whose peers are not
-  // up yet starts serving anyway (health says NOT_SERVING until a leader).
-  agent->node_->WaitForLeader(absl::Now() + absl::Seconds(3)).IgnoreError();
-
+  SA_RETURN_IF_ERROR(agent->StartEngine(&config));
   agent->restorer_ = std::make_unique<Restorer>(
       agent->node_.get(), config.data_dir, config.service.limits);
   config.service.auth = agent->auth_.get();
   agent->snapshots_ = std::make_unique<SnapshotServiceImpl>(
       agent->node_.get(), agent->restorer_.get(), config.service);
-  agent->kv_ = std::make_unique<KeyValueServiceImpl>(agent->node_.get(),
-                                                     config.service);
+  if (agent->embedded_ != nullptr) {
+    agent->kv_ = std::make_unique<KeyValueServiceImpl>(agent->embedded_,
+                                                       config.service);
+  }
+  if (agent->etcd_restore_ != nullptr) {
+    agent->etcd_service_ = std::make_unique<EtcdRestoreServiceImpl>(
+        agent->etcd_restore_.get(), agent->auth_.get());
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -140,10 +139,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
                            &port);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   builder.RegisterService(agent->snapshots_.get());
-  builder.RegisterService(agent->kv_.get());
+  if (agent->kv_) builder.RegisterService(agent->kv_.get());
+  if (agent->etcd_service_) builder.RegisterService(agent->etcd_service_.get());
   agent->server_ = builder.BuildAndStart();
   if (!agent->server_ || port == 0) {
-    agent->node_->Stop();
+    agent->StopEngine();
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot listen on ", config.listen,
         " (address in use: is another agent running with it? Or not an "
@@ -161,7 +161,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     agent->health_server_ = health_builder.BuildAndStart();
     if (!agent->health_server_ || health_port == 0) {
       agent->server_->Shutdown();
-      agent->node_->Stop();
+      agent->StopEngine();
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot listen on --health-listen ", config.health_listen,
           " (address in use, or not an address of this machine)"));
@@ -245,7 +245,64 @@ void Agent::Shutdown(absl::Duration grace) {
     server_->Wait();
   }
   if (health_server_) health_server_->Shutdown();
-  if (node_) node_->Stop();
+  StopEngine();
+}
+
+absl::Status Agent::StartEngine(AgentConfig* config) {
+  if (config->engine == kEngineEmbedded) {
+    config->node.data_dir = config->data_dir;
+    if (config->node.agent_address.empty()) {
+      config->node.agent_address = config->listen;
+    }
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<EmbeddedNode> node,
+                        EmbeddedNode::Start(config->node));
+    // Give the node a moment to find a leader, so that a single-node agent
+    // serves writes as soon as its port is open. A cluster whose peers are
+    // not up yet starts serving anyway (health says NOT_SERVING until a
+    // leader).
+    node->WaitForLeader(absl::Now() + absl::Seconds(3)).IgnoreError();
+    embedded_ = node.get();
+    node_ = std::move(node);
+    return absl::OkStatus();
+  }
+  if (config->engine != kEngineEtcd) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--engine must be embedded or etcd, got \"", config->engine, "\""));
+  }
+  EtcdAgentConfig& e = config->etcd;
+  // The etcd client first: ClusterRestore talks to the member with it.
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> probe,
+                      EtcdClient::Create(e.node.client));
+  std::unique_ptr<EtcdNode> node;
+  if (!e.exec.empty()) {
+    SA_ASSIGN_OR_RETURN(EtcdCommand command, ParseEtcdCommand(e.exec));
+    ClusterRestoreConfig rc;
+    rc.state_dir = config->data_dir + "/etcd-restore";
+    rc.command = std::move(command);
+    rc.etcdctl = e.etcdctl;
+    rc.keep_pre_restore = e.keep_pre_restore;
+    rc.agents = e.node.agents;
+    rc.peers = e.peers;
+    rc.max_state_bytes = config->service.limits.max_state_bytes;
+    rc.resolve_after = e.resolve_after;
+    etcd_client_ = std::move(probe);
+    SA_ASSIGN_OR_RETURN(etcd_restore_,
+                        ClusterRestore::Start(std::move(rc), etcd_client_.get()));
+  }
+  SA_ASSIGN_OR_RETURN(node, EtcdNode::Create(e.node, etcd_restore_.get()));
+  // Give the member a moment to answer (a supervised one is just starting).
+  for (absl::Time until = absl::Now() + absl::Seconds(5); absl::Now() < until;) {
+    if (node->CheckLeader(absl::Now() + absl::Seconds(1)).ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  etcd_ = node.get();
+  node_ = std::move(node);
+  return absl::OkStatus();
+}
+
+void Agent::StopEngine() {
+  if (embedded_ != nullptr) embedded_->Stop();
+  etcd_restore_.reset();  // stops the supervised etcd
 }
 
 Agent::~Agent() { Shutdown(absl::ZeroDuration()); }

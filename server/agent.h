@@ -1,5 +1,7 @@
-// Agent: one snapshot-agent — the engine it drives and the gRPC server in
-// front of it (SnapshotService, KeyValueService, grpc.health.v1.Health,
+// Agent: one snapshot-agent — the engine it drives (the embedded Raft node,
+// or an etcd member: docs/etcd-engine.md) and the gRPC server in front of it
+// (SnapshotService, KeyValueService for the embedded engine,
+// EtcdRestoreService between supervised etcd agents, grpc.health.v1.Health,
 // server reflection). The daemon's main() is flag parsing around this; tests
 // start agents in-process the same way. The engine is chosen here and only
 // here: the services see a RaftNode.
@@ -29,12 +31,29 @@
 #include "absl/time/time.h"
 #include "base/io.h"
 #include "core/snapshot_ops.h"
+#include "etcd/cluster_restore.h"
+#include "etcd/etcd_node.h"
 #include "raft/embedded_node.h"
 #include "server/auth.h"
+#include "server/etcd_restore_service.h"
 #include "server/service.h"
 #include "server/tls.h"
 
 namespace snapshot {
+
+// The etcd engine's settings (docs/etcd-engine.md).
+struct EtcdAgentConfig {
+  // The member's endpoint, TLS and auth, and the agents of all members.
+  EtcdNodeConfig node;
+  // Supervised mode: etcd's command line; the agent runs etcd as its child
+  // and can restore. Empty: unsupervised (Take and Verify only).
+  std::string exec;
+  std::string etcdctl = "etcdctl";
+  bool keep_pre_restore = false;
+  // How to reach the other agents (restore steps).
+  PeerOptions peers;
+  absl::Duration resolve_after = absl::Seconds(60);
+};
 
 struct AgentConfig {
   // host:port of the gRPC server.
@@ -42,8 +61,12 @@ struct AgentConfig {
   // The agent's directory: locked while the agent runs; holds the embedded
   // engine's Raft data and restore spool files. Created (0700) if missing.
   std::string data_dir;
+  // Which engine the agent drives: kEngineEmbedded (default) or kEngineEtcd.
+  std::string engine = kEngineEmbedded;
   // The embedded engine (its data_dir is set to data_dir by Start).
   EmbeddedNodeConfig node;
+  // The etcd engine.
+  EtcdAgentConfig etcd;
   // auth is filled in by Start (token file).
   ServiceOptions service;
   // TLS: server certificate chain and key (PEM files). With client_ca set,
@@ -81,20 +104,32 @@ class Agent {
   void Shutdown(absl::Duration grace);
 
   const std::string& address() const { return address_; }
-  EmbeddedNode* node() { return node_.get(); }
+  // The engine.
+  RaftNode* node() { return node_.get(); }
+  // The embedded engine's node (null with another engine), for tests.
+  EmbeddedNode* embedded() { return embedded_; }
 
  private:
   Agent() = default;
   void WatchHealth();
+  // Starts the configured engine (node_ and friends); StopEngine closes it.
+  absl::Status StartEngine(AgentConfig* config);
+  void StopEngine();
 
   std::string address_;
   std::unique_ptr<DirLock> lock_;
-  std::unique_ptr<EmbeddedNode> node_;
+  // The etcd engine's supervised mode (before node_: destroyed after it).
+  std::unique_ptr<EtcdClient> etcd_client_;
+  std::unique_ptr<ClusterRestore> etcd_restore_;
+  std::unique_ptr<RaftNode> node_;
+  EmbeddedNode* embedded_ = nullptr;
+  EtcdNode* etcd_ = nullptr;
   std::unique_ptr<Restorer> restorer_;
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<ReloadableTls> tls_;
   std::unique_ptr<SnapshotServiceImpl> snapshots_;
-  std::unique_ptr<KeyValueServiceImpl> kv_;
+  std::unique_ptr<KeyValueServiceImpl> kv_;  // embedded engine only
+  std::unique_ptr<EtcdRestoreServiceImpl> etcd_service_;  // supervised etcd
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> health_server_;  // optional, health only
   std::thread health_;

@@ -32,6 +32,13 @@ constexpr MethodPermission kMethodPermissions[] = {
     {"List", Permission::kRead},
     {"Put", Permission::kAdmin},
     {"Delete", Permission::kAdmin},
+    // snapshot.v1.EtcdRestoreService (between agents)
+    {"Prepare", Permission::kAdmin},
+    {"Stop", Permission::kAdmin},
+    {"Commit", Permission::kAdmin},
+    {"Abort", Permission::kAdmin},
+    {"Finalize", Permission::kAdmin},
+    {"Decision", Permission::kAdmin},
 };
 
 const char* RoleName(Permission p) {

@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "server/rpc.h"
 
 namespace snapshot {
 namespace {
@@ -18,67 +19,6 @@ constexpr uint32_t kMaxListLimit = 10000;
 // Keys and values per List response (plus at most one entry): far below
 // gRPC's default 4 MiB receive limit of every client.
 constexpr uint64_t kListPageBytes = 1 << 20;
-
-const char* CodeName(absl::StatusCode c) {
-  static const char* kNames[] = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
-      "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE",
-      "DATA_LOSS", "UNAUTHENTICATED"};
-  int i = static_cast<int>(c);
-  return i >= 0 && i < 17 ? kNames[i] : "UNKNOWN";
-}
-
-// One call: its authorization and its log line (method, peer, role, bytes,
-// duration, code, message).
-class Rpc {
- public:
-  Rpc(const grpc::ServerContextBase* ctx, const char* method,
-      const Authorizer* auth)
-      : ctx_(ctx), method_(method), start_(absl::Now()) {
-    if (auth == nullptr) {
-      role_ = "anonymous";
-    } else {
-      absl::StatusOr<std::string> role = auth->Authorize(*ctx, method);
-      if (role.ok()) {
-        role_ = *role;
-      } else {
-        denied_ = role.status();
-        role_ = "none";
-      }
-    }
-  }
-
-  // The authorization's outcome: OK, UNAUTHENTICATED or PERMISSION_DENIED.
-  const absl::Status& authorized() const { return denied_; }
-  const std::string& role() const { return role_; }
-  const char* method() const { return method_; }
-  std::string peer() const { return ctx_->peer(); }
-
-  // Logs the outcome and turns it into the call's status.
-  grpc::Status Done(const absl::Status& s) {
-    std::vector<LogField> f = {
-        {"method", method_},
-        {"peer", ctx_->peer()},
-        {"role", role_},
-        {"bytes", bytes},
-        {"duration_ms", absl::ToDoubleMilliseconds(absl::Now() - start_)},
-        {"code", CodeName(s.code())}};
-    if (!s.ok()) f.emplace_back("error", s.message());
-    Log(LogLevel::kInfo, "rpc", f);
-    return ToGrpcStatus(s);
-  }
-
-  uint64_t bytes = 0;
-
- private:
-  const grpc::ServerContextBase* ctx_;
-  const char* method_;
-  absl::Time start_;
-  std::string role_;
-  absl::Status denied_;
-};
 
 // A place among the concurrent snapshot streams.
 class StreamSlot {
@@ -193,12 +133,6 @@ class ChunkSink : public ByteSink {
 };
 
 }  // namespace
-
-grpc::Status ToGrpcStatus(const absl::Status& s) {
-  if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
-                      std::string(s.message()));
-}
 
 // --- StreamWatchdog ---------------------------------------------------------
 

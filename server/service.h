@@ -29,11 +29,9 @@
 #include "engine/node.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "server/auth.h"
+#include "server/rpc.h"
 
 namespace snapshot {
-
-// The one mapping from absl::Status to grpc::Status (the codes coincide).
-grpc::Status ToGrpcStatus(const absl::Status& s);
 
 struct ServiceOptions {
   // Sizes accepted by Verify (and, through the Restorer, Restore).

@@ -174,7 +174,8 @@ TEST(Auth, EveryMethodHasARoleAndUnknownOnesAreRefused) {
   (void)v1::TakeSnapshotRequest::descriptor();
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   for (const char* name : {"snapshot.v1.SnapshotService",
-                           "snapshot.v1.KeyValueService"}) {
+                           "snapshot.v1.KeyValueService",
+                           "snapshot.v1.EtcdRestoreService"}) {
     const auto* service = pool->FindServiceByName(name);
     ASSERT_NE(service, nullptr) << name;
     for (int i = 0; i < service->method_count(); ++i) {

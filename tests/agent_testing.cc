@@ -57,10 +57,10 @@ std::vector<std::unique_ptr<Agent>> StartAgentCluster(const std::string& dir,
   absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (*leader < 0 && absl::Now() < deadline) {
     for (int i = 0; i < n; ++i) {
-      auto st = agents[i]->node()->Status();
+      auto st = agents[i]->embedded()->Status();
       bool all_know = true;
       for (auto& a : agents) {
-        auto s2 = a->node()->Status();
+        auto s2 = a->embedded()->Status();
         if (!s2.ok() || s2->leader_id == 0) all_know = false;
       }
       if (st.ok() && st->role == Role::kLeader && all_know) *leader = i;

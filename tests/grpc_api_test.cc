@@ -44,7 +44,7 @@ Running StartAgent(AgentConfig c,
   EXPECT_TRUE(a.ok()) << a.status();
   if (!a.ok()) return r;
   r.agent = std::move(*a);
-  EXPECT_TRUE(r.agent->node()->WaitForLeader(absl::Now() + absl::Seconds(10)).ok());
+  EXPECT_TRUE(r.agent->embedded()->WaitForLeader(absl::Now() + absl::Seconds(10)).ok());
   auto ch = Connect(r.agent->address(), creds);
   r.snaps = v1::SnapshotService::NewStub(ch);
   r.kv = v1::KeyValueService::NewStub(ch);
@@ -162,7 +162,7 @@ TEST(GrpcApi, CorruptOrForeignRestoreChangesNothing) {
   testing::Taken t = testing::Take(r.snaps.get());
   ASSERT_TRUE(t.status.ok());
   ASSERT_TRUE(Put(r.kv.get(), "keep", "newer").ok());
-  auto before = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+  auto before = r.agent->embedded()->StateDigest(In(absl::Seconds(5)));
 
   v1::RestoreSnapshotResponse resp;
   grpc::Status s = testing::Restore(r.snaps.get(), t.archive.substr(0, t.archive.size() - 5), &resp);
@@ -177,7 +177,7 @@ TEST(GrpcApi, CorruptOrForeignRestoreChangesNothing) {
   s = testing::Restore(r.snaps.get(), ReadFile("external/shared/interop/small.snap"), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
 
-  auto after = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+  auto after = r.agent->embedded()->StateDigest(In(absl::Seconds(5)));
   EXPECT_EQ(before->second, after->second);
   EXPECT_EQ(Get(r.kv.get(), "keep"), "newer");
   EXPECT_TRUE(SpoolFiles(dir.path() + "/data").empty());
@@ -193,7 +193,7 @@ TEST(GrpcApi, ClientCancellationLeavesNoTraceAndNoChange) {
   testing::Taken full = testing::Take(r.snaps.get());
   ASSERT_TRUE(full.status.ok());
   ASSERT_TRUE(Put(r.kv.get(), "after", "snapshot").ok());
-  auto before = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+  auto before = r.agent->embedded()->StateDigest(In(absl::Seconds(5)));
 
   // Mid-Take: read the metadata and one chunk, then cancel.
   {
@@ -237,7 +237,7 @@ TEST(GrpcApi, ClientCancellationLeavesNoTraceAndNoChange) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(SpoolFiles(dir.path() + "/data").empty());
-  auto after = r.agent->node()->StateDigest(In(absl::Seconds(5)));
+  auto after = r.agent->embedded()->StateDigest(In(absl::Seconds(5)));
   EXPECT_EQ(before->second, after->second);
   EXPECT_EQ(Get(r.kv.get(), "after"), "snapshot");
   // The agent still serves.
@@ -344,9 +344,9 @@ TEST(GrpcApi, TokenRoles) {
   EXPECT_EQ(denied.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(denied.error_message().find("admin"), std::string::npos);
   // Neither refusal changed anything.
-  EXPECT_EQ(*r.agent->node()->Get("k", false, In(absl::Seconds(5))), "changed");
+  EXPECT_EQ(*r.agent->embedded()->Get("k", false, In(absl::Seconds(5))), "changed");
   EXPECT_TRUE(testing::Restore(r.snaps.get(), t.archive, &rr, "", admin).ok());
-  EXPECT_EQ(*r.agent->node()->Get("k", false, In(absl::Seconds(5))), "v");
+  EXPECT_EQ(*r.agent->embedded()->Get("k", false, In(absl::Seconds(5))), "v");
 }
 
 TEST(GrpcApi, TlsAndMutualTls) {

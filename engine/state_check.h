@@ -1,6 +1,7 @@
 // Checks of state.bin that an engine's state format allows without the
 // engine itself, run while an archive is verified (VerifySnapshot, the
-// restore spool) on any agent, whatever engine it runs.
+// restore spool) on any agent, whatever engine it runs, and by the etcd
+// engine on what it is asked to restore.
 //
 //   etcd  state.bin is what `etcdctl snapshot save` writes: the bbolt
 //         database followed by the 32-byte SHA-256 of the database. The hash
@@ -9,8 +10,8 @@
 // Archives of other engines, or of other producers, need no extra check.
 //
 // Threading: one instance per thread. Memory: 32 bytes of look-behind.
-#ifndef SNAPSHOT_AGENT_CORE_STATE_CHECK_H_
-#define SNAPSHOT_AGENT_CORE_STATE_CHECK_H_
+#ifndef SNAPSHOT_AGENT_ENGINE_STATE_CHECK_H_
+#define SNAPSHOT_AGENT_ENGINE_STATE_CHECK_H_
 
 #include <memory>
 #include <string>
@@ -38,4 +39,4 @@ absl::Status CheckEtcdState(ByteSource* state);
 
 }  // namespace snapshot
 
-#endif  // SNAPSHOT_AGENT_CORE_STATE_CHECK_H_
+#endif  // SNAPSHOT_AGENT_ENGINE_STATE_CHECK_H_

@@ -1,4 +1,4 @@
-#include "core/state_check.h"
+#include "engine/state_check.h"
 
 #include <algorithm>
 

@@ -1,0 +1,174 @@
+// ClusterRestore: restoring an etcd cluster from a snapshot, carried out by
+// the agents of all its members (supervised mode: each agent runs its etcd,
+// etcd/supervisor.h). etcd has no online restore; the correct procedure is to
+// stop every member, build fresh data directories from the same snapshot
+// with the same initial cluster, and start them all. This does it, as a
+// two-phase commit whose protocol and crash cases docs/etcd-engine.md lays
+// out:
+//
+//   1. prepare  every member's agent receives the state, verifies it again
+//               and runs `etcdctl snapshot restore` into DATA_DIR.restore-ID
+//               beside the live directory; etcd keeps serving. Any failure:
+//               abort everywhere, nothing changed.
+//   2. stop     every agent stops its etcd (which then stays stopped). Any
+//               failure: abort everywhere (stopped members start again on
+//               their old data), nothing changed.
+//   3. decide   the coordinator records the decision durably. From here on
+//               the restore happens: a crash only delays it.
+//   4. commit   every agent renames DATA_DIR to DATA_DIR.pre-restore-ID and
+//               DATA_DIR.restore-ID to DATA_DIR, and starts etcd.
+//   5. check    the coordinator waits until every member serves the restored
+//               revision under a leader, then finalizes: the pre-restore
+//               directories are removed (kept with keep_pre_restore).
+//
+// Every participant step is recorded (fsync'd) in the agent's state
+// directory before it is acted on, and is idempotent. At start-up an agent
+// finishes what its records say: a member that was stopped asks the
+// coordinator for the decision and keeps etcd stopped until it knows (a
+// member must never start its old data while others run the restored one);
+// no decision recorded means abort. A coordinator with a recorded decision
+// drives its commit to the end again.
+//
+// Threading: thread-safe. One restore at a time per agent (a second one, as
+// coordinator or participant, is UNAVAILABLE).
+#ifndef SNAPSHOT_AGENT_ETCD_CLUSTER_RESTORE_H_
+#define SNAPSHOT_AGENT_ETCD_CLUSTER_RESTORE_H_
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "engine/node.h"
+#include "etcd/etcd_client.h"
+#include "etcd/supervisor.h"
+#include "proto/snapshot/v1/snapshot.grpc.pb.h"
+
+namespace snapshot {
+
+// How this agent reaches the other agents.
+struct PeerOptions {
+  // CA of the other agents' server certificates; empty: plaintext.
+  std::string ca_file;
+  // This agent's certificate and key, presented to peers that require
+  // client certificates (mutual TLS).
+  std::string cert_file, key_file;
+  // An admin token of the other agents (empty: they have no token file).
+  std::string token;
+};
+
+struct ClusterRestoreConfig {
+  // Where this agent records restores in progress (in its data directory).
+  std::string state_dir;
+  // The supervised etcd: its command line (name, data dir, cluster).
+  EtcdCommand command;
+  // etcdctl (3.4: `etcdctl snapshot restore`).
+  std::string etcdctl = "etcdctl";
+  // Keep DATA_DIR.pre-restore-ID after a successful restore.
+  bool keep_pre_restore = false;
+  // Every member's agent, by etcd member name (this one included).
+  std::map<std::string, std::string> agents;
+  PeerOptions peers;
+  // Largest state accepted by Prepare.
+  uint64_t max_state_bytes = uint64_t{8} << 30;
+  // A member left prepared or stopped this long without word from the
+  // coordinator asks it for the decision (and drops the restore when none
+  // was recorded).
+  absl::Duration resolve_after = absl::Seconds(60);
+};
+
+class ClusterRestore {
+ public:
+  // Creates the state directory, finishes what its records left unfinished
+  // (in the background where it must wait for the coordinator) and starts
+  // the supervised etcd — unless a record says it must stay stopped until
+  // the decision is known. `local` (borrowed) talks to this member's etcd.
+  static absl::StatusOr<std::unique_ptr<ClusterRestore>> Start(
+      ClusterRestoreConfig config, EtcdClient* local);
+  ~ClusterRestore();
+
+  // OK when a restore may start here: etcd runs and no restore is in
+  // progress (UNAVAILABLE otherwise).
+  absl::Status CheckReady(absl::Time deadline);
+
+  // Coordinates a cluster-wide restore of the verified etcd state that
+  // `open_state` yields (meta.size bytes: database + SHA-256). Errors as
+  // engine/node.h's Restore: any failure before the decision changes
+  // nothing; after it, ABORTED says which members have not confirmed yet
+  // (their agents finish when reachable).
+  absl::StatusOr<RestoreResult> Run(const SnapshotMeta& meta,
+                                    const StateOpener& open_state,
+                                    absl::Time deadline);
+
+  // --- Participant steps (the EtcdRestoreService glue calls these) -------
+
+  // Receives the state of a Prepare: chunks, then Finish().
+  class Prepare {
+   public:
+    virtual ~Prepare() = default;
+    virtual absl::Status Feed(absl::string_view chunk) = 0;
+    virtual absl::Status Finish() = 0;
+  };
+  absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(
+      const v1::EtcdPrepareHeader& header);
+  absl::Status Stop(const std::string& id);
+  absl::Status Commit(const std::string& id, absl::Time deadline);
+  absl::Status Abort(const std::string& id);
+  absl::Status Finalize(const std::string& id);
+  v1::EtcdDecisionResponse::Decision Decision(const std::string& id);
+
+  // This member's etcd name.
+  const std::string& member() const { return config_.command.name; }
+  Supervisor* supervisor() { return supervisor_.get(); }
+
+  struct Record;  // a participant's durable record of one restore
+
+ private:
+  class PrepareImpl;
+  class Peer;
+  ClusterRestore(ClusterRestoreConfig config, EtcdClient* local);
+
+  // What the coordinator asks of every member (itself included).
+  absl::Status PrepareOn(const std::string& member, const std::string& id,
+                         const SnapshotMeta& meta, const std::string& sha256,
+                         const StateOpener& open_state);
+  absl::Status StepOn(const std::string& member, const char* step,
+                      const std::string& id, absl::Time deadline);
+  void AbortEverywhere(const std::string& id,
+                       const std::vector<std::string>& members);
+  absl::Status WaitForRestoredCluster(
+      const etcdserverpb::MemberListResponse& members,
+      const SnapshotMeta& meta, absl::Time deadline);
+  // Commit, check and finalize after the decision (also after a restart).
+  absl::StatusOr<RestoreResult> FinishCommitted(
+      const std::string& id, const std::vector<std::string>& members,
+      const etcdserverpb::MemberListResponse* member_list,
+      const SnapshotMeta* meta, absl::Time deadline);
+  void Recover();
+  // Asks the coordinator what was decided about `r` and acts on it.
+  absl::Status Resolve(const Record& r);
+
+  // Records: participant records (<id>.state) and coordinator decisions
+  // (<id>.decision), written atomically and fsync'd.
+  absl::Status Save(const Record& r);
+  absl::StatusOr<Record> Load(const std::string& id);
+  void Forget(const std::string& id);
+  std::string RecordPath(const std::string& id, const char* kind) const;
+
+  const ClusterRestoreConfig config_;
+  EtcdClient* local_;
+  std::unique_ptr<Supervisor> supervisor_;
+  std::mutex mu_;
+  std::string busy_;         // guarded by mu_: id of the restore in progress
+  std::string coordinating_;  // guarded by mu_
+  std::atomic<bool> stopping_{false};
+  std::thread recovery_;
+};
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_ETCD_CLUSTER_RESTORE_H_

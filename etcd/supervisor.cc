@@ -1,0 +1,216 @@
+#include "etcd/supervisor.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "base/log.h"
+
+namespace snapshot {
+namespace {
+
+absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view s) {
+  std::vector<std::string> words;
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote) {
+      if (c == quote) {
+        quote = 0;
+      } else if (c == '\\' && quote == '"' && i + 1 < s.size()) {
+        cur.push_back(s[++i]);
+      } else {
+        cur.push_back(c);
+      }
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < s.size()) {
+      cur.push_back(s[++i]);
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) words.push_back(std::move(cur));
+      cur.clear();
+      in_word = false;
+    } else {
+      cur.push_back(c);
+      in_word = true;
+    }
+  }
+  if (quote) {
+    return absl::InvalidArgumentError("--etcd-exec has an unterminated quote");
+  }
+  if (in_word) words.push_back(std::move(cur));
+  return words;
+}
+
+}  // namespace
+
+absl::StatusOr<EtcdCommand> ParseEtcdCommand(absl::string_view command_line) {
+  absl::StatusOr<std::vector<std::string>> words = SplitWords(command_line);
+  if (!words.ok()) return words.status();
+  if (words->empty()) {
+    return absl::InvalidArgumentError("--etcd-exec is empty");
+  }
+  EtcdCommand c;
+  c.argv = *words;
+  const std::pair<const char*, std::string*> flags[] = {
+      {"name", &c.name},
+      {"data-dir", &c.data_dir},
+      {"initial-cluster", &c.initial_cluster},
+      {"initial-cluster-token", &c.initial_cluster_token},
+      {"initial-advertise-peer-urls", &c.initial_advertise_peer_urls},
+  };
+  for (size_t i = 1; i < c.argv.size(); ++i) {
+    absl::string_view w = c.argv[i];
+    if (!absl::ConsumePrefix(&w, "--") && !absl::ConsumePrefix(&w, "-")) continue;
+    for (const auto& [name, out] : flags) {
+      if (w == name && i + 1 < c.argv.size()) {
+        *out = c.argv[i + 1];
+      } else if (absl::StartsWith(w, absl::StrCat(name, "="))) {
+        *out = std::string(w.substr(strlen(name) + 1));
+      }
+    }
+  }
+  for (const auto& [name, out] : flags) {
+    if (out->empty() && std::string(name) != "initial-cluster-token") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--etcd-exec must give etcd's --", name,
+          " (a restore rebuilds the member's data directory with it)"));
+    }
+  }
+  return c;
+}
+
+Supervisor::Supervisor(EtcdCommand command, bool run)
+    : command_(std::move(command)), want_running_(run) {
+  monitor_ = std::thread([this] { Monitor(); });
+}
+
+Supervisor::~Supervisor() {
+  Stop(absl::Seconds(30)).IgnoreError();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+  monitor_.join();
+}
+
+pid_t Supervisor::pid() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return pid_;
+}
+
+int Supervisor::starts() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return starts_;
+}
+
+void Supervisor::Resume() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    want_running_ = true;
+  }
+  cv_.notify_all();
+}
+
+absl::Status Supervisor::Stop(absl::Duration grace) {
+  std::unique_lock<std::mutex> l(mu_);
+  want_running_ = false;
+  cv_.notify_all();
+  if (pid_ <= 0) return absl::OkStatus();
+  const pid_t p = pid_;
+  kill(p, SIGTERM);
+  if (!cv_.wait_for(l, absl::ToChronoNanoseconds(grace),
+                    [&] { return pid_ != p; })) {
+    Log(LogLevel::kWarning, "etcd did not stop in time; killing it",
+        {{"pid", static_cast<int64_t>(p)}});
+    kill(p, SIGKILL);
+    if (!cv_.wait_for(l, std::chrono::seconds(10), [&] { return pid_ != p; })) {
+      return absl::InternalError(
+          absl::StrCat("etcd (pid ", p, ") did not exit after SIGKILL"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Runs on the monitor thread only, so that PR_SET_PDEATHSIG (which follows
+// the thread that forked) lasts as long as the supervisor.
+pid_t Supervisor::Spawn() {
+  std::vector<char*> argv;
+  for (const auto& a : command_.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  pid_t child = fork();
+  if (child == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // the agent blocks some
+    signal(SIGPIPE, SIG_DFL);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  return child;
+}
+
+void Supervisor::Monitor() {
+  absl::Duration backoff = absl::Seconds(1);
+  absl::Time next_start = absl::InfinitePast();
+  std::unique_lock<std::mutex> l(mu_);
+  while (!shutdown_) {
+    if (!want_running_ || absl::Now() < next_start) {
+      if (want_running_) {
+        cv_.wait_until(l, absl::ToChronoTime(next_start));
+      } else {
+        cv_.wait(l);
+      }
+      continue;
+    }
+    const pid_t child = Spawn();
+    if (child < 0) {
+      Log(LogLevel::kError, "cannot start etcd", {{"error", strerror(errno)}});
+      next_start = absl::Now() + backoff;
+      continue;
+    }
+    pid_ = child;
+    ++starts_;
+    const absl::Time started = absl::Now();
+    Log(LogLevel::kInfo, "etcd started",
+        {{"pid", static_cast<int64_t>(child)}, {"data_dir", command_.data_dir}});
+    l.unlock();
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    l.lock();
+    pid_ = -1;
+    cv_.notify_all();
+    const std::string how =
+        WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
+                          : absl::StrCat("signal ", WTERMSIG(status));
+    if (!want_running_) {
+      Log(LogLevel::kInfo, "etcd stopped", {{"how", how}});
+      continue;
+    }
+    if (absl::Now() - started > absl::Minutes(1)) backoff = absl::Seconds(1);
+    Log(LogLevel::kWarning, "etcd exited; starting it again",
+        {{"how", how}, {"after", absl::FormatDuration(backoff)}});
+    next_start = absl::Now() + backoff;
+    backoff = std::min(backoff * 2, absl::Seconds(30));
+  }
+}
+
+}  // namespace snapshot
