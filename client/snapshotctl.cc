@@ -28,6 +28,7 @@
 #include "base/version.h"
 #include "client/client.h"
 #include "client/exit_codes.h"
+#include "engine/state_check.h"
 
 namespace snapshot {
 namespace {
@@ -298,6 +299,8 @@ struct Shown {
   std::vector<Server> servers;
   uint64_t archive_size = 0;
   std::string checksum, state_sha256;
+  std::string engine;
+  EtcdSnapshotInfo etcd;
 };
 
 Shown FromLocal(const ArchiveInfo& info) {
@@ -312,6 +315,8 @@ Shown FromLocal(const ArchiveInfo& info) {
   s.archive_size = info.archive_size;
   s.checksum = info.checksum;
   s.state_sha256 = HexLower(info.state_sha256);
+  s.engine = info.meta.engine;
+  s.etcd = info.meta.etcd;
   return s;
 }
 
@@ -327,6 +332,13 @@ Shown FromProto(const v1::SnapshotMetadata& m, uint64_t archive_size,
   for (const auto& ps : m.servers()) s.servers.push_back({ps.suffrage(), ps.id(), ps.address()});
   s.archive_size = archive_size;
   s.checksum = checksum;
+  s.engine = m.engine();
+  s.etcd.cluster_id = m.etcd().cluster_id();
+  s.etcd.member_id = m.etcd().member_id();
+  s.etcd.member_name = m.etcd().member_name();
+  s.etcd.leader = m.etcd().leader();
+  s.etcd.revision = m.etcd().revision();
+  s.etcd.version = m.etcd().version();
   return s;
 }
 
@@ -349,6 +361,15 @@ Json ToJson(const Shown& s) {
   j["archive_size"] = s.archive_size;
   j["checksum"] = s.checksum;
   if (!s.state_sha256.empty()) j["state_sha256"] = s.state_sha256;
+  if (!s.engine.empty()) j["engine"] = s.engine;
+  if (s.engine == kEngineEtcd) {
+    j["etcd"] = {{"cluster_id", s.etcd.cluster_id},
+                 {"member_id", s.etcd.member_id},
+                 {"member_name", s.etcd.member_name},
+                 {"leader", s.etcd.leader},
+                 {"revision", s.etcd.revision},
+                 {"version", s.etcd.version}};
+  }
   return j;
 }
 
@@ -362,6 +383,13 @@ void PrintShown(const Shown& s) {
   absl::PrintF("State size:          %d bytes\n", s.size);
   if (!s.state_sha256.empty()) {
     absl::PrintF("State SHA-256:       %s\n", s.state_sha256);
+  }
+  if (!s.engine.empty()) absl::PrintF("Engine:              %s\n", s.engine);
+  if (s.engine == kEngineEtcd) {
+    absl::PrintF("etcd cluster:        %s\n", s.etcd.cluster_id);
+    absl::PrintF("etcd member:         %s (%s)%s, etcd %s\n", s.etcd.member_name,
+                 s.etcd.member_id, s.etcd.leader ? ", leader" : "", s.etcd.version);
+    absl::PrintF("etcd revision:       %d\n", s.etcd.revision);
   }
   absl::PrintF("Configuration index: %d\n", s.configuration_index);
   if (s.servers.empty()) absl::PrintF("Servers:             (none)\n");
@@ -519,7 +547,26 @@ int Inspect(const Args& a) {
   const std::string& file = a.positional[1];
   auto src = FileSource::Open(file);
   if (!src.ok()) return Fail("inspect", src.status());
-  auto info = ReadArchive(&*src, /*state_sink=*/nullptr);
+  // The engine's own check of state.bin (etcd: its database hash), chosen
+  // once meta.json, which comes first, says which engine it is.
+  std::unique_ptr<StateCheck> check;
+  struct Forward : ByteSink {
+    std::unique_ptr<StateCheck>* check;
+    absl::Status Write(absl::string_view d) override {
+      return *check ? (*check)->Write(d) : absl::OkStatus();
+    }
+  } forward;
+  forward.check = &check;
+  ReaderOptions ro;
+  ro.on_meta = [&check](const SnapshotMeta& m) {
+    check = StateCheck::For(m, nullptr);
+    return absl::OkStatus();
+  };
+  auto info = ReadArchive(&*src, &forward, ro);
+  if (info.ok() && check) {
+    absl::Status checked = check->Finish();
+    if (!checked.ok()) info = checked;
+  }
   if (!info.ok()) {
     return Fail("inspect", absl::Status(info.status().code(),
                                         absl::StrCat(file, ": ", info.status().message())));

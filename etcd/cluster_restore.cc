@@ -155,7 +155,8 @@ class ClusterRestore::Peer {
 
   void Prepare(grpc::ClientContext* ctx, absl::Time deadline) const {
     ctx->set_deadline(absl::ToChronoTime(deadline));
-    ctx->set_wait_for_ready(true);
+    // No waiting for an agent that is down: steps that must get through
+    // (commit) are retried.
     if (!token_.empty()) ctx->AddMetadata("authorization", "Bearer " + token_);
   }
 
@@ -494,7 +495,7 @@ absl::Status ClusterRestore::StepOn(const std::string& m, const char* step,
 void ClusterRestore::AbortEverywhere(const std::string& id,
                                      const std::vector<std::string>& members) {
   auto failed = ForEach(members, [&](const std::string& m) {
-    return StepOn(m, "Abort", id, absl::Now() + absl::Seconds(60));
+    return StepOn(m, "Abort", id, absl::Now() + absl::Seconds(10));
   });
   if (!failed.empty()) {
     Log(LogLevel::kWarning,
@@ -723,7 +724,6 @@ absl::Status ClusterRestore::Resolve(const Record& r) {
                         Peer::Connect(config_.agents.at(r.coordinator), config_.peers));
     grpc::ClientContext ctx;
     peer->Prepare(&ctx, absl::Now() + absl::Seconds(5));
-    ctx.set_wait_for_ready(false);
     v1::EtcdRestoreStep req;
     req.set_restore_id(r.id);
     v1::EtcdDecisionResponse resp;

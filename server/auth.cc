@@ -137,6 +137,13 @@ size_t TokenAuth::admin_tokens() const {
   return n;
 }
 
+std::string TokenAuth::FirstAdminToken() const {
+  for (const Entry& e : entries_) {
+    if (e.role == Permission::kAdmin) return e.token;
+  }
+  return "";
+}
+
 size_t TokenAuth::read_tokens() const { return entries_.size() - admin_tokens(); }
 
 absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromFile(
@@ -180,6 +187,23 @@ absl::StatusOr<std::string> Authorizer::Reload() {
       "%d admin and %d read tokens (were %d and %d): %d added, %d removed",
       next->admin_tokens(), next->read_tokens(), old->admin_tokens(),
       old->read_tokens(), added, removed);
+}
+
+absl::StatusOr<std::string> PeerToken(const std::string& peer_token_file,
+                                      const std::string& token_file) {
+  if (!peer_token_file.empty()) {
+    SA_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(peer_token_file));
+    absl::string_view first = text;
+    first = absl::StripAsciiWhitespace(first.substr(0, first.find('\n')));
+    if (first.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("peer token file ", peer_token_file, " is empty"));
+    }
+    return std::string(first);
+  }
+  if (token_file.empty()) return std::string();
+  SA_ASSIGN_OR_RETURN(TokenAuth tokens, TokenAuth::LoadFile(token_file));
+  return tokens.FirstAdminToken();
 }
 
 }  // namespace snapshot

@@ -45,6 +45,8 @@ class TokenAuth {
                                    absl::string_view method) const;
 
   size_t admin_tokens() const;
+  // The first admin token (empty when there is none).
+  std::string FirstAdminToken() const;
   size_t read_tokens() const;
 
  private:
@@ -81,6 +83,12 @@ class Authorizer {
   mutable std::mutex mu_;
   std::shared_ptr<const TokenAuth> tokens_;  // guarded by mu_; null: none
 };
+
+// The token this agent presents to other agents: the first line of
+// `peer_token_file` when given, else the first admin token of `token_file`,
+// else none. Errors as TokenAuth::LoadFile.
+absl::StatusOr<std::string> PeerToken(const std::string& peer_token_file,
+                                      const std::string& token_file);
 
 }  // namespace snapshot
 

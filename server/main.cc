@@ -42,6 +42,45 @@ ABSL_FLAG(std::string, peers, "",
           "ID=RAFT_HOST:PORT[@AGENT_HOST:PORT],... e.g. "
           "1=127.0.0.1:7151@127.0.0.1:7150,2=127.0.0.1:7251@127.0.0.1:7250. "
           "Empty: a single-node cluster. Give every node the same list.");
+ABSL_FLAG(std::string, engine, "embedded",
+          "The Raft system the agent snapshots: embedded (its own Raft node and "
+          "key-value store) or etcd (the local etcd member; see --etcd-*).");
+ABSL_FLAG(std::string, etcd_endpoint, "http://127.0.0.1:2379",
+          "etcd engine: the member's client URL (http:// or https://).");
+ABSL_FLAG(std::string, etcd_cacert, "", "etcd engine: CA of etcd's certificate.");
+ABSL_FLAG(std::string, etcd_cert, "",
+          "etcd engine: client certificate for etcd (with --etcd-key).");
+ABSL_FLAG(std::string, etcd_key, "", "etcd engine: client key for etcd.");
+ABSL_FLAG(std::string, etcd_user, "",
+          "etcd engine: etcd user, when etcd has authentication enabled.");
+ABSL_FLAG(std::string, etcd_password_file, "",
+          "etcd engine: file whose first line is --etcd-user's password.");
+ABSL_FLAG(std::string, etcd_exec, "",
+          "etcd engine, supervised mode: etcd's command line (it must give "
+          "--name, --data-dir, --initial-cluster and "
+          "--initial-advertise-peer-urls). The agent runs etcd as its child, "
+          "restarts it if it dies, stops it on SIGTERM, and can restore the "
+          "cluster. Without it: Take and Verify only.");
+ABSL_FLAG(std::string, etcd_agents, "",
+          "etcd engine: NAME=HOST:PORT,... the agent of every etcd member by "
+          "member name (this one included), for restores.");
+ABSL_FLAG(std::string, etcdctl, "etcdctl",
+          "etcd engine: the etcdctl (3.4) a restore runs (snapshot restore).");
+ABSL_FLAG(absl::Duration, etcd_resolve_after, absl::Seconds(60),
+          "etcd engine: a member left prepared or stopped by a restore this "
+          "long without word from the coordinator asks it what was decided.");
+ABSL_FLAG(bool, etcd_keep_pre_restore, false,
+          "etcd engine: keep DATA_DIR.pre-restore-ID after a restore.");
+ABSL_FLAG(std::string, peer_ca, "",
+          "CA of the other agents' certificates (agent-to-agent calls use TLS "
+          "when set; default: --tls-client-ca when TLS is on).");
+ABSL_FLAG(std::string, peer_cert, "",
+          "Certificate this agent presents to other agents (default "
+          "--tls-cert; it needs the clientAuth usage for mutual TLS).");
+ABSL_FLAG(std::string, peer_key, "", "Key of --peer-cert (default --tls-key).");
+ABSL_FLAG(std::string, peer_token_file, "",
+          "File whose first line is an admin token of the other agents "
+          "(default: the first admin token of --token-file).");
 ABSL_FLAG(std::string, tls_cert, "", "Server certificate chain (PEM).");
 ABSL_FLAG(std::string, tls_key, "", "Server private key (PEM).");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -149,6 +188,41 @@ int Run() {
   c.service.limits.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
   c.service.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   c.service.min_transfer_rate = absl::GetFlag(FLAGS_min_transfer_rate);
+  c.engine = absl::GetFlag(FLAGS_engine);
+  if (c.engine == snapshot::kEngineEtcd) {
+    snapshot::EtcdAgentConfig& e = c.etcd;
+    e.node.client.endpoint = absl::GetFlag(FLAGS_etcd_endpoint);
+    e.node.client.ca_file = absl::GetFlag(FLAGS_etcd_cacert);
+    e.node.client.cert_file = absl::GetFlag(FLAGS_etcd_cert);
+    e.node.client.key_file = absl::GetFlag(FLAGS_etcd_key);
+    e.node.client.user = absl::GetFlag(FLAGS_etcd_user);
+    e.node.client.password_file = absl::GetFlag(FLAGS_etcd_password_file);
+    auto agents = snapshot::ParseEtcdAgents(absl::GetFlag(FLAGS_etcd_agents));
+    if (!agents.ok()) {
+      std::cerr << "snapshot-agent: --etcd-agents: " << agents.status().message() << "\n";
+      return 2;
+    }
+    e.node.agents = *agents;
+    e.exec = absl::GetFlag(FLAGS_etcd_exec);
+    e.etcdctl = absl::GetFlag(FLAGS_etcdctl);
+    e.keep_pre_restore = absl::GetFlag(FLAGS_etcd_keep_pre_restore);
+    e.resolve_after = absl::GetFlag(FLAGS_etcd_resolve_after);
+    e.peers.ca_file = absl::GetFlag(FLAGS_peer_ca);
+    if (e.peers.ca_file.empty()) e.peers.ca_file = c.tls_client_ca;
+    e.peers.cert_file = absl::GetFlag(FLAGS_peer_cert);
+    e.peers.key_file = absl::GetFlag(FLAGS_peer_key);
+    if (e.peers.cert_file.empty() && !e.peers.ca_file.empty()) {
+      e.peers.cert_file = c.tls_cert;
+      e.peers.key_file = c.tls_key;
+    }
+    auto token = snapshot::PeerToken(absl::GetFlag(FLAGS_peer_token_file),
+                                     c.token_file);
+    if (!token.ok()) {
+      std::cerr << "snapshot-agent: " << token.status().message() << "\n";
+      return 2;
+    }
+    e.peers.token = *token;
+  }
 
   // SIGTERM/SIGINT/SIGHUP are taken by sigwait below, never by another
   // thread (every thread inherits this mask).

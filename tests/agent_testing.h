@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
 #include <grpcpp/grpcpp.h>
 
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
@@ -52,6 +56,38 @@ grpc::Status Restore(v1::SnapshotService::Stub* stub, const std::string& archive
 std::vector<std::string> SpoolFiles(const std::string& dir);
 
 std::string ReadFile(const std::string& path);
+
+// A child process, killed (SIGKILL) and reaped when the object goes away.
+struct Daemon {
+  pid_t pid = -1;
+  ~Daemon() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  // Exit status, or -1 if it did not exit before the deadline.
+  int WaitExit(absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      int status;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return -1;
+  }
+};
+
+// Starts `program` with `args`; its stdout and stderr go to `log`
+// (appended); `env` entries ("NAME=value") are added to its environment.
+// posix_spawn, not fork: fork's atfork handlers in this multi-threaded
+// (gRPC) process stall the parent's own connections for seconds.
+void Spawn(Daemon* d, const std::string& program,
+           const std::vector<std::string>& args, const std::string& log,
+           const std::vector<std::string>& env = {});
 
 // Makes, in directory `d`, a CA (PREFIXca.crt/.key), a server certificate for
 // 127.0.0.1 and localhost (PREFIXserver.crt/.key) and a client certificate

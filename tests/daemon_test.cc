@@ -28,55 +28,13 @@ namespace {
 
 const char* g_agent = nullptr;
 
-struct Daemon {
-  pid_t pid = -1;
-  ~Daemon() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  }
-  // Exit status, or -1 if it did not exit before the deadline.
-  int WaitExit(absl::Duration timeout) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      int status;
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return -1;
-  }
-};
+using testing::Daemon;
 
-// Starts the agent with `args`; its stderr (and stdout) go to `log`; `env`
-// entries ("NAME=value") are added to its environment. posix_spawn, not
-// fork: fork's atfork handlers in this multi-threaded (gRPC) process stall
-// the parent's own connections for seconds.
 void Spawn(Daemon* d, const std::vector<std::string>& args,
            const std::string& log, const std::vector<std::string>& env = {}) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(g_agent));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  int rc = posix_spawn(&d->pid, g_agent, &actions, nullptr, argv.data(),
-                       envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ASSERT_EQ(rc, 0) << strerror(rc);
+  testing::Spawn(d, g_agent, args, log, env);
 }
 
-// Waits until the agent answers GetStatus (with `token`) and knows a leader.
 bool WaitServing(v1::SnapshotService::Stub* stub, const std::string& token = "") {
   absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (absl::Now() < deadline) {

@@ -14,6 +14,8 @@ PACKAGES=(
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   gzip pigz openssl util-linux systemd
+  # The etcd engine's tests: real etcd members and etcdctl (3.4).
+  etcd-server etcd-client
   # The archive reader's fuzz target (tools/fuzz-archive.sh).
   clang libclang-rt-14-dev
   python3-grpcio python3-protobuf python3-yaml

@@ -1,0 +1,491 @@
+// The etcd engine against real etcd members (Debian's etcd-server 3.4),
+// each supervised by a real snapshot-agent process, on 127.0.0.1: Take,
+// Verify, the standard-tools recovery path, cluster-wide restores through a
+// follower's and the leader's agent, crashes (kill -9) in prepare and in
+// commit, corrupt and foreign archives, a truncated etcd stream, TLS to etcd.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "archive/archive.h"
+#include "base/sha256.h"
+#include "base/testing.h"
+#include "tests/agent_testing.h"
+
+namespace snapshot {
+namespace {
+
+const char* g_agent = nullptr;
+
+// Runs a shell command; returns its stdout (and the exit status in *rc).
+std::string Sh(const std::string& cmd, int* rc = nullptr) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return "";
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  if (rc) *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+struct Member {
+  std::string name;
+  int client_port = 0, peer_port = 0;
+  std::string listen;  // the agent's gRPC address
+  std::string etcd_dir, agent_dir, log;
+  testing::Daemon agent;
+  std::string client_url() const { return absl::StrCat("http://127.0.0.1:", client_port); }
+};
+
+// N etcd members, each run by its own agent (supervised mode).
+class EtcdCluster {
+ public:
+  EtcdCluster(const std::string& dir, int n,
+              std::vector<std::string> extra_flags = {})
+      : dir_(dir), extra_(std::move(extra_flags)), members_(n) {
+    std::vector<std::string> initial, agents;
+    for (int i = 0; i < n; ++i) {
+      Member& m = members_[i];
+      m.name = absl::StrCat("m", i + 1);
+      m.client_port = testing::FreePort();
+      m.peer_port = testing::FreePort();
+      m.listen = absl::StrCat("127.0.0.1:", testing::FreePort());
+      m.etcd_dir = absl::StrCat(dir, "/etcd-", m.name);
+      m.agent_dir = absl::StrCat(dir, "/agent-", m.name);
+      m.log = absl::StrCat(dir, "/", m.name, ".log");
+      initial.push_back(absl::StrCat(m.name, "=http://127.0.0.1:", m.peer_port));
+      agents.push_back(absl::StrCat(m.name, "=", m.listen));
+    }
+    initial_cluster_ = absl::StrJoin(initial, ",");
+    agents_ = absl::StrJoin(agents, ",");
+  }
+
+  std::vector<std::string> AgentFlags(int i) const {
+    const Member& m = members_[i];
+    std::string exec = absl::StrCat(
+        "etcd --name ", m.name, " --data-dir ", m.etcd_dir,
+        " --listen-client-urls ", m.client_url(), " --advertise-client-urls ",
+        m.client_url(), " --listen-peer-urls http://127.0.0.1:", m.peer_port,
+        " --initial-advertise-peer-urls http://127.0.0.1:", m.peer_port,
+        " --initial-cluster ", initial_cluster_,
+        " --initial-cluster-token test-cluster --log-level error"
+        " --logger zap");
+    std::vector<std::string> f = {
+        "--engine=etcd", "--data-dir=" + m.agent_dir, "--listen=" + m.listen,
+        "--etcd-endpoint=" + m.client_url(), "--etcd-exec=" + exec,
+        "--etcd-agents=" + agents_, "--shutdown-grace=2s",
+        "--etcd-resolve-after=2s"};
+    f.insert(f.end(), extra_.begin(), extra_.end());
+    return f;
+  }
+
+  void StartAgent(int i, const std::vector<std::string>& env = {}) {
+    testing::Spawn(&members_[i].agent, g_agent, AgentFlags(i), members_[i].log, env);
+  }
+  void StartAll() {
+    for (size_t i = 0; i < members_.size(); ++i) StartAgent(static_cast<int>(i));
+  }
+  void KillAgent(int i) {
+    kill(members_[i].agent.pid, SIGKILL);
+    members_[i].agent.WaitExit(absl::Seconds(10));
+  }
+
+  // etcdctl against member i.
+  std::string Ctl(int i, const std::string& args, int* rc = nullptr) const {
+    return Sh(absl::StrCat("ETCDCTL_API=3 etcdctl --endpoints=",
+                           members_[i].client_url(), " ", args),
+              rc);
+  }
+  std::string Get(int i, const std::string& key) const {
+    return std::string(absl::StripTrailingAsciiWhitespace(
+        Ctl(i, absl::StrCat("get --print-value-only ", key))));
+  }
+
+  // Every member healthy and agreeing on one leader.
+  bool WaitHealthy(absl::Duration timeout = absl::Seconds(30)) const {
+    for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
+      bool all = true;
+      for (size_t i = 0; i < members_.size() && all; ++i) {
+        int rc = 1;
+        Ctl(static_cast<int>(i), "endpoint health --command-timeout=2s", &rc);
+        all = rc == 0;
+      }
+      if (all) return true;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return false;
+  }
+
+  // Index of the member that leads, as its agent reports it.
+  int Leader() const {
+    for (size_t i = 0; i < members_.size(); ++i) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+      v1::GetStatusResponse st;
+      if (Stub(static_cast<int>(i))->GetStatus(&ctx, {}, &st).ok() &&
+          st.role() == "leader") {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  }
+
+  std::unique_ptr<v1::SnapshotService::Stub> Stub(int i) const {
+    return v1::SnapshotService::NewStub(testing::Connect(members_[i].listen));
+  }
+
+  Member& member(int i) { return members_[i]; }
+  int size() const { return static_cast<int>(members_.size()); }
+
+ private:
+  std::string dir_;
+  std::vector<std::string> extra_;
+  std::vector<Member> members_;
+  std::string initial_cluster_, agents_;
+};
+
+// Waits until the agent answers GetStatus with a leader known.
+bool WaitAgent(v1::SnapshotService::Stub* stub, absl::Duration timeout = absl::Seconds(30)) {
+  for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    v1::GetStatusResponse st;
+    if (stub->GetStatus(&ctx, {}, &st).ok() && st.leader_id() != 0) return true;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return false;
+}
+
+std::string WriteFile(const std::string& path, const std::string& data) {
+  FILE* f = fopen(path.c_str(), "wb");
+  fwrite(data.data(), 1, data.size(), f);
+  fclose(f);
+  return path;
+}
+
+TEST(EtcdEngine, OneMemberTakeVerifyStandardToolsAndRestore) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 1);
+  c.StartAll();
+  auto stub = c.Stub(0);
+  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 50; ++i) c.Ctl(0, absl::StrCat("put key/", i, " value-", i));
+  const std::string rev_before = c.Ctl(0, "get key/0 -w json");
+
+  testing::Taken t = testing::Take(stub.get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  EXPECT_EQ(t.metadata.engine(), "etcd");
+  EXPECT_EQ(t.metadata.etcd().member_name(), "m1");
+  EXPECT_TRUE(t.metadata.etcd().leader());
+  EXPECT_FALSE(t.metadata.stale());
+  EXPECT_GT(t.metadata.index(), 0u);
+  EXPECT_GE(t.metadata.etcd().revision(), 51);
+  EXPECT_EQ(t.trailer.checksum(), ChecksumString(Sha256Of(t.archive)));
+  // Our reader, and the agent's Verify (with etcd's own hash).
+  StringSource src(t.archive);
+  std::string state;
+  StringSink state_sink(&state);
+  auto info = ReadArchive(&src, &state_sink);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->meta.engine, "etcd");
+  EXPECT_EQ(state.size() % 512, 32u) << "database + 32-byte SHA-256";
+  v1::VerifySnapshotResponse vr;
+  grpc::Status verified = testing::Verify(stub.get(), t.archive, &vr);
+  ASSERT_TRUE(verified.ok()) << verified.error_message();
+  EXPECT_EQ(vr.metadata().etcd().cluster_id(), t.metadata.etcd().cluster_id());
+
+  // The disaster-recovery path with standard tools alone.
+  const std::string archive = WriteFile(dir.path() + "/backup.snap", t.archive);
+  int rc = 1;
+  Sh(absl::StrCat("cd ", dir.path(), " && tar xzf backup.snap state.bin"), &rc);
+  ASSERT_EQ(rc, 0);
+  std::string status = Sh(absl::StrCat("ETCDCTL_API=3 etcdctl snapshot status ",
+                                       dir.path(), "/state.bin -w json"), &rc);
+  ASSERT_EQ(rc, 0) << status;
+  EXPECT_NE(status.find("\"totalKey\""), std::string::npos) << status;
+  std::string restored = Sh(absl::StrCat(
+      "ETCDCTL_API=3 etcdctl snapshot restore ", dir.path(), "/state.bin --data-dir ",
+      dir.path(), "/manual --name m1 --initial-cluster m1=http://127.0.0.1:1"
+      " --initial-advertise-peer-urls http://127.0.0.1:1"), &rc);
+  EXPECT_EQ(rc, 0) << restored;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/manual/member/snap/db"));
+
+  // Change the data, restore through the agent: the old keys and revision.
+  c.Ctl(0, "put key/0 changed");
+  c.Ctl(0, "put extra yes");
+  ASSERT_EQ(c.Get(0, "key/0"), "changed");
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(stub.get(), t.archive, &rr);
+  ASSERT_TRUE(s.ok()) << s.error_message() << testing::ReadFile(c.member(0).log);
+  EXPECT_EQ(c.Get(0, "key/0"), "value-0");
+  EXPECT_EQ(c.Get(0, "extra"), "");
+  EXPECT_EQ(c.Ctl(0, "get key/0 -w json").substr(0, 20), rev_before.substr(0, 20));
+  // No trace left: no spool, no restore records, no pre-restore directory.
+  EXPECT_TRUE(testing::SpoolFiles(c.member(0).agent_dir).empty());
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(e.path().filename().string().find("pre-restore"), std::string::npos)
+        << e.path();
+  }
+}
+
+TEST(EtcdEngine, ForeignCorruptAndTruncatedInputsChangeNothing) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 1);
+  c.StartAll();
+  auto stub = c.Stub(0);
+  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(c.member(0).log);
+  c.Ctl(0, "put mine precious");
+  testing::Taken t = testing::Take(stub.get());
+  ASSERT_TRUE(t.status.ok());
+
+  // An embedded-engine archive (and a Nomad one) into etcd: refused.
+  v1::RestoreSnapshotResponse rr;
+  const std::string nomad = testing::ReadFile("external/shared/interop/small.snap");
+  grpc::Status s = testing::Restore(stub.get(), nomad, &rr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  SnapshotMeta meta;
+  meta.id = "1-1-1";
+  meta.index = 1;
+  meta.term = 1;
+  meta.engine = kEngineEmbedded;
+  const std::string sakv("SAKV\x01\0\0\0\0\0\0\0\0\0\0\0", 16);
+  meta.size = sakv.size();
+  std::string embedded;
+  StringSource sakv_src(sakv);
+  StringSink out(&embedded);
+  ASSERT_TRUE(WriteArchive(meta, &sakv_src, &out).ok());
+  s = testing::Restore(stub.get(), embedded, &rr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_NE(s.error_message().find("embedded engine"), std::string::npos);
+
+  // An etcd archive whose database does not match its SHA-256: DATA_LOSS in
+  // Verify and Restore. (Rebuilt with a flipped database byte.)
+  StringSource src(t.archive);
+  std::string state;
+  StringSink state_sink(&state);
+  auto info = ReadArchive(&src, &state_sink);
+  ASSERT_TRUE(info.ok());
+  state[100] ^= 1;
+  std::string bad;
+  StringSource bad_state(state);
+  StringSink bad_out(&bad);
+  ASSERT_TRUE(WriteArchive(info->meta, &bad_state, &bad_out).ok());
+  v1::VerifySnapshotResponse vr;
+  s = testing::Verify(stub.get(), bad, &vr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  EXPECT_NE(s.error_message().find("etcd database hash mismatch"), std::string::npos);
+  s = testing::Restore(stub.get(), bad, &rr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS) << s.error_message();
+  // A truncated archive.
+  s = testing::Restore(stub.get(), t.archive.substr(0, t.archive.size() / 2), &rr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DATA_LOSS);
+
+  EXPECT_EQ(c.Get(0, "mine"), "precious");
+  EXPECT_TRUE(testing::SpoolFiles(c.member(0).agent_dir).empty());
+  EXPECT_FALSE(std::filesystem::exists(c.member(0).etcd_dir + ".pre-restore"));
+}
+
+TEST(EtcdEngine, EtcdDyingMidTakeIsAnErrorNotAnArchive) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 1);
+  c.StartAll();
+  auto stub = c.Stub(0);
+  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(c.member(0).log);
+  // About 40 MiB of database, so that the stream takes a while.
+  Sh(absl::StrCat("head -c 1000000 /dev/urandom | base64 -w0 > ", dir.path(), "/v"));
+  for (int i = 0; i < 40; ++i) {
+    c.Ctl(0, absl::StrCat("put big/", i, " < ", dir.path(), "/v"));
+  }
+  grpc::ClientContext ctx;
+  v1::TakeSnapshotRequest req;
+  req.set_chunk_size(16384);
+  req.set_compression_level(9);
+  auto reader = stub->TakeSnapshot(&ctx, req);
+  v1::TakeSnapshotResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));  // metadata: the stream is open
+  ASSERT_TRUE(resp.has_metadata());
+  ASSERT_TRUE(reader->Read(&resp));
+  // Kill the etcd process (the supervisor restarts it later).
+  Sh(absl::StrCat("pkill -KILL -f '^etcd --name m1 --data-dir ", c.member(0).etcd_dir, "'"));
+  bool trailer = false;
+  while (reader->Read(&resp)) trailer = trailer || resp.has_trailer();
+  grpc::Status s = reader->Finish();
+  EXPECT_FALSE(trailer) << "a broken etcd stream must not end in a trailer";
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+              s.error_code() == grpc::StatusCode::DATA_LOSS)
+      << s.error_code() << " " << s.error_message();
+  // The supervisor brings etcd back.
+  EXPECT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
+}
+
+TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  c.StartAll();
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
+  const int leader = c.Leader();
+  ASSERT_GE(leader, 0);
+  const int follower = (leader + 1) % 3;
+  for (int i = 0; i < 20; ++i) c.Ctl(leader, absl::StrCat("put k", i, " v", i));
+  // Take on a follower's agent works, and says so.
+  testing::Taken t = testing::Take(c.Stub(follower).get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  EXPECT_FALSE(t.metadata.etcd().leader());
+  EXPECT_EQ(t.metadata.etcd().member_name(), c.member(follower).name);
+  EXPECT_EQ(t.metadata.servers_size(), 3);
+
+  for (int target : {follower, leader}) {
+    c.Ctl(leader, "put k0 changed");
+    c.Ctl(leader, "put new yes");
+    v1::RestoreSnapshotResponse rr;
+    grpc::Status s = testing::Restore(c.Stub(target).get(), t.archive, &rr);
+    ASSERT_TRUE(s.ok()) << "through " << c.member(target).name << ": "
+                        << s.error_message();
+    ASSERT_TRUE(c.WaitHealthy());
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(c.Get(i, "k0"), "v0") << c.member(i).name;
+      EXPECT_EQ(c.Get(i, "k19"), "v19") << c.member(i).name;
+      EXPECT_EQ(c.Get(i, "new"), "") << c.member(i).name;
+    }
+  }
+}
+
+TEST(EtcdEngine, AgentKilledInPrepareLeavesTheOldClusterServing) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  c.StartAgent(0);
+  c.StartAgent(1, {"SNAPSHOT_AGENT_FAILPOINTS=etcd-restore-prepared=kill"});
+  c.StartAgent(2);
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(1).log);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
+  c.Ctl(0, "put k old");
+  testing::Taken t = testing::Take(c.Stub(0).get());
+  ASSERT_TRUE(t.status.ok());
+  c.Ctl(0, "put k newer");
+
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.error_message().find("nothing changed"), std::string::npos)
+      << s.error_message();
+  EXPECT_EQ(c.member(1).agent.WaitExit(absl::Seconds(10)), 128 + SIGKILL);
+  // The two others serve the old data; m2's agent comes back, drops the
+  // prepared restore and runs its old data again.
+  EXPECT_EQ(c.Get(0, "k"), "newer");
+  EXPECT_EQ(c.Get(2, "k"), "newer");
+  c.StartAgent(1);
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(1).log);
+  EXPECT_EQ(c.Get(1, "k"), "newer");
+  for (absl::Time until = absl::Now() + absl::Seconds(10);
+       std::filesystem::exists(c.member(1).agent_dir + "/etcd-restore") &&
+       !std::filesystem::is_empty(c.member(1).agent_dir + "/etcd-restore") &&
+       absl::Now() < until;) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(c.member(1).agent_dir + "/etcd-restore"));
+}
+
+TEST(EtcdEngine, AgentKilledInCommitConvergesAfterRestart) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  c.StartAgent(0);
+  c.StartAgent(1);
+  c.StartAgent(2, {"SNAPSHOT_AGENT_FAILPOINTS=etcd-restore-swapped=kill"});
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(2).log);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
+  c.Ctl(0, "put k old");
+  testing::Taken t = testing::Take(c.Stub(0).get());
+  ASSERT_TRUE(t.status.ok());
+  c.Ctl(0, "put k newer");
+
+  // The restore runs while m3's agent dies after swapping its data; restart
+  // it once it has died: it finishes the commit, the coordinator's retries
+  // see it done, and the whole cluster serves the restored data.
+  grpc::Status s;
+  std::thread restore([&] {
+    v1::RestoreSnapshotResponse rr;
+    s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  });
+  EXPECT_EQ(c.member(2).agent.WaitExit(absl::Seconds(60)), 128 + SIGKILL);
+  c.StartAgent(2);
+  restore.join();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(2).log);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
+}
+
+TEST(EtcdEngine, CoordinatorKilledAfterTheDecisionConvergesAfterRestart) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  c.StartAgent(0, {"SNAPSHOT_AGENT_FAILPOINTS=etcd-restore-decided=kill"});
+  c.StartAgent(1);
+  c.StartAgent(2);
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
+  c.Ctl(0, "put k old");
+  testing::Taken t = testing::Take(c.Stub(0).get());
+  ASSERT_TRUE(t.status.ok());
+  c.Ctl(0, "put k newer");
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  EXPECT_FALSE(s.ok());  // the coordinator died
+  EXPECT_EQ(c.member(0).agent.WaitExit(absl::Seconds(10)), 128 + SIGKILL);
+  // Every etcd is stopped now; the decision is on m1's disk. Restarting m1's
+  // agent drives the commit to the end.
+  c.StartAgent(0);
+  ASSERT_TRUE(c.WaitHealthy(absl::Seconds(60))) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
+}
+
+TEST(EtcdEngine, UnsupervisedAgentTakesButDoesNotRestore) {
+  testing::TempDir dir;
+  const int client = testing::FreePort(), peer = testing::FreePort();
+  testing::Daemon etcd;
+  testing::Spawn(&etcd, "/usr/bin/etcd",
+                 {"--name", "solo", "--data-dir", dir.path() + "/etcd",
+                  "--listen-client-urls", absl::StrCat("http://127.0.0.1:", client),
+                  "--advertise-client-urls", absl::StrCat("http://127.0.0.1:", client),
+                  "--listen-peer-urls", absl::StrCat("http://127.0.0.1:", peer),
+                  "--initial-advertise-peer-urls", absl::StrCat("http://127.0.0.1:", peer),
+                  "--initial-cluster", absl::StrCat("solo=http://127.0.0.1:", peer),
+                  "--log-level", "error", "--logger", "zap"},
+                 dir.path() + "/etcd.log");
+  const std::string listen = absl::StrCat("127.0.0.1:", testing::FreePort());
+  testing::Daemon agent;
+  testing::Spawn(&agent, g_agent,
+                 {"--engine=etcd", "--data-dir=" + dir.path() + "/agent",
+                  "--listen=" + listen,
+                  absl::StrCat("--etcd-endpoint=http://127.0.0.1:", client)},
+                 dir.path() + "/agent.log");
+  auto stub = v1::SnapshotService::NewStub(testing::Connect(listen));
+  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(dir.path() + "/agent.log");
+  testing::Taken t = testing::Take(stub.get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(stub.get(), t.archive, &rr);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("supervised mode"), std::string::npos)
+      << s.error_message();
+}
+
+}  // namespace
+}  // namespace snapshot
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc > 1) snapshot::g_agent = argv[1];
+  return RUN_ALL_TESTS();
+}
