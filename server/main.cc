@@ -245,13 +245,20 @@ int Run() {
                   {{"error", agent.status().message()}});
     return 1;
   }
-  snapshot::Log(snapshot::LogLevel::kInfo, "serving",
-                {{"version", snapshot::kProjectVersion},
-                 {"revision", snapshot::BuildRevision()},
-                 {"address", (*agent)->address()},
-                 {"raft_id", c.node.id},
-                 {"raft_address", c.node.raft_address},
-                 {"data_dir", c.data_dir}});
+  std::vector<snapshot::LogField> serving = {
+      {"version", snapshot::kProjectVersion},
+      {"revision", snapshot::BuildRevision()},
+      {"address", (*agent)->address()},
+      {"engine", c.engine},
+      {"data_dir", c.data_dir}};
+  if (c.engine == snapshot::kEngineEmbedded) {
+    serving.emplace_back("raft_id", c.node.id);
+    serving.emplace_back("raft_address", c.node.raft_address);
+  } else {
+    serving.emplace_back("etcd_endpoint", c.etcd.node.client.endpoint);
+    serving.emplace_back("supervised", !c.etcd.exec.empty());
+  }
+  snapshot::Log(snapshot::LogLevel::kInfo, "serving", serving);
   Notify(absl::StrCat("READY=1\nSTATUS=serving on ", (*agent)->address()));
   for (;;) {
     int sig = 0;

@@ -481,6 +481,77 @@ TEST(EtcdEngine, UnsupervisedAgentTakesButDoesNotRestore) {
       << s.error_message();
 }
 
+TEST(EtcdEngine, TlsAndAuthenticationToEtcd) {
+  testing::TempDir dir;
+  const std::string certs = dir.path() + "/certs";
+  int rc = 1;
+  std::string made = Sh(absl::StrCat("deploy/make-dev-certs.sh ", certs,
+                                     " 127.0.0.1 localhost"), &rc);
+  ASSERT_EQ(rc, 0) << made;
+  const int client = testing::FreePort(), peer = testing::FreePort();
+  const std::string url = absl::StrCat("https://127.0.0.1:", client);
+  testing::Daemon etcd;
+  testing::Spawn(&etcd, "/usr/bin/etcd",
+                 {"--name", "tls", "--data-dir", dir.path() + "/etcd",
+                  "--listen-client-urls", url, "--advertise-client-urls", url,
+                  "--cert-file", certs + "/server.crt", "--key-file", certs + "/server.key",
+                  "--trusted-ca-file", certs + "/ca.crt", "--client-cert-auth",
+                  "--listen-peer-urls", absl::StrCat("http://127.0.0.1:", peer),
+                  "--initial-advertise-peer-urls", absl::StrCat("http://127.0.0.1:", peer),
+                  "--initial-cluster", absl::StrCat("tls=http://127.0.0.1:", peer),
+                  "--log-level", "error", "--logger", "zap"},
+                 dir.path() + "/etcd.log");
+  const std::string ctl = absl::StrCat(
+      "ETCDCTL_API=3 etcdctl --endpoints=", url, " --cacert=", certs, "/ca.crt --cert=",
+      certs, "/client.crt --key=", certs, "/client.key --command-timeout=3s ");
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
+    Sh(ctl + "endpoint health", &rc);
+    if (rc == 0) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_EQ(rc, 0) << testing::ReadFile(dir.path() + "/etcd.log");
+  // etcd authentication on, with a user for the agent.
+  Sh(ctl + "user add root --new-user-password=root-pw", &rc);
+  ASSERT_EQ(rc, 0);
+  Sh(ctl + "auth enable", &rc);
+  ASSERT_EQ(rc, 0);
+  Sh(ctl + "--user=root:root-pw put secret 42", &rc);
+  ASSERT_EQ(rc, 0);
+  testing::WritePrivateFile(dir.path() + "/pw", "root-pw\n");
+  testing::WritePrivateFile(dir.path() + "/wrong", "not-the-pw\n");
+
+  auto start = [&](testing::Daemon* agent, const std::string& pw_file) {
+    const std::string listen = absl::StrCat("127.0.0.1:", testing::FreePort());
+    testing::Spawn(agent, g_agent,
+                   {"--engine=etcd", "--data-dir=" + dir.path() + "/agent-" + pw_file,
+                    "--listen=" + listen, "--etcd-endpoint=" + url,
+                    "--etcd-cacert=" + certs + "/ca.crt",
+                    "--etcd-cert=" + certs + "/client.crt",
+                    "--etcd-key=" + certs + "/client.key", "--etcd-user=root",
+                    "--etcd-password-file=" + dir.path() + "/" + pw_file},
+                   dir.path() + "/agent.log");
+    return v1::SnapshotService::NewStub(testing::Connect(listen));
+  };
+  testing::Daemon good, bad;
+  auto stub = start(&good, "pw");
+  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(dir.path() + "/agent.log");
+  testing::Taken t = testing::Take(stub.get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  EXPECT_EQ(t.metadata.engine(), "etcd");
+  v1::VerifySnapshotResponse vr;
+  EXPECT_TRUE(testing::Verify(stub.get(), t.archive, &vr).ok());
+
+  auto refused = start(&bad, "wrong");
+  grpc::ClientContext ctx;
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));
+  v1::GetStatusResponse st;
+  grpc::Status s = refused->GetStatus(&ctx, {}, &st);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_NE(s.error_message().find("etcd refused the agent"), std::string::npos)
+      << s.error_message();
+}
+
 }  // namespace
 }  // namespace snapshot
 
