@@ -124,6 +124,10 @@ absl::Status EtcdClient::FromEtcd(const grpc::Status& s, const char* what) const
 
 absl::Status EtcdClient::Prepare(grpc::ClientContext* ctx, absl::Time deadline) {
   ctx->set_deadline(absl::ToChronoTime(deadline));
+  // Wait (until the deadline) for a member that is starting or restarting:
+  // gRPC's fail-fast calls keep failing for seconds after a first refused
+  // connection.
+  ctx->set_wait_for_ready(true);
   if (options_.user.empty()) return absl::OkStatus();
   std::string token;
   {
@@ -133,6 +137,7 @@ absl::Status EtcdClient::Prepare(grpc::ClientContext* ctx, absl::Time deadline) 
   if (token.empty()) {
     grpc::ClientContext actx;
     actx.set_deadline(absl::ToChronoTime(deadline));
+    actx.set_wait_for_ready(true);
     etcdserverpb::AuthenticateRequest req;
     req.set_name(options_.user);
     req.set_password(password_);
