@@ -1,5 +1,6 @@
 #include "archive/gzip.h"
 
+#include <isa-l/igzip_lib.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/coding.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
@@ -112,83 +114,172 @@ CompressorFactory ZlibGzipCompressor(int level) {
   };
 }
 
-GzipDecoder::GzipDecoder(ByteSink* out)
-    : out_(out), zs_(new z_stream), buf_(new char[kOutBufferSize]) {
-  memset(zs_.get(), 0, sizeof(z_stream));
-  // 16 + 15: gzip framing only (no zlib or raw auto-detection).
-  if (inflateInit2(zs_.get(), 16 + 15) != Z_OK) abort();  // out of memory
+namespace {
+
+constexpr size_t kMaxHeaderBytes = 128 << 10;  // any FEXTRA, and names
+
+// Parses a complete gzip member header at the start of `h`. Returns its
+// length, 0 when more bytes are needed, or an error.
+absl::StatusOr<size_t> ParseHeader(absl::string_view h, bool first_member,
+                                   uint64_t offset) {
+  if (h.size() >= 1 && static_cast<unsigned char>(h[0]) != 0x1f) {
+    goto not_gzip;
+  }
+  if (h.size() >= 2 && static_cast<unsigned char>(h[1]) != 0x8b) goto not_gzip;
+  if (h.size() < 10) return 0;
+  {
+    if (h[2] != 8) {
+      return absl::DataLossError(absl::StrFormat(
+          "corrupt gzip header at offset %d: compression method %d is not "
+          "deflate",
+          offset, static_cast<unsigned char>(h[2])));
+    }
+    const unsigned char flg = static_cast<unsigned char>(h[3]);
+    if (flg & 0xe0) {
+      return absl::DataLossError(absl::StrFormat(
+          "corrupt gzip header at offset %d: reserved flag bits are set", offset));
+    }
+    size_t pos = 10;
+    if (flg & 4) {  // FEXTRA
+      if (h.size() < pos + 2) return 0;
+      pos += 2 + (static_cast<unsigned char>(h[pos]) |
+                  static_cast<unsigned char>(h[pos + 1]) << 8);
+      if (h.size() < pos) return 0;
+    }
+    for (unsigned char bit : {8, 16}) {  // FNAME, FCOMMENT: NUL-terminated
+      if (!(flg & bit)) continue;
+      size_t nul = h.find('\0', pos);
+      if (nul == absl::string_view::npos) return 0;
+      pos = nul + 1;
+    }
+    if (flg & 2) {  // FHCRC: the low 16 bits of the header's CRC-32
+      if (h.size() < pos + 2) return 0;
+      const uint32_t crc = crc32_z(0, reinterpret_cast<const Bytef*>(h.data()), pos);
+      const uint16_t want = static_cast<unsigned char>(h[pos]) |
+                            static_cast<unsigned char>(h[pos + 1]) << 8;
+      if ((crc & 0xffff) != want) {
+        return absl::DataLossError(absl::StrFormat(
+            "corrupt gzip header at offset %d: header CRC mismatch", offset));
+      }
+      pos += 2;
+    }
+    return pos;
+  }
+not_gzip:
+  if (first_member) {
+    return absl::DataLossError(
+        "not a gzip archive: it does not start with the gzip magic bytes "
+        "1f 8b (a plain tar or another file?)");
+  }
+  return absl::DataLossError(absl::StrFormat(
+      "trailing data after the archive: the bytes at offset %d, after the "
+      "end of the gzip stream, are not a gzip member",
+      offset));
 }
 
-GzipDecoder::~GzipDecoder() { inflateEnd(zs_.get()); }
+}  // namespace
+
+GzipDecoder::GzipDecoder(ByteSink* out)
+    : out_(out), inflate_(new inflate_state), buf_(new char[kOutBufferSize]) {}
+
+GzipDecoder::~GzipDecoder() = default;
 
 bool GzipDecoder::AtMemberBoundary() const {
   return state_ == State::kBetweenMembers;
 }
 
-absl::Status GzipDecoder::MapZlibError(int rc) {
-  const char* msg = zs_->msg != nullptr ? zs_->msg : "";
-  if (rc == Z_MEM_ERROR) {
-    return absl::ResourceExhaustedError("out of memory while decompressing");
-  }
-  if (strcmp(msg, "incorrect header check") == 0) {
-    if (members_ == 0) {
-      return absl::DataLossError(
-          "not a gzip archive: it does not start with the gzip magic bytes "
-          "1f 8b (a plain tar or another file?)");
+absl::Status GzipDecoder::Header(absl::string_view* data, bool* done) {
+  *done = false;
+  const size_t before = pending_.size();
+  const size_t take = std::min(data->size(), kMaxHeaderBytes - before);
+  pending_.append(data->data(), take);
+  SA_ASSIGN_OR_RETURN(size_t len, ParseHeader(pending_, members_ == 0, member_start_));
+  if (len == 0) {
+    if (pending_.size() >= kMaxHeaderBytes) {
+      return absl::DataLossError(absl::StrFormat(
+          "corrupt gzip header at offset %d: longer than %d bytes",
+          member_start_, kMaxHeaderBytes));
     }
-    return absl::DataLossError(absl::StrFormat(
-        "trailing data after the archive: the bytes at offset %d, after the "
-        "end of the gzip stream, are not a gzip member",
-        member_start_));
+    consumed_ += take;
+    data->remove_prefix(take);
+    return absl::OkStatus();
   }
-  if (strcmp(msg, "incorrect data check") == 0) {
-    return absl::DataLossError(absl::StrFormat(
-        "gzip CRC mismatch: the data of gzip member %d does not match the "
-        "CRC-32 in its trailer",
-        members_ + 1));
-  }
-  if (strcmp(msg, "incorrect length check") == 0) {
-    return absl::DataLossError(absl::StrFormat(
-        "gzip length mismatch: gzip member %d does not have the length in "
-        "its trailer",
-        members_ + 1));
-  }
-  return absl::DataLossError(absl::StrFormat(
-      "corrupt gzip data near compressed offset %d: %s", consumed_,
-      *msg ? msg : "inflate failed"));
+  // Only the header's own bytes are consumed.
+  const size_t used = len - before;
+  consumed_ += used;
+  data->remove_prefix(used);
+  pending_.clear();
+  isal_inflate_init(inflate_.get());
+  // Raw deflate, then the trailer: ISA-L checks CRC-32 and length itself.
+  inflate_->crc_flag = ISAL_GZIP_NO_HDR_VER;
+  *done = true;
+  return absl::OkStatus();
 }
 
-absl::Status GzipDecoder::Feed(absl::string_view data) {
-  while (!data.empty()) {
-    if (state_ != State::kInMember) {
-      if (state_ == State::kBetweenMembers) inflateReset(zs_.get());
-      member_start_ = consumed_;
-      state_ = State::kInMember;
-    }
-    // avail_in is 32-bit: feed at most 1 GiB at a time.
-    uInt n = static_cast<uInt>(std::min<size_t>(data.size(), 1u << 30));
-    zs_->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    zs_->avail_in = n;
-    zs_->next_out = reinterpret_cast<Bytef*>(buf_.get());
-    zs_->avail_out = kOutBufferSize;
-    int rc = inflate(zs_.get(), Z_NO_FLUSH);
-    size_t used = n - zs_->avail_in;
-    size_t produced = kOutBufferSize - zs_->avail_out;
-    consumed_ += used;
-    data.remove_prefix(used);
+absl::Status GzipDecoder::Body(absl::string_view* data) {
+  inflate_state* z = inflate_.get();
+  // avail_in is 32-bit: feed at most 1 GiB at a time.
+  const uint32_t n = static_cast<uint32_t>(std::min<size_t>(data->size(), 1u << 30));
+  z->next_in = reinterpret_cast<uint8_t*>(const_cast<char*>(data->data()));
+  z->avail_in = n;
+  for (;;) {
+    z->next_out = reinterpret_cast<uint8_t*>(buf_.get());
+    z->avail_out = kOutBufferSize;
+    int rc = isal_inflate(z);
+    const size_t produced = kOutBufferSize - z->avail_out;
     // Pass on what was decoded before looking at the result: the downstream
     // parser names a fault more precisely than a CRC check at the end can.
     if (produced > 0) {
       SA_RETURN_IF_ERROR(out_->Write(absl::string_view(buf_.get(), produced)));
     }
-    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      return MapZlibError(rc);
+    if (rc == ISAL_INCORRECT_CHECKSUM) {
+      return absl::DataLossError(absl::StrFormat(
+          "gzip CRC mismatch: the data of gzip member %d does not match the "
+          "CRC-32 and length in its trailer",
+          members_ + 1));
     }
-    if (rc == Z_STREAM_END) {
-      ++members_;
-      state_ = State::kBetweenMembers;
-    } else if (used == 0 && produced == 0) {
-      return absl::InternalError("inflate made no progress");
+    if (rc < 0) {
+      // Name the member, not the byte: how far ISA-L had read when it saw
+      // the fault depends on how the input was split.
+      return absl::DataLossError(absl::StrFormat(
+          "corrupt gzip data in member %d (starting at compressed offset %d): %s",
+          members_ + 1, member_start_,
+          rc == ISAL_INVALID_BLOCK    ? "invalid deflate block"
+          : rc == ISAL_INVALID_SYMBOL ? "invalid code"
+          : rc == ISAL_INVALID_LOOKBACK ? "invalid distance too far back"
+                                        : "inflate failed"));
+    }
+    if (z->block_state == ISAL_BLOCK_FINISH || z->avail_in == 0) {
+      if (z->block_state == ISAL_BLOCK_FINISH || produced < kOutBufferSize) break;
+    }
+  }
+  const size_t used = n - z->avail_in;
+  consumed_ += used;
+  data->remove_prefix(used);
+  if (z->block_state == ISAL_BLOCK_FINISH) {
+    ++members_;
+    state_ = State::kBetweenMembers;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GzipDecoder::Feed(absl::string_view data) {
+  while (!data.empty()) {
+    switch (state_) {
+      case State::kStart:
+      case State::kBetweenMembers:
+        member_start_ = consumed_;
+        state_ = State::kHeader;
+        break;
+      case State::kHeader: {
+        bool done = false;
+        SA_RETURN_IF_ERROR(Header(&data, &done));
+        if (done) state_ = State::kBody;
+        break;
+      }
+      case State::kBody:
+        SA_RETURN_IF_ERROR(Body(&data));
+        break;
     }
   }
   return absl::OkStatus();

@@ -1,84 +1,279 @@
 #include "archive/parallel_gzip.h"
 
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
 #include <deque>
-#include <future>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/coding.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
 
-// Compresses one block into one complete gzip member.
-absl::StatusOr<std::string> CompressMember(int level, const std::string& in) {
-  std::unique_ptr<libdeflate_compressor, void (*)(libdeflate_compressor*)> c(
-      libdeflate_alloc_compressor(level), libdeflate_free_compressor);
-  if (!c) return absl::ResourceExhaustedError("cannot allocate a compressor");
-  std::string out(libdeflate_gzip_compress_bound(c.get(), in.size()), '\0');
-  size_t n = libdeflate_gzip_compress(c.get(), in.data(), in.size(), &out[0],
-                                      out.size());
-  if (n == 0) return absl::InternalError("libdeflate_gzip_compress failed");
-  out.resize(n);
-  return out;
+constexpr size_t kPiece = 16 << 10;      // classification granularity
+constexpr size_t kHeaderBytes = 20;      // 10 + XLEN(2) + SI1 SI2 LEN(4) + size(4)
+constexpr size_t kTrailerBytes = 8;      // CRC-32, ISIZE
+constexpr size_t kStoredBlock = 65535;   // largest stored deflate block
+constexpr double kRandomEntropy = 7.8;   // bits per byte
+constexpr double kStoreIfAbove = 0.97;   // trial output / input
+
+// Shannon entropy of the bytes, in bits per byte.
+double Entropy(const uint8_t* p, size_t n) {
+  uint32_t counts[256] = {};
+  for (size_t i = 0; i < n; ++i) ++counts[p[i]];
+  double h = 0;
+  for (uint32_t c : counts) {
+    if (c == 0) continue;
+    double q = static_cast<double>(c) / n;
+    h -= q * std::log2(q);
+  }
+  return h;
 }
+
+// One worker's compressors and scratch space, reused for every block.
+class Engine {
+ public:
+  explicit Engine(int level) : level_(level) {
+    if (level_ > 0) {
+      deflate_.reset(libdeflate_alloc_compressor(level_));
+    }
+    isal_buf_.resize(ISAL_DEF_LVL1_DEFAULT);
+    trial_.resize(kPiece + kPiece / 2 + 1024);
+  }
+
+  bool ok() const { return level_ <= 0 || deflate_ != nullptr; }
+
+  // Compresses `in` into `out` (appended): members of runs of pieces.
+  void CompressBlock(const std::string& in, std::string* out) {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
+    size_t run_start = 0;
+    bool run_store = false;
+    for (size_t off = 0; off < in.size(); off += kPiece) {
+      const size_t n = std::min(kPiece, in.size() - off);
+      const bool store = ShouldStore(p + off, n);
+      if (off > 0 && store != run_store) {
+        EmitMember(p + run_start, off - run_start, run_store, out);
+        run_start = off;
+      }
+      run_store = store;
+    }
+    EmitMember(p + run_start, in.size() - run_start, run_store, out);
+  }
+
+ private:
+  bool ShouldStore(const uint8_t* p, size_t n) {
+    if (level_ == 0) return true;
+    if (Entropy(p, n) < kRandomEntropy) return false;
+    // Looks random: confirm with a quick deflate (repeated random data has
+    // high byte entropy but compresses).
+    size_t got = IsalDeflate(p, n, reinterpret_cast<uint8_t*>(&trial_[0]),
+                             trial_.size());
+    return got == 0 || got >= kStoreIfAbove * n;
+  }
+
+  // Raw deflate with ISA-L level 1; 0 when the output does not fit.
+  size_t IsalDeflate(const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
+    isal_zstream z;
+    isal_deflate_stateless_init(&z);
+    z.level = 1;
+    z.level_buf = reinterpret_cast<uint8_t*>(&isal_buf_[0]);
+    z.level_buf_size = static_cast<uint32_t>(isal_buf_.size());
+    z.gzip_flag = IGZIP_DEFLATE;
+    z.end_of_stream = 1;
+    z.flush = NO_FLUSH;
+    z.next_in = const_cast<uint8_t*>(in);
+    z.avail_in = static_cast<uint32_t>(n);
+    z.next_out = out;
+    z.avail_out = static_cast<uint32_t>(cap);
+    if (isal_deflate_stateless(&z) != COMP_OK) return 0;
+    return z.total_out;
+  }
+
+  void EmitMember(const uint8_t* data, size_t n, bool store, std::string* out) {
+    const size_t start = out->size();
+    // Header: magic, CM=8, FLG=FEXTRA, MTIME 0, XFL 0, OS unknown; then the
+    // extra field: XLEN 8, subfield "SA" of 4 bytes (member size, below).
+    static const char kHeader[kHeaderBytes] = {
+        '\x1f', '\x8b', 8, 4, 0, 0, 0, 0, 0, '\xff', 8, 0, 'S', 'A', 4, 0, 0, 0, 0, 0};
+    out->append(kHeader, kHeaderBytes);
+    size_t body = 0;
+    if (!store && n > 0) {
+      // Room for the worst case; fall back to storing when it does not fit.
+      const size_t cap = n + n / 8 + 1024;
+      out->resize(start + kHeaderBytes + cap);
+      uint8_t* dst = reinterpret_cast<uint8_t*>(&(*out)[start + kHeaderBytes]);
+      body = level_ == kFastCompression
+                 ? IsalDeflate(data, n, dst, cap)
+                 : libdeflate_deflate_compress(deflate_.get(), data, n, dst, cap);
+      out->resize(start + kHeaderBytes + body);
+    }
+    if (store || body == 0) {
+      // Stored blocks: BFINAL/BTYPE=00 byte, LEN, NLEN, then the bytes.
+      size_t left = n;
+      const uint8_t* q = data;
+      do {
+        const size_t k = std::min(left, kStoredBlock);
+        out->push_back(static_cast<char>(k == left ? 1 : 0));
+        const uint16_t len = static_cast<uint16_t>(k);
+        out->push_back(static_cast<char>(len & 0xff));
+        out->push_back(static_cast<char>(len >> 8));
+        out->push_back(static_cast<char>(~len & 0xff));
+        out->push_back(static_cast<char>((~len >> 8) & 0xff));
+        out->append(reinterpret_cast<const char*>(q), k);
+        q += k;
+        left -= k;
+      } while (left > 0);
+    }
+    PutFixed32(static_cast<uint32_t>(libdeflate_crc32(0, data, n)), out);
+    PutFixed32(static_cast<uint32_t>(n), out);
+    const uint32_t size = static_cast<uint32_t>(out->size() - start);
+    for (int i = 0; i < 4; ++i) {
+      (*out)[start + 16 + i] = static_cast<char>(size >> (8 * i));
+    }
+  }
+
+  struct FreeDeflate {
+    void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+  };
+  const int level_;
+  std::unique_ptr<libdeflate_compressor, FreeDeflate> deflate_;
+  std::string isal_buf_;
+  std::string trial_;
+};
+
+// A block on its way: filled by the writer, compressed by a worker, written
+// out in order by the writer. Buffers keep their capacity between uses.
+struct Slot {
+  std::string in, out;
+  bool ready = false;
+};
 
 class ParallelCompressor : public Compressor {
  public:
   ParallelCompressor(ByteSink* out, int level, int threads, size_t block)
-      : out_(out), level_(level), max_inflight_(threads + 1), block_(block) {}
+      : out_(out), block_(block), slots_(2 * threads) {
+    for (auto& s : slots_) s.in.reserve(block_);
+    for (int i = 0; i < threads; ++i) {
+      engines_.push_back(std::make_unique<Engine>(level));
+    }
+    for (int i = 0; i < threads; ++i) {
+      workers_.emplace_back([this, e = engines_[i].get()] { Work(e); });
+    }
+  }
+
+  bool ok() const {
+    for (const auto& e : engines_) {
+      if (!e->ok()) return false;
+    }
+    return true;
+  }
 
   ~ParallelCompressor() override {
-    for (auto& f : inflight_) f.wait();  // never leave a worker running
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
   }
 
   absl::Status Write(absl::string_view data) override {
     while (!data.empty()) {
-      size_t n = std::min(block_ - cur_.size(), data.size());
-      cur_.append(data.data(), n);
+      Slot& s = slots_[fill_ % slots_.size()];
+      if (!slot_taken_) SA_RETURN_IF_ERROR(TakeSlot());
+      size_t n = std::min(block_ - s.in.size(), data.size());
+      s.in.append(data.data(), n);
       data.remove_prefix(n);
-      if (cur_.size() == block_) SA_RETURN_IF_ERROR(Submit());
+      if (s.in.size() == block_) Submit();
     }
     return absl::OkStatus();
   }
 
   absl::Status Finish() override {
     // An empty input still yields one (empty) member: valid gzip.
-    if (!cur_.empty() || !submitted_any_) SA_RETURN_IF_ERROR(Submit());
-    while (!inflight_.empty()) SA_RETURN_IF_ERROR(WriteOldest());
+    if (slot_taken_ || fill_ == 0) {
+      if (!slot_taken_) SA_RETURN_IF_ERROR(TakeSlot());
+      Submit();
+    }
+    while (written_ < fill_) SA_RETURN_IF_ERROR(WriteOldest());
     return absl::OkStatus();
   }
 
  private:
-  absl::Status Submit() {
-    if (inflight_.size() >= max_inflight_) SA_RETURN_IF_ERROR(WriteOldest());
-    auto block = std::make_shared<std::string>(std::move(cur_));
-    cur_ = std::string();
-    cur_.reserve(block_);
-    inflight_.push_back(std::async(std::launch::async, [level = level_, block] {
-      return CompressMember(level, *block);
-    }));
-    submitted_any_ = true;
+  // Makes the next slot free for filling, writing out the oldest first when
+  // every slot is busy.
+  absl::Status TakeSlot() {
+    if (fill_ - written_ == slots_.size()) SA_RETURN_IF_ERROR(WriteOldest());
+    Slot& s = slots_[fill_ % slots_.size()];
+    s.in.clear();
+    slot_taken_ = true;
     return absl::OkStatus();
   }
 
+  void Submit() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.push_back(fill_);
+    }
+    cv_.notify_one();
+    ++fill_;
+    slot_taken_ = false;
+  }
+
   absl::Status WriteOldest() {
-    absl::StatusOr<std::string> member = inflight_.front().get();
-    inflight_.pop_front();
-    if (!member.ok()) return member.status();
-    return out_->Write(*member);
+    Slot& s = slots_[written_ % slots_.size()];
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      done_cv_.wait(l, [&] { return s.ready; });
+      s.ready = false;
+    }
+    ++written_;
+    return out_->Write(s.out);
+  }
+
+  void Work(Engine* e) {
+    for (;;) {
+      size_t index;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+        if (stop_) return;
+        index = queue_.front();
+        queue_.pop_front();
+      }
+      Slot& s = slots_[index % slots_.size()];
+      s.out.clear();
+      e->CompressBlock(s.in, &s.out);
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        s.ready = true;
+      }
+      done_cv_.notify_all();
+    }
   }
 
   ByteSink* out_;
-  const int level_;
-  const size_t max_inflight_;
   const size_t block_;
-  std::string cur_;
-  bool submitted_any_ = false;
-  std::deque<std::future<absl::StatusOr<std::string>>> inflight_;
+  std::vector<Slot> slots_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+  std::vector<std::thread> workers_;
+  size_t fill_ = 0;      // blocks submitted (the next to fill)
+  size_t written_ = 0;   // blocks written out
+  bool slot_taken_ = false;
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<size_t> queue_;
+  bool stop_ = false;
 };
 
 }  // namespace
@@ -86,13 +281,14 @@ class ParallelCompressor : public Compressor {
 CompressorFactory ParallelGzipCompressor(int level, int threads,
                                          size_t block_bytes) {
   return [=](ByteSink* out) -> absl::StatusOr<std::unique_ptr<Compressor>> {
-    SA_RETURN_IF_ERROR(CheckCompressionLevel(level));
+    if (level != kFastCompression) SA_RETURN_IF_ERROR(CheckCompressionLevel(level));
     if (threads < 1 || block_bytes == 0) {
       return absl::InvalidArgumentError(
           "the parallel compressor needs at least one thread and a block size");
     }
-    return std::unique_ptr<Compressor>(
-        new ParallelCompressor(out, level, threads, block_bytes));
+    auto c = std::make_unique<ParallelCompressor>(out, level, threads, block_bytes);
+    if (!c->ok()) return absl::ResourceExhaustedError("cannot allocate a compressor");
+    return std::unique_ptr<Compressor>(std::move(c));
   };
 }
 

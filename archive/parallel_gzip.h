@@ -1,11 +1,26 @@
-// A parallel gzip Compressor: the input is cut into fixed-size blocks, each
-// compressed by libdeflate into a gzip member of its own on a worker thread,
-// and the members are written in order. Concatenated members are standard
-// gzip (RFC 1952 section 2.2), which every reader accepts — ours, zlib's,
-// gzip(1) and Go's compress/gzip (Nomad, Consul).
+// The agent's gzip Compressor: parallel, and quick on data that does not
+// compress. The input is cut into fixed-size blocks that worker threads
+// compress at once; the output is standard gzip (RFC 1952): a sequence of
+// gzip members, which every reader accepts — ours, zlib's, gzip(1) and Go's
+// compress/gzip (Nomad, Consul).
 //
-// Memory is bounded: at most `threads + 1` blocks are in flight, each with
-// its compressed output (about 2 × block_bytes each).
+// Inside a block, each 16 KiB piece is classified first. A piece whose bytes
+// look random (byte entropy near 8 bits) and that a quick deflate pass
+// cannot shrink by 3% is *stored* (deflate's uncompressed blocks: a copy);
+// the others are compressed — by libdeflate at `level`, or in fast mode by
+// ISA-L's igzip (level 1). Consecutive pieces of one kind form one member.
+// Snapshots often hold already-compressed or encrypted values: those pass at
+// memory speed instead of costing the compressor's full effort for nothing,
+// and read back at memory speed too.
+//
+// Every member carries, in its gzip header's FEXTRA field, a subfield "SA"
+// (4 bytes, little endian) with the member's total size, as BGZF does with
+// "BC": readers that do not know it skip it (RFC 1952 2.3.1.1); ours can find
+// members without inflating them.
+//
+// Memory is bounded and reused: `threads` workers, 2 × threads block slots,
+// each with its input and output buffers (about 2 × block_bytes each),
+// allocated once per compressor.
 //
 // Threading: the Compressor itself is used by one thread; it runs its own
 // workers. Ownership: the sink is borrowed. Errors: INVALID_ARGUMENT for a
@@ -20,8 +35,11 @@
 
 namespace snapshot {
 
-// `level` 0 (store) to 9 (libdeflate accepts up to 12; we keep zlib's
-// scale); `threads` >= 1; `block_bytes` of input per gzip member.
+// The member-size subfield of our gzip headers ("SA", 4-byte value).
+inline constexpr char kMemberSizeSubfield[2] = {'S', 'A'};
+
+// `level` 0 (store everything) to 9 with libdeflate, or kFastCompression
+// (ISA-L igzip level 1); `threads` >= 1; `block_bytes` of input per block.
 CompressorFactory ParallelGzipCompressor(int level, int threads,
                                          size_t block_bytes = 4 << 20);
 

@@ -10,6 +10,7 @@ _LIBS = {
     "absl": (["absl_status", "absl_statusor", "absl_strings", "absl_str_format", "absl_synchronization", "absl_time", "absl_flags", "absl_flags_parse"], []),
     "zlib": (["zlib"], []),
     "libdeflate": (["libdeflate"], []),
+    "isal": ([], ["-lisal"]),
     "crypto": (["libcrypto"], []),
     "ssl": (["libssl", "libcrypto"], []),
     "protobuf": (["protobuf"], []),

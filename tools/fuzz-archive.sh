@@ -27,7 +27,7 @@ cd "$root"
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
   -fno-sanitize-recover=undefined -I. "${srcs[@]}" -o "$work/reader_fuzzer" \
   $(pkg-config --cflags --libs absl_status absl_statusor absl_strings absl_str_format \
-      absl_synchronization absl_time libcrypto zlib libdeflate)
+      absl_synchronization absl_time libcrypto zlib libdeflate) -lisal
 echo "fuzz-archive: running for ${seconds}s; corpus in $work/corpus, findings in $out"
 "$work/reader_fuzzer" "$work/corpus" -max_total_time="$seconds" -max_len=65536 \
   -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \

@@ -9,7 +9,7 @@ PACKAGES=(
   g++ pkg-config
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev zlib1g-dev libdeflate-dev libssl-dev nlohmann-json3-dev
+  libabsl-dev zlib1g-dev libdeflate-dev libisal-dev libssl-dev nlohmann-json3-dev
   libraft-dev libuv1-dev libsystemd-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev

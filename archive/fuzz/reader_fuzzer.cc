@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/match.h"
+
 #include "archive/archive.h"
 #include "base/sha256.h"
 
@@ -81,6 +83,15 @@ Verdict ReadInChunks(absl::string_view in) {
   return Conclude(&reader, &sink, fed);
 }
 
+// How much ISA-L inflates before it notices a corrupt deflate stream depends
+// on how much input it has in hand (its fast path decodes ahead), so the
+// output a parser saw before the fault differs with the chunking: on such
+// input either reading may report first the deflate fault or what the parser
+// made of the output before it. Both are DATA_LOSS; nothing else may differ.
+bool CorruptDeflate(const absl::Status& s) {
+  return absl::StartsWith(s.message(), "corrupt gzip data");
+}
+
 [[noreturn]] void Differ(const char* what, const Verdict& a, const Verdict& b) {
   fprintf(stderr, "whole and chunked readings differ (%s):\n  whole:   %s\n  chunked: %s\n",
           what, a.status.ToString().c_str(), b.status.ToString().c_str());
@@ -94,7 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Verdict whole = ReadWhole(in);
   Verdict chunked = ReadInChunks(in);
   if (whole.status.code() != chunked.status.code() ||
-      whole.status.message() != chunked.status.message()) {
+      (whole.status.message() != chunked.status.message() &&
+       !CorruptDeflate(whole.status) && !CorruptDeflate(chunked.status))) {
     Differ("status", whole, chunked);
   }
   if (whole.status.ok()) {
