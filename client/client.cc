@@ -281,6 +281,7 @@ absl::StatusOr<SaveResult> SnapshotClient::SaveTo(ByteSink* out,
   v1::TakeSnapshotRequest req;
   req.set_chunk_size(options.chunk_size);
   if (options.compression_level) req.set_compression_level(*options.compression_level);
+  req.set_fast(options.fast);
   req.set_allow_stale(options.allow_stale);
   auto reader = snapshots_->TakeSnapshot(call.ctx(), req);
 

@@ -65,6 +65,7 @@ using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 struct SaveOptions {
   uint32_t chunk_size = 0;               // 0: the agent's default (1 MiB)
   std::optional<int> compression_level;  // unset: the agent's default
+  bool fast = false;                     // fast mode (not with a level)
   bool allow_stale = false;
   // Replace an existing file (atomically); otherwise ALREADY_EXISTS.
   bool overwrite = false;

@@ -61,6 +61,13 @@ check "its error is one line" test "$(wc -l < "$work/err")" -eq 1
 "$ctl" verify "$work/missing.snap" >/dev/null 2>&1; rc=$?
 check "verify of a missing file exits 8" test $rc -eq 8
 
+check "save --level=fast" "$ctl" save "$work/fast.snap" --level=fast
+check "a fast archive passes gzip -t" gzip -t "$work/fast.snap"
+check "and tar t" test "$(gzip -dc "$work/fast.snap" | tar tf - | tr '\n' ' ')" = "meta.json state.bin SHA256SUMS "
+check "and verify" "$ctl" verify "$work/fast.snap"
+"$ctl" save "$work/bad-level.snap" --level=fastest >/dev/null 2>"$work/err"; rc=$?
+check "save --level=fastest exits 2" test $rc -eq 2
+check "and names the choices" grep -q "0 to 9 or fast" "$work/err"
 "$ctl" kv put user/1 mallory >/dev/null
 "$ctl" restore "$work/a.snap" </dev/null >/dev/null 2>"$work/err"; rc=$?
 check "restore without a terminal and without --yes exits 2" test $rc -eq 2

@@ -19,7 +19,9 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
     RaftNode* node, const TakeOptions& options, ByteSink* out,
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured) {
-  SA_RETURN_IF_ERROR(CheckCompressionLevel(options.compression_level));
+  if (options.compression_level != kFastCompression) {
+    SA_RETURN_IF_ERROR(CheckCompressionLevel(options.compression_level));
+  }
   if (options.compress_threads < 1) {
     return absl::InvalidArgumentError("compress_threads must be at least 1");
   }
@@ -27,7 +29,6 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
                       node->Snapshot(options.snapshot, capture_deadline));
   if (on_captured) SA_RETURN_IF_ERROR(on_captured(snap));
   WriterOptions writer;
-  writer.compression_level = options.compression_level;
   writer.compressor = ParallelGzipCompressor(options.compression_level,
                                              options.compress_threads);
   return WriteArchive(snap.meta, snap.state.get(), out, writer);

@@ -46,7 +46,7 @@ struct Limits {
 
 struct TakeOptions {
   SnapshotOptions snapshot;
-  // gzip level 0 to 9 (CheckCompressionLevel).
+  // gzip level 0 to 9 (CheckCompressionLevel), or kFastCompression.
   int compression_level = 6;
   // Threads compressing gzip members in parallel (>= 1).
   int compress_threads = 1;

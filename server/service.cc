@@ -465,8 +465,15 @@ absl::Status SnapshotServiceImpl::Take(
   }
   TakeOptions opts;
   opts.snapshot.allow_stale = req.allow_stale();
+  if (req.fast() && req.has_compression_level()) {
+    return absl::InvalidArgumentError(
+        "fast and compression_level exclude each other: ask for fast mode or "
+        "for a level");
+  }
   if (req.has_compression_level()) {
     opts.compression_level = req.compression_level();
+  } else if (req.fast()) {
+    opts.compression_level = kFastCompression;
   }
   opts.compress_threads =
       options_.compress_threads > 0

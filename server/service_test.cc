@@ -169,6 +169,21 @@ TEST(SnapshotService, TakeRefusesABadLevelBeforeCapturing) {
   EXPECT_NE(s.message().find("0 to 9"), std::string::npos) << s;
 }
 
+TEST(SnapshotService, TakeRefusesFastWithALevel) {
+  FixedNode node("x");
+  Svc s_(&node);
+  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
+  EXPECT_CALL(writer, Write(_, _)).Times(0);
+  grpc::ServerContext ctx;
+  v1::TakeSnapshotRequest req;
+  req.set_fast(true);
+  req.set_compression_level(1);
+  uint64_t bytes = 0;
+  absl::Status s = s_.svc.Take(&ctx, req, &writer, &bytes);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("fast"), std::string::npos) << s;
+}
+
 TEST(Auth, EveryMethodHasARoleAndUnknownOnesAreRefused) {
   // Link the generated descriptors in, then walk every service.
   (void)v1::TakeSnapshotRequest::descriptor();

@@ -1,0 +1,291 @@
+// e2e_bench: the agent end to end — a real snapshot-agent process and the
+// real client library over loopback — beside gzip, pigz and gzip -d on the
+// same bytes in the same run.
+//
+//   bazel run -c opt //bench:e2e_bench -- [--size_mib=256] [--nodes=3]
+//
+// The state is a key-value state of the embedded engine (values of 64 KiB,
+// half random bytes and half repetitive text), loaded into the agent by a
+// Restore (which is measured). Then Take at every level and in fast mode,
+// Verify over gRPC and offline, and Restore into a cluster of --nodes agents.
+// Figures are MB/s of state bytes (1 MB = 10^6 bytes), and the agent's
+// resident memory (VmRSS now, VmHWM peak).
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "archive/archive.h"
+#include "base/testing.h"
+#include "client/client.h"
+#include "raft/testing/kv_state_source.h"
+#include "tests/agent_testing.h"
+
+namespace snapshot {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+[[noreturn]] void Die(const std::string& what, const absl::Status& s) {
+  std::cerr << "e2e_bench: " << what << ": " << s << "\n";
+  exit(1);
+}
+
+double TimeCommand(const std::string& cmd) {
+  auto t0 = Clock::now();
+  int rc = system(cmd.c_str());
+  return rc == 0 ? Seconds(t0) : -1;
+}
+
+// VmRSS and VmHWM of a process, in MiB.
+std::pair<double, double> Memory(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  double rss = 0, hwm = 0;
+  while (std::getline(in, line)) {
+    double kb = 0;
+    if (absl::StartsWith(line, "VmRSS:")) {
+      sscanf(line.c_str() + 6, "%lf", &kb);
+      rss = kb / 1024;
+    } else if (absl::StartsWith(line, "VmHWM:")) {
+      sscanf(line.c_str() + 6, "%lf", &kb);
+      hwm = kb / 1024;
+    }
+  }
+  return {rss, hwm};
+}
+
+uint64_t FileSize(const std::string& path) {
+  auto src = FileSource::Open(path);
+  return src.ok() ? src->size() : 0;
+}
+
+void Row(const std::string& name, double seconds, uint64_t bytes,
+         const std::string& extra = "") {
+  if (seconds < 0) {
+    absl::PrintF("  %-46s %9s  %s\n", name, "n/a", extra);
+  } else {
+    absl::PrintF("  %-46s %9.1f  %s\n", name, bytes / seconds / 1e6, extra);
+  }
+}
+
+struct Agents {
+  std::vector<std::unique_ptr<testing::Daemon>> daemons;
+  std::vector<std::string> addresses;
+};
+
+// Starts n agents (one cluster) with their data under `dir`.
+Agents StartAgents(const std::string& agent, const std::string& dir, int n,
+                   uint64_t max_state) {
+  Agents a;
+  system(absl::StrCat("mkdir -p ", dir).c_str());
+  std::vector<std::string> peers;
+  std::vector<int> raft(n);
+  for (int i = 0; i < n; ++i) {
+    raft[i] = testing::FreePort();
+    a.addresses.push_back(absl::StrCat("127.0.0.1:", testing::FreePort()));
+    peers.push_back(absl::StrCat(i + 1, "=127.0.0.1:", raft[i], "@", a.addresses[i]));
+  }
+  for (int i = 0; i < n; ++i) {
+    auto d = std::make_unique<testing::Daemon>();
+    testing::Spawn(d.get(), agent,
+                   {absl::StrCat("--data-dir=", dir, "/agent", i + 1),
+                    "--listen=" + a.addresses[i], absl::StrCat("--raft-id=", i + 1),
+                    absl::StrCat("--raft-address=127.0.0.1:", raft[i]),
+                    "--peers=" + absl::StrJoin(peers, ","),
+                    absl::StrCat("--max-state-bytes=", max_state),
+                    "--log-level=warning"},
+                   absl::StrCat(dir, "/agent", i + 1, ".log"));
+    a.daemons.push_back(std::move(d));
+  }
+  return a;
+}
+
+// The client of the leader (waits for one).
+std::unique_ptr<SnapshotClient> Leader(const Agents& a) {
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until;) {
+    for (const std::string& addr : a.addresses) {
+      ClientOptions o;
+      o.address = addr;
+      o.connect_attempts = 1;
+      auto c = SnapshotClient::Connect(o);
+      if (!c.ok()) continue;
+      auto st = (*c)->Status();
+      if (st.ok() && st->role() == "leader") return std::move(*c);
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  Die("no leader", absl::DeadlineExceededError("30 s"));
+}
+
+int Main(int argc, char** argv) {
+  uint64_t size_mib = 256;
+  int nodes = 3;
+  std::string agent;
+  std::string dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (absl::ConsumePrefix(&a, "--size_mib=")) {
+      (void)absl::SimpleAtoi(a, &size_mib);
+    } else if (absl::ConsumePrefix(&a, "--nodes=")) {
+      (void)absl::SimpleAtoi(a, &nodes);
+    } else if (absl::ConsumePrefix(&a, "--agent=")) {
+      agent = std::string(a);
+    } else if (absl::ConsumePrefix(&a, "--dir=")) {
+      dir = std::string(a);
+    } else {
+      std::cerr << "usage: e2e_bench --agent=PATH [--size_mib=N] [--nodes=N] [--dir=DIR]\n";
+      return 2;
+    }
+  }
+  const std::string work = absl::StrFormat("%s/e2e_bench.%d", dir, getpid());
+  system(absl::StrCat("mkdir -p ", work).c_str());
+  const std::string state = work + "/state.bin", archive = work + "/load.snap";
+  const uint64_t max_state = (size_mib + 64) << 20;
+
+  // The state, and the archive that loads it (written at level 1).
+  testing::KvStateSource gen(testing::KvStateSource::EntriesFor(size_mib << 20, 64 << 10),
+                             64 << 10);
+  const uint64_t bytes = gen.size();
+  {
+    auto out = FileSink::Create(state, 0600, false);
+    if (!out.ok()) Die("state", out.status());
+    std::string buf(1 << 20, '\0');
+    for (;;) {
+      size_t n = *gen.Read(&buf[0], buf.size());
+      if (n == 0) break;
+      (void)out->Write(absl::string_view(buf.data(), n));
+    }
+    (void)out->SyncAndClose();
+    SnapshotMeta meta;
+    meta.id = "1-1-0";
+    meta.index = 1;
+    meta.term = 1;
+    meta.engine = kEngineEmbedded;
+    meta.size = bytes;
+    auto src = FileSource::Open(state);
+    auto arch = FileSink::Create(archive, 0600, false);
+    WriterOptions wo;
+    wo.compression_level = 1;
+    auto info = WriteArchive(meta, &*src, &*arch, wo);
+    if (!info.ok()) Die("archive", info.status());
+    (void)arch->SyncAndClose();
+  }
+  TimeCommand(absl::StrCat("cat ", state, " ", archive, " > /dev/null"));
+  absl::PrintF("e2e_bench: %.1f MiB of key-value state (64 KiB values, half random), %d cores\n",
+               bytes / 1048576.0, sysconf(_SC_NPROCESSORS_ONLN));
+  absl::PrintF("  %-46s %9s\n", "", "MB/s");
+
+  // Baselines on the same bytes.
+  const double gzip6 = TimeCommand(absl::StrCat("gzip -6 -c ", state, " > ", work, "/state.gz"));
+  const uint64_t gzip6_size = FileSize(work + "/state.gz");
+  Row("gzip -6", gzip6, bytes, absl::StrFormat("%.1f MiB", gzip6_size / 1048576.0));
+  Row("pigz -p 2 -6", TimeCommand(absl::StrCat("pigz -p 2 -6 -c ", state, " > /dev/null")), bytes);
+  const double gunzip = TimeCommand(absl::StrCat("gzip -dc ", work, "/state.gz > /dev/null"));
+  Row("gzip -d", gunzip, bytes);
+
+  // One agent: load the state by restoring it.
+  {
+    Agents one = StartAgents(agent, work + "/one", 1, max_state);
+    auto client = Leader(one);
+    const pid_t pid = one.daemons[0]->pid;
+    auto t0 = Clock::now();
+    auto r = client->Restore(archive, nullptr);
+    if (!r.ok()) Die("restore", r.status());
+    const double restore1 = Seconds(t0);
+    auto mem = Memory(pid);
+    Row("Restore, one node", restore1, bytes,
+        absl::StrFormat("%.2fx gzip -d; agent RSS %.0f MiB, peak %.0f", gunzip / restore1,
+                        mem.first, mem.second));
+
+    struct Mode {
+      std::string name;
+      std::optional<int> level;
+      bool fast;
+    };
+    std::vector<Mode> modes;
+    for (int level = 0; level <= 9; ++level) {
+      if (level == 6) {
+        modes.push_back({"Take, level 6 (default)", std::nullopt, false});
+      } else {
+        modes.push_back({absl::StrCat("Take, level ", level), level, false});
+      }
+    }
+    modes.push_back({"Take, fast", std::nullopt, true});
+    std::string saved_default;
+    for (size_t i = 0; i < modes.size(); ++i) {
+      const Mode& m = modes[i];
+      const std::string path = absl::StrCat(work, "/take-", i, ".snap");
+      SaveOptions so;
+      so.compression_level = m.level;
+      so.fast = m.fast;
+      auto t1 = Clock::now();
+      auto saved = client->Save(path, so, nullptr);
+      if (!saved.ok()) {
+        Row(m.name, -1, bytes, std::string(saved.status().message()));
+        continue;
+      }
+      const double s = Seconds(t1);
+      if (!m.level && !m.fast) saved_default = path;
+      Row(m.name, s, bytes,
+          absl::StrFormat("%.2fx gzip -6; %.1f MiB, %+.1f%% vs gzip -6", gzip6 / s,
+                          saved->archive_size / 1048576.0,
+                          100.0 * (double(saved->archive_size) - gzip6_size) / gzip6_size));
+    }
+    auto t2 = Clock::now();
+    auto v = client->Verify(saved_default, nullptr);
+    if (!v.ok()) Die("verify", v.status());
+    const double verify = Seconds(t2);
+    Row("Verify over gRPC", verify, bytes, absl::StrFormat("%.2fx gzip -d", gunzip / verify));
+    auto src = FileSource::Open(saved_default);
+    auto t3 = Clock::now();
+    auto offline = ReadArchive(&*src, nullptr);
+    if (!offline.ok()) Die("offline verify", offline.status());
+    const double off = Seconds(t3);
+    Row("Verify offline (inspect)", off, bytes, absl::StrFormat("%.2fx gzip -d", gunzip / off));
+    mem = Memory(pid);
+    absl::PrintF("  agent after the takes: RSS %.0f MiB, peak %.0f MiB\n", mem.first, mem.second);
+    // Memory across restores.
+    for (int i = 0; i < 3; ++i) {
+      auto again = client->Restore(archive, nullptr);
+      if (!again.ok()) Die("restore again", again.status());
+    }
+    mem = Memory(pid);
+    absl::PrintF("  agent after 4 restores: RSS %.0f MiB, peak %.0f MiB\n", mem.first, mem.second);
+  }
+
+  if (nodes > 1) {
+    Agents cluster = StartAgents(agent, work + "/cluster", nodes, max_state);
+    auto client = Leader(cluster);
+    auto t0 = Clock::now();
+    auto r = client->Restore(archive, nullptr);
+    if (!r.ok()) Die("cluster restore", r.status());
+    const double s = Seconds(t0);
+    Row(absl::StrFormat("Restore, %d nodes", nodes), s, bytes,
+        absl::StrFormat("%.2fx gzip -d", gunzip / s));
+  }
+  system(absl::StrCat("rm -rf ", work).c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace snapshot
+
+int main(int argc, char** argv) { return snapshot::Main(argc, argv); }
