@@ -5,10 +5,10 @@
 // compress/gzip (Nomad, Consul).
 //
 // Inside a block, each 16 KiB piece is classified first. A piece whose bytes
-// look random (byte entropy near 8 bits) and that a quick deflate pass
-// cannot shrink by 3% is *stored* (deflate's uncompressed blocks: a copy);
-// the others are compressed — by libdeflate at `level`, or in fast mode by
-// ISA-L's igzip (level 1). Consecutive pieces of one kind form one member.
+// look random (sampled byte entropy near 8 bits) and hold no long repeats
+// (random bytes repeated still compress) is *stored* (deflate's uncompressed
+// blocks: a copy); the others are compressed — by libdeflate at `level`, or
+// in fast mode by ISA-L's igzip (level 1). Consecutive pieces of one kind form one member.
 // Snapshots often hold already-compressed or encrypted values: those pass at
 // memory speed instead of costing the compressor's full effort for nothing,
 // and read back at memory speed too.
