@@ -1,9 +1,7 @@
 #include "archive/parallel_gzip.h"
 
-#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 
-#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -15,55 +13,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/deflate.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
 namespace {
 
-constexpr size_t kPiece = 16 << 10;      // classification granularity
+constexpr size_t kPiece = FastDeflater::kPiece;  // classification granularity
 constexpr size_t kHeaderBytes = 20;      // 10 + XLEN(2) + SI1 SI2 LEN(4) + size(4)
 constexpr size_t kTrailerBytes = 8;      // CRC-32, ISIZE
 constexpr size_t kStoredBlock = 65535;   // largest stored deflate block
-constexpr double kRandomEntropy = 7.8;   // bits per byte
-
-// The byte entropy of a piece, in bits per byte, estimated from a sample:
-// 64 bytes of every 256 (4 KiB of a 16 KiB piece), counted in four
-// histograms to keep the increments independent. The sample's estimate runs
-// about 0.05 bit low on random bytes (7.95), well clear of kRandomEntropy.
-constexpr size_t kSampleRun = 64, kSampleStride = 256;
-constexpr size_t kMaxSample = kPiece / kSampleStride * kSampleRun;
-
-// c · log2(c) for every count a sample can hold: no log2 per piece.
-const double* CountLogTable() {
-  static const double* table = [] {
-    double* t = new double[kMaxSample + 1];
-    t[0] = 0;
-    for (size_t c = 1; c <= kMaxSample; ++c) t[c] = c * std::log2(static_cast<double>(c));
-    return t;
-  }();
-  return table;
-}
-
-double SampledEntropy(const uint8_t* p, size_t n) {
-  uint32_t h[4][256] = {};
-  size_t m = 0;
-  for (size_t i = 0; i + kSampleRun <= n; i += kSampleStride) {
-    const uint8_t* q = p + i;
-    for (size_t j = 0; j < kSampleRun; j += 4) {
-      ++h[0][q[j]];
-      ++h[1][q[j + 1]];
-      ++h[2][q[j + 2]];
-      ++h[3][q[j + 3]];
-    }
-    m += kSampleRun;
-  }
-  if (m == 0) return 0;  // a piece under 64 bytes: compress it
-  // H = log2(m) - (1/m) Σ c·log2(c)
-  const double* t = CountLogTable();
-  double sum = 0;
-  for (int b = 0; b < 256; ++b) sum += t[h[0][b] + h[1][b] + h[2][b] + h[3][b]];
-  return std::log2(static_cast<double>(m)) - sum / m;
-}
 
 // One worker's compressors and scratch space, reused for every block.
 class Engine {
@@ -72,7 +31,6 @@ class Engine {
     if (level_ > 0) {
       deflate_.reset(libdeflate_alloc_compressor(level_));
     }
-    isal_buf_.resize(ISAL_DEF_LVL1_DEFAULT);
   }
 
   bool ok() const { return level_ <= 0 || deflate_ != nullptr; }
@@ -96,65 +54,8 @@ class Engine {
 
  private:
   bool ShouldStore(const uint8_t* p, size_t n) {
-    if (level_ == 0) return true;
-    if (SampledEntropy(p, n) < kRandomEntropy) return false;
-    // Looks random; but random bytes that repeat have high byte entropy and
-    // still compress.
-    return !HasRepeats(p, n);
-  }
-
-  // Whether some 3% of the piece repeats other bytes of it, judged from a
-  // sample at a tenth of the cost of a trial deflate. Every 8-byte-aligned
-  // word is entered in a hash table; then, at the start of every 128-byte
-  // window, the words at its first 8 offsets are looked up. When a stretch
-  // of 40 bytes or more from the window's start repeats bytes elsewhere in
-  // the piece, one of those 8 offsets lines up with an aligned word of the
-  // other copy and finds it; 32 equal bytes count the window as repeated.
-  // Deflate gains 3% when about 3% of the windows are.
-  bool HasRepeats(const uint8_t* p, size_t n) {
-    constexpr size_t kWindow = 128, kMatch = 32;
-    if (n < 2 * kWindow) return true;  // too small to judge: compress it
-    std::fill(table_.begin(), table_.end(), kEmpty);
-    for (size_t i = 0; i + 8 <= n; i += 8) table_[Hash(p + i)] = static_cast<uint16_t>(i);
-    size_t hits = 0;
-    for (size_t w = 0; w + kWindow <= n; w += kWindow) {
-      for (size_t k = 0; k < 8; ++k) {
-        const size_t at = w + k;
-        const uint16_t j = table_[Hash(p + at)];
-        if (j == kEmpty || j == at) continue;
-        if (j + kMatch <= n && at + kMatch <= n && memcmp(p + j, p + at, kMatch) == 0) {
-          ++hits;
-          break;
-        }
-      }
-    }
-    return hits * kWindow * 100 >= n * 3;
-  }
-
-  static constexpr int kHashBits = 12;
-  static constexpr uint16_t kEmpty = 0xffff;
-  static uint32_t Hash(const uint8_t* q) {
-    uint64_t v;
-    memcpy(&v, q, 8);
-    return static_cast<uint32_t>((v * 0x9e3779b97f4a7c15ull) >> (64 - kHashBits));
-  }
-
-  // Raw deflate with ISA-L level 1; 0 when the output does not fit.
-  size_t IsalDeflate(const uint8_t* in, size_t n, uint8_t* out, size_t cap) {
-    isal_zstream z;
-    isal_deflate_stateless_init(&z);
-    z.level = 1;
-    z.level_buf = reinterpret_cast<uint8_t*>(&isal_buf_[0]);
-    z.level_buf_size = static_cast<uint32_t>(isal_buf_.size());
-    z.gzip_flag = IGZIP_DEFLATE;
-    z.end_of_stream = 1;
-    z.flush = NO_FLUSH;
-    z.next_in = const_cast<uint8_t*>(in);
-    z.avail_in = static_cast<uint32_t>(n);
-    z.next_out = out;
-    z.avail_out = static_cast<uint32_t>(cap);
-    if (isal_deflate_stateless(&z) != COMP_OK) return 0;
-    return z.total_out;
+    return level_ == 0 ||
+           fast_.LooksIncompressible(absl::string_view(reinterpret_cast<const char*>(p), n));
   }
 
   void EmitMember(const uint8_t* data, size_t n, bool store, std::string* out) {
@@ -171,7 +72,8 @@ class Engine {
       out->resize(start + kHeaderBytes + cap);
       uint8_t* dst = reinterpret_cast<uint8_t*>(&(*out)[start + kHeaderBytes]);
       body = level_ == kFastCompression
-                 ? IsalDeflate(data, n, dst, cap)
+                 ? fast_.Deflate(absl::string_view(reinterpret_cast<const char*>(data), n),
+                                 reinterpret_cast<char*>(dst), cap)
                  : libdeflate_deflate_compress(deflate_.get(), data, n, dst, cap);
       out->resize(start + kHeaderBytes + body);
     }
@@ -205,8 +107,7 @@ class Engine {
   };
   const int level_;
   std::unique_ptr<libdeflate_compressor, FreeDeflate> deflate_;
-  std::string isal_buf_;
-  std::vector<uint16_t> table_ = std::vector<uint16_t>(size_t{1} << kHashBits);
+  FastDeflater fast_;
 };
 
 // A block on its way: filled by the writer, compressed by a worker, written

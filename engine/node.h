@@ -82,9 +82,8 @@ struct CapturedSnapshot {
   std::unique_ptr<ByteSource> state;
 };
 
-// Opens a fresh reader of the state to restore. Restore calls it more than
-// once (validate first, then replicate), so it must yield the same bytes
-// each time.
+// Opens a fresh reader of the state to restore. Restore may call it more
+// than once, so it must yield the same bytes each time.
 using StateOpener = std::function<absl::StatusOr<std::unique_ptr<ByteSource>>()>;
 
 struct RestoreResult {
@@ -127,9 +126,9 @@ class RaftNode {
   // already refused an archive of another engine (meta.engine set and not
   // this one). Engines need not serialize concurrent restores (the
   // agent runs one at a time, core/snapshot_ops.h); when two overlap, at
-  // most one takes effect, never a mix. The bytes are first checked to be this engine's
-  // state (FAILED_PRECONDITION otherwise, e.g. for a Nomad snapshot), before
-  // anything is proposed.
+  // most one takes effect, never a mix. Bytes that are not this engine's
+  // state are refused (FAILED_PRECONDITION, e.g. for a Nomad snapshot),
+  // their start before anything is proposed.
   virtual absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
                                                 absl::Time deadline) = 0;

@@ -1,5 +1,6 @@
 #include "raft/command.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -32,6 +33,15 @@ class Reader {
     in_.remove_prefix(n);
     return true;
   }
+  bool View(absl::string_view* s) {
+    if (in_.size() < 4) return false;
+    uint32_t n = DecodeFixed32(in_.data());
+    in_.remove_prefix(4);
+    if (in_.size() < n) return false;
+    *s = in_.substr(0, n);
+    in_.remove_prefix(n);
+    return true;
+  }
   bool Raw(void* p, size_t n) {
     if (in_.size() < n) return false;
     memcpy(p, in_.data(), n);
@@ -53,6 +63,71 @@ class Reader {
 
 }  // namespace
 
+bool EncodeChunkSegments(absl::string_view chunk, FastDeflater* deflater,
+                         std::string* out) {
+  const size_t budget = chunk.size() - chunk.size() / 32;
+  out->resize(budget);
+  size_t used = 0;
+  // Emits the run chunk[from, to): deflated when that saves 3%.
+  auto emit = [&](size_t from, size_t to, bool incompressible) {
+    const size_t raw = to - from;
+    if (used + 8 > budget) return false;
+    char* head = &(*out)[used];
+    size_t stored = 0;
+    if (!incompressible && raw >= 64) {
+      const size_t room = std::min(budget - used - 8, raw - raw / 32);
+      stored = deflater->Deflate(chunk.substr(from, raw), head + 8, room);
+    }
+    if (stored == 0) {  // as it is
+      if (used + 8 + raw > budget) return false;
+      memcpy(head + 8, chunk.data() + from, raw);
+      stored = raw;
+    }
+    std::string h;
+    PutFixed32(static_cast<uint32_t>(raw), &h);
+    PutFixed32(static_cast<uint32_t>(stored), &h);
+    memcpy(head, h.data(), 8);
+    used += 8 + stored;
+    return true;
+  };
+  const size_t piece = FastDeflater::kPiece;
+  size_t run_start = 0;
+  bool run_incompressible = false;
+  for (size_t off = 0; off < chunk.size(); off += piece) {
+    const bool inc = deflater->LooksIncompressible(chunk.substr(off, piece));
+    if (off > 0 && inc != run_incompressible) {
+      if (!emit(run_start, off, run_incompressible)) return false;
+      run_start = off;
+    }
+    run_incompressible = inc;
+  }
+  if (!emit(run_start, chunk.size(), run_incompressible)) return false;
+  out->resize(used);
+  return true;
+}
+
+bool DecodeChunkSegments(absl::string_view data, uint64_t raw_size, std::string* scratch,
+                         const std::function<void(absl::string_view)>& fn) {
+  uint64_t total = 0;
+  while (!data.empty()) {
+    if (data.size() < 8) return false;
+    const uint32_t raw = DecodeFixed32(data.data());
+    const uint32_t stored = DecodeFixed32(data.data() + 4);
+    data.remove_prefix(8);
+    if (stored > raw || stored > data.size() || raw > raw_size - total) return false;
+    absl::string_view bytes = data.substr(0, stored);
+    data.remove_prefix(stored);
+    if (stored < raw) {
+      scratch->resize(raw);
+      if (!InflateRaw(bytes, &(*scratch)[0], raw)) return false;
+      bytes = *scratch;
+    }
+    fn(bytes);
+    total += raw;
+  }
+  return total == raw_size;
+}
+
 std::string EncodeCommand(const Command& c) {
   std::string out;
   out.push_back(static_cast<char>(c.type));
@@ -71,11 +146,25 @@ std::string EncodeCommand(const Command& c) {
       out.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
       break;
     case Command::kRestoreChunk:
+      out.reserve(8 + 4 + c.restore_id.size() + 8 + 4 + c.data.size() + 8);
       PutBytes(c.restore_id, &out);
       PutFixed64(c.offset, &out);
-      PutBytes(c.value, &out);
+      PutBytes(c.data, &out);
+      break;
+    case Command::kRestoreChunkDeflated:
+      out.reserve(8 + 4 + c.restore_id.size() + 16 + 4 + c.data.size() + 8);
+      PutBytes(c.restore_id, &out);
+      PutFixed64(c.offset, &out);
+      PutFixed64(c.raw_size, &out);
+      PutBytes(c.data, &out);
       break;
     case Command::kRestoreCommit:
+      PutBytes(c.restore_id, &out);
+      if (c.has_sha256) {
+        out.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
+      }
+      break;
+    case Command::kRestoreAbort:
       PutBytes(c.restore_id, &out);
       break;
   }
@@ -105,9 +194,22 @@ absl::StatusOr<Command> DecodeCommand(absl::string_view entry) {
            r.Raw(c.sha256.data(), c.sha256.size());
       break;
     case Command::kRestoreChunk:
-      ok = r.Bytes(&c.restore_id) && r.U64(&c.offset) && r.Bytes(&c.value);
+      ok = r.Bytes(&c.restore_id) && r.U64(&c.offset) && r.View(&c.data);
+      break;
+    case Command::kRestoreChunkDeflated:
+      ok = r.Bytes(&c.restore_id) && r.U64(&c.offset) && r.U64(&c.raw_size) &&
+           r.View(&c.data);
       break;
     case Command::kRestoreCommit:
+      ok = r.Bytes(&c.restore_id);
+      // The digest is optional (older commits carry none); padding is at
+      // most 7 bytes, so 32 more bytes are a digest.
+      if (ok && !r.AtPaddedEnd()) {
+        ok = r.Raw(c.sha256.data(), c.sha256.size());
+        c.has_sha256 = ok;
+      }
+      break;
+    case Command::kRestoreAbort:
       ok = r.Bytes(&c.restore_id);
       break;
     default:

@@ -12,10 +12,12 @@
 #define SNAPSHOT_AGENT_RAFT_COMMAND_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/deflate.h"
 #include "base/sha256.h"
 
 namespace snapshot {
@@ -30,18 +32,45 @@ struct Command {
   enum Type : uint8_t {
     kPut = 1,
     kDelete = 2,
-    kRestoreBegin = 3,   // restore_id, size, sha256
+    kRestoreBegin = 3,   // restore_id, size, sha256 (all zero: given at commit)
     kRestoreChunk = 4,   // restore_id, offset, data
-    kRestoreCommit = 5,  // restore_id
+    kRestoreCommit = 5,  // restore_id [, sha256]
+    kRestoreAbort = 6,   // restore_id: drop the staging
+    // restore_id, offset, raw_size, data: the chunk's raw_size bytes in
+    // segments, compressible runs deflated (EncodeChunkSegments), when that
+    // saves 3% or more.
+    kRestoreChunkDeflated = 7,
   };
   Type type = kPut;
   std::string key;         // kPut, kDelete
-  std::string value;       // kPut; chunk data for kRestoreChunk
+  std::string value;       // kPut
+  // kRestoreChunk*: the chunk's bytes. Encoding reads them from here;
+  // decoding points into the entry, which must outlive the view.
+  absl::string_view data;
   std::string restore_id;  // restore commands
   uint64_t size = 0;       // kRestoreBegin: total state bytes
-  uint64_t offset = 0;     // kRestoreChunk: offset of the chunk
-  Digest sha256{};         // kRestoreBegin: SHA-256 of the whole state
+  uint64_t offset = 0;     // kRestoreChunk*: offset of the chunk
+  uint64_t raw_size = 0;   // kRestoreChunkDeflated: the chunk's size
+  // kRestoreBegin, kRestoreCommit: SHA-256 of the whole state. A commit
+  // without one (has_sha256 false) is checked against the begin's.
+  Digest sha256{};
+  bool has_sha256 = false;
 };
+
+// The data of a kRestoreChunkDeflated command: segments of
+//   u32 LE raw length | u32 LE stored length | stored bytes
+// where a stored length equal to the raw length means the bytes as they are
+// and a smaller one raw deflate of them. Random-looking runs (compressed or
+// encrypted values) are kept as they are, so they cost no inflating.
+// Returns false (and leaves `out` unspecified) when the segments would not
+// save 3% of `chunk`.
+bool EncodeChunkSegments(absl::string_view chunk, FastDeflater* deflater,
+                         std::string* out);
+// Calls `fn` with the raw bytes of each segment in turn, using `scratch` to
+// inflate. False when the segments are malformed or do not add up to
+// `raw_size` bytes (fn may have been called for some of them).
+bool DecodeChunkSegments(absl::string_view data, uint64_t raw_size, std::string* scratch,
+                         const std::function<void(absl::string_view)>& fn);
 
 // Encodes `c`, padded to a multiple of 8 bytes.
 std::string EncodeCommand(const Command& c);

@@ -39,6 +39,9 @@ struct EmbeddedNodeConfig {
   // Log entries between the engine's own snapshots, and entries kept after.
   unsigned snapshot_threshold = 8192;
   unsigned snapshot_trailing = 1024;
+  // Size of the Raft log's segment files (preallocated; the open one and a
+  // spare exist at any time).
+  size_t segment_bytes = 32 << 20;
 };
 
 // Parses a peer list "ID=RAFT_HOST:PORT[@AGENT_HOST:PORT],..." e.g.

@@ -1,5 +1,6 @@
 #include "raft/embedded_node.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <string.h>
 
@@ -41,6 +42,8 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
   struct raft_fsm fsm;
   struct raft raft;
   kv::KvFsm kvfsm;
+  // Index of a committed restore whose compaction is pending (0: none).
+  uint64_t compact_at = 0;
 
   std::thread thread;
 
@@ -116,17 +119,13 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
     Impl* impl;
   };
 
-  // Loop thread: proposes `entry` and sets `w` once applied (or failed).
-  void ProposeOnLoop(const std::string& entry,
-                     std::shared_ptr<Waiter<ApplyOutcome>> w) {
-    if (raft_state(&raft) != RAFT_LEADER) return w->Set(NotLeader());
-    struct raft_buffer buf;
-    buf.len = entry.size();
-    buf.base = raft_malloc(buf.len);
-    if (buf.base == nullptr) {
-      return w->Set(absl::ResourceExhaustedError("out of memory"));
+  // Loop thread: proposes `buf` (ours until raft_apply takes it) and sets
+  // `w` once applied (or failed).
+  void ProposeOnLoop(struct raft_buffer buf, std::shared_ptr<Waiter<ApplyOutcome>> w) {
+    if (raft_state(&raft) != RAFT_LEADER) {
+      raft_free(buf.base);
+      return w->Set(NotLeader());
     }
-    memcpy(buf.base, entry.data(), buf.len);
     auto* r = new ApplyReq;
     r->req.data = r;
     r->w = std::move(w);
@@ -174,14 +173,23 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
         deadline);
   }
 
-  absl::StatusOr<ApplyOutcome> Propose(std::string entry,
-                                       absl::Time deadline) override {
-    auto shared = std::make_shared<std::string>(std::move(entry));
-    return Call<ApplyOutcome>(
-        [this, shared](std::shared_ptr<Waiter<ApplyOutcome>> w) {
-          ProposeOnLoop(*shared, std::move(w));
-        },
-        deadline);
+  std::shared_ptr<Waiter<ApplyOutcome>> ProposeAsync(std::string entry) override {
+    auto w = std::make_shared<Waiter<ApplyOutcome>>();
+    // The copy into libraft's buffer is made here, on the caller's thread,
+    // not on the loop.
+    struct raft_buffer buf;
+    buf.len = entry.size();
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == nullptr) {
+      w->Set(absl::ResourceExhaustedError("out of memory"));
+      return w;
+    }
+    memcpy(buf.base, entry.data(), buf.len);
+    if (!mailbox.Post([this, buf, w] { ProposeOnLoop(buf, w); })) {
+      raft_free(buf.base);
+      w->Set(absl::UnavailableError("the Raft node is shutting down"));
+    }
+    return w;
   }
 
   // Proposes a command and turns a non-applied result into an error.
@@ -261,44 +269,73 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
     auto* self = static_cast<Impl*>(fsm->data);
     int r = self->kvfsm.Apply(
         absl::string_view(static_cast<const char*>(buf->base), buf->len));
+    if (self->kvfsm.TakeRestoreCommitted()) self->CompactAfterRestore();
     // Never fail here: a non-zero return stops libraft's apply loop
     // (RAFT_NOTES, defect 4). The outcome travels in the result pointer.
     *result = reinterpret_cast<void*>(static_cast<intptr_t>(r));
     return 0;
   }
 
+  // A committed restore leaves its chunks (the whole state again) in the
+  // log, in memory and on disk, until the next snapshot — 8192 entries away
+  // by default. So the engine takes one at once: threshold 1 makes libraft
+  // snapshot right after this apply, trailing 0 drops every entry up to it.
+  // The configured values come back once that snapshot is stored
+  // (FsmSnapshotFinalize). A follower that had not received all the chunks
+  // yet gets the new state by InstallSnapshot, as after any compaction.
+  void CompactAfterRestore() {
+    compact_at = raft_last_applied(&raft) + 1;  // this entry's index
+    raft_set_snapshot_threshold(&raft, 1);
+    raft_set_snapshot_trailing(&raft, 0);
+  }
+
   // The engine's own snapshot (log compaction). libraft 0.15.0's libuv I/O
   // has no async_work, so FSM version 3 (serialize off the loop) is refused:
   // this runs on the loop thread and stalls it for as long as serializing
-  // the state takes. snapshot_threshold keeps it rare. (User snapshots via
-  // Snapshot() do not go through here and never serialize on the loop.)
+  // the state takes (straight into libraft's buffer: one copy).
+  // snapshot_threshold keeps it rare. (User snapshots via Snapshot() do not
+  // go through here and never serialize on the loop.)
   static int FsmSnapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[],
                          unsigned* n_bufs) {
     auto* self = static_cast<Impl*>(fsm->data);
-    std::string data = self->kvfsm.Capture().Serialize();
+    kv::FsmImage image = self->kvfsm.Capture();
     auto* out = static_cast<struct raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
     if (out == nullptr) return RAFT_NOMEM;
-    out->len = data.size();
-    out->base = raft_malloc(data.size());
+    out->len = image.SerializedSize();
+    out->base = raft_malloc(out->len);
     if (out->base == nullptr) {
       raft_free(out);
       return RAFT_NOMEM;
     }
-    memcpy(out->base, data.data(), data.size());
+    image.SerializeTo(static_cast<char*>(out->base));
     *bufs = out;
     *n_bufs = 1;
     return 0;
   }
 
   // With finalize set (FSM version 2) the buffers stay ours: free them.
-  static int FsmSnapshotFinalize(struct raft_fsm*, struct raft_buffer* bufs[],
+  // After the snapshot that follows a restore, the configured snapshot
+  // settings come back and the memory the old state, the chunks and the
+  // snapshot buffer held goes back to the system.
+  static int FsmSnapshotFinalize(struct raft_fsm* fsm, struct raft_buffer* bufs[],
                                  unsigned* n_bufs) {
+    auto* self = static_cast<Impl*>(fsm->data);
     if (*bufs != nullptr) {
       for (unsigned i = 0; i < *n_bufs; ++i) raft_free((*bufs)[i].base);
       raft_free(*bufs);
     }
     *bufs = nullptr;
     *n_bufs = 0;
+    if (self->compact_at != 0 && self->raft.snapshot.pending.index >= self->compact_at) {
+      self->compact_at = 0;
+      // On the next loop turn, once libraft has dropped the log prefix
+      // (whichever order it calls finalize and truncates in).
+      self->mailbox.Post([self] {
+        raft_set_snapshot_threshold(&self->raft, self->cfg.snapshot_threshold);
+        raft_set_snapshot_trailing(&self->raft, self->cfg.snapshot_trailing);
+        malloc_trim(0);
+      });
+    }
     return 0;
   }
 
@@ -369,6 +406,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   // Refuse to start on a damaged log instead of silently dropping a segment
   // (RAFT_NOTES, defect 2).
   raft_uv_set_auto_recovery(&p->io, false);
+  // Segments that hold several 4 MiB restore chunks (the default, 8 MiB,
+  // holds one: a file created, preallocated and fsynced per chunk).
+  raft_uv_set_segment_size(&p->io, config.segment_bytes);
 
   memset(&p->fsm, 0, sizeof(p->fsm));
   p->fsm.version = 2;

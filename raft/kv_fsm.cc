@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
+#include "base/deflate.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
@@ -12,13 +13,8 @@ namespace kv {
 namespace {
 
 constexpr char kImageMagic[4] = {'S', 'A', 'F', 'S'};
-constexpr uint8_t kImageVersion = 1;
+constexpr uint8_t kImageVersion = 2;  // 1: staging without the invalid flag
 constexpr size_t kRememberedRestores = 32;
-
-void PutStr(absl::string_view s, std::string* out) {
-  PutFixed64(s.size(), out);
-  out->append(s.data(), s.size());
-}
 
 struct Cursor {
   absl::string_view in;
@@ -62,96 +58,249 @@ bool KvFsm::RestoreCommitted(const std::string& id) const {
                    id) != committed_restores_.end();
 }
 
+Staging::Staging() {
+  KvState* next_state = next.get();
+  decoder = std::make_unique<StateDecoder>([next_state](std::string k, std::string v) {
+    next_state->Put(std::move(k), std::move(v));
+  });
+}
+
+void Staging::Add(absl::string_view data) {
+  hash->Update(data);
+  if (!invalid && !decoder->Feed(data).ok()) Poison();
+}
+
+void Staging::Poison() {
+  // Nothing of it can be committed: let the memory go now.
+  invalid = true;
+  next.reset();
+  decoder.reset();
+}
+
+StagingWorker::StagingWorker() : thread_([this] { Run(); }) {}
+
+StagingWorker::~StagingWorker() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  thread_.join();
+}
+
+void StagingWorker::Add(std::shared_ptr<Staging> s, std::string bytes,
+                        uint64_t raw_size) {
+  std::unique_lock<std::mutex> l(mu_);
+  idle_cv_.wait(l, [&] { return queued_bytes_ < kMaxQueuedBytes; });
+  queued_bytes_ += bytes.size();
+  jobs_.push_back(Job{std::move(s), std::move(bytes), raw_size});
+  work_cv_.notify_one();
+}
+
+void StagingWorker::Drain() {
+  std::unique_lock<std::mutex> l(mu_);
+  idle_cv_.wait(l, [&] { return jobs_.empty() && !busy_; });
+}
+
+void StagingWorker::Run() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      work_cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and nothing left
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+      busy_ = true;
+    }
+    Staging& s = *job.staging;
+    if (job.raw_size == 0) {
+      s.Add(job.bytes);
+    } else if (!DecodeChunkSegments(job.bytes, job.raw_size, &inflated_,
+                                    [&s](absl::string_view raw) { s.Add(raw); })) {
+      // Every node decodes the same logged bytes: a failure is the same
+      // everywhere (and would mean a proposer bug).
+      s.Poison();
+    }
+    const size_t n = job.bytes.size();
+    job = Job{};  // the staging may go now
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queued_bytes_ -= n;
+      busy_ = false;
+    }
+    idle_cv_.notify_all();
+  }
+}
+
 ApplyResult KvFsm::Apply(absl::string_view entry) {
   absl::StatusOr<Command> c = DecodeCommand(entry);
   if (!c.ok()) return kBadEntry;
   switch (c->type) {
     case Command::kPut:
       if (!ValidateEntry(c->key, c->value).ok()) return kBadEntry;
-      state_.Put(c->key, c->value);
+      state_.Put(std::move(c->key), std::move(c->value));
       return kApplied;
     case Command::kDelete:
       state_.Delete(c->key);
       return kApplied;
     case Command::kRestoreBegin:
       if (RestoreCommitted(c->restore_id)) return kApplied;  // replayed
-      staging_.emplace();
+      // A newer restore replaces an unfinished one (whose queued chunks
+      // finish first, so that its memory is gone before the new one grows).
+      staging_.reset();
+      worker_.Drain();
+      staging_ = std::make_shared<Staging>();
       staging_->id = c->restore_id;
       staging_->size = c->size;
       staging_->sha256 = c->sha256;
       return kApplied;
-    case Command::kRestoreChunk: {
+    case Command::kRestoreChunk:
+    case Command::kRestoreChunkDeflated: {
       if (RestoreCommitted(c->restore_id)) return kApplied;
       if (!staging_ || staging_->id != c->restore_id) return kNoSuchRestore;
       // A chunk proposed twice (a retry) is applied once.
       if (c->offset != staging_->received) return kApplied;
-      staging_->received += c->value.size();
-      staging_->chunks.push_back(
-          std::make_shared<const std::string>(std::move(c->value)));
+      uint64_t raw_size = 0;
+      if (c->type == Command::kRestoreChunkDeflated) {
+        if (c->raw_size == 0 || c->raw_size > kRestoreChunkBytes) return kBadEntry;
+        raw_size = c->raw_size;
+      }
+      staging_->received += raw_size > 0 ? raw_size : c->data.size();
+      // Decoded on the worker; a fault shows at commit.
+      worker_.Add(staging_, std::string(c->data), raw_size);
       return kApplied;
     }
     case Command::kRestoreCommit:
-      return Commit(c->restore_id);
+      return Commit(*c);
+    case Command::kRestoreAbort:
+      if (staging_ && staging_->id == c->restore_id) {
+        staging_.reset();
+        worker_.Drain();  // and its memory with it
+      }
+      return kApplied;
   }
   return kBadEntry;
 }
 
-ApplyResult KvFsm::Commit(const std::string& id) {
-  if (RestoreCommitted(id)) return kApplied;  // idempotent
-  if (!staging_ || staging_->id != id) return kNoSuchRestore;
-  Staging staged = std::move(*staging_);
-  staging_.reset();
-  if (staged.received != staged.size) return kRestoreIncomplete;
-  Sha256 h;
-  for (const auto& c : staged.chunks) h.Update(*c);
-  if (h.Finish() != staged.sha256) return kRestoreIncomplete;
-  KvState next;
-  StateDecoder d([&next](std::string k, std::string v) { next.Put(k, v); });
-  for (const auto& c : staged.chunks) {
-    if (!d.Feed(*c).ok()) return kRestoreInvalidState;
-  }
-  if (!d.Finish().ok()) return kRestoreInvalidState;
-  state_ = std::move(next);  // the atomic swap
-  committed_restores_.push_back(id);
+ApplyResult KvFsm::Commit(const Command& c) {
+  if (RestoreCommitted(c.restore_id)) return kApplied;  // idempotent
+  if (!staging_ || staging_->id != c.restore_id) return kNoSuchRestore;
+  worker_.Drain();
+  std::shared_ptr<Staging> staged = std::move(staging_);
+  if (staged->invalid) return kRestoreInvalidState;
+  if (staged->received != staged->size) return kRestoreIncomplete;
+  const Digest& want = c.has_sha256 ? c.sha256 : staged->sha256;
+  if (staged->hash->Finish() != want) return kRestoreIncomplete;
+  if (!staged->decoder->Finish().ok()) return kRestoreInvalidState;
+  state_ = std::move(*staged->next);  // the atomic swap
+  committed_restores_.push_back(c.restore_id);
   if (committed_restores_.size() > kRememberedRestores) {
     committed_restores_.pop_front();
   }
+  restore_committed_ = true;
   return kApplied;
 }
 
-FsmImage KvFsm::Capture() const {
+FsmImage KvFsm::Capture() {
+  worker_.Drain();
   FsmImage img;
   img.kv = state_.View();
   img.committed_restores = committed_restores_;
-  img.staging = staging_;
+  if (staging_) {
+    const Staging& s = *staging_;
+    StagingImage& si = img.staging.emplace();
+    si.id = s.id;
+    si.size = s.size;
+    si.sha256 = s.sha256;
+    si.received = s.received;
+    si.invalid = s.invalid;
+    if (!s.invalid) {
+      si.header_done = s.decoder->header_done();
+      si.expected = s.decoder->expected();
+      si.entries = s.next->View();
+      si.pending = std::string(s.decoder->pending());
+    }
+  }
   return img;
 }
 
-std::string FsmImage::Serialize() const {
-  std::string out(kImageMagic, sizeof(kImageMagic));
-  out.push_back(static_cast<char>(kImageVersion));
-  out.append(3, '\0');
+namespace {
+
+// Writes at a cursor; the size was computed beforehand.
+struct Out {
+  char* p;
+  void Bytes(const void* d, size_t n) {
+    memcpy(p, d, n);
+    p += n;
+  }
+  void U64(uint64_t v) {
+    std::string b;
+    PutFixed64(v, &b);
+    Bytes(b.data(), 8);
+  }
+  void Str(absl::string_view s) {
+    U64(s.size());
+    Bytes(s.data(), s.size());
+  }
+  // Copies `n` bytes of `src`, after skipping `skip`.
+  void From(ByteSource* src, uint64_t skip, uint64_t n) {
+    char scratch[kHeaderBytes];
+    while (skip > 0) skip -= *src->Read(scratch, std::min<uint64_t>(skip, sizeof(scratch)));
+    while (n > 0) {
+      size_t k = *src->Read(p, n);
+      if (k == 0) abort();  // a view's source yields exactly its size
+      p += k;
+      n -= k;
+    }
+  }
+};
+
+}  // namespace
+
+uint64_t FsmImage::SerializedSize() const {
+  uint64_t n = 8 + 8 + kv.SerializedSize() + 8;
+  for (const auto& id : committed_restores) n += 8 + id.size();
+  n += 1;
+  if (staging) n += 8 + staging->id.size() + 8 + 32 + 8 + 1 +
+                    (staging->invalid ? 0 : staging->received);
+  return n;
+}
+
+void FsmImage::SerializeTo(char* out) const {
+  Out o{out};
+  o.Bytes(kImageMagic, sizeof(kImageMagic));
+  const char version[4] = {static_cast<char>(kImageVersion), 0, 0, 0};
+  o.Bytes(version, 4);
   // The key-value state in its own serialized form.
-  PutFixed64(kv.SerializedSize(), &out);
-  size_t at = out.size();
-  out.resize(at + kv.SerializedSize());
-  std::unique_ptr<ByteSource> src = kv.NewSource();
-  size_t filled = 0;
-  while (filled < kv.SerializedSize()) {
-    size_t n = *src->Read(&out[at + filled], kv.SerializedSize() - filled);
-    if (n == 0) break;
-    filled += n;
+  o.U64(kv.SerializedSize());
+  o.From(kv.NewSource().get(), 0, kv.SerializedSize());
+  o.U64(committed_restores.size());
+  for (const auto& id : committed_restores) o.Str(id);
+  const char has_staging = staging ? 1 : 0;
+  o.Bytes(&has_staging, 1);
+  if (!staging) return;
+  const StagingImage& s = *staging;
+  o.Str(s.id);
+  o.U64(s.size);
+  o.Bytes(s.sha256.data(), 32);
+  o.U64(s.received);
+  const char invalid = s.invalid ? 1 : 0;
+  o.Bytes(&invalid, 1);
+  if (s.invalid) return;
+  // The bytes received, rebuilt: the header, the decoded entries (a view's
+  // serialized form after its own header) and the incomplete rest.
+  if (s.header_done) {
+    const std::string h = EncodeStateHeader(s.expected);
+    o.Bytes(h.data(), h.size());
+    o.From(s.entries.NewSource().get(), kHeaderBytes, s.entries.SerializedSize() - kHeaderBytes);
   }
-  PutFixed64(committed_restores.size(), &out);
-  for (const auto& id : committed_restores) PutStr(id, &out);
-  out.push_back(staging ? 1 : 0);
-  if (staging) {
-    PutStr(staging->id, &out);
-    PutFixed64(staging->size, &out);
-    out.append(reinterpret_cast<const char*>(staging->sha256.data()), 32);
-    PutFixed64(staging->received, &out);
-    for (const auto& c : staging->chunks) out += *c;
-  }
+  o.Bytes(s.pending.data(), s.pending.size());
+}
+
+std::string FsmImage::Serialize() const {
+  std::string out(SerializedSize(), '\0');
+  SerializeTo(&out[0]);
   return out;
 }
 
@@ -164,7 +313,8 @@ absl::Status KvFsm::Load(absl::string_view image) {
   if (image.size() < 8 || memcmp(image.data(), kImageMagic, 4) != 0) {
     return bad("bad magic");
   }
-  if (static_cast<uint8_t>(image[4]) != kImageVersion) {
+  const uint8_t version = static_cast<uint8_t>(image[4]);
+  if (version != 1 && version != kImageVersion) {
     return bad("unsupported version");
   }
   Cursor c{image.substr(8)};
@@ -183,23 +333,37 @@ absl::Status KvFsm::Load(absl::string_view image) {
   if (c.in.empty()) return bad("missing staging flag");
   bool has_staging = c.in[0] != 0;
   c.in.remove_prefix(1);
-  std::optional<Staging> staging;
+  std::shared_ptr<Staging> staging;
   if (has_staging) {
-    staging.emplace();
+    staging = std::make_shared<Staging>();
     absl::string_view id;
-    if (!c.Str(&id) || !c.U64(&staging->size) || c.in.size() < 32) {
+    uint64_t size, received;
+    if (!c.Str(&id) || !c.U64(&size) || c.in.size() < 32) {
       return bad("truncated staging header");
     }
     staging->id = std::string(id);
+    staging->size = size;
     memcpy(staging->sha256.data(), c.in.data(), 32);
     c.in.remove_prefix(32);
-    if (!c.U64(&staging->received) || c.in.size() != staging->received) {
-      return bad("staged bytes do not match their length");
+    if (!c.U64(&received)) return bad("truncated staging header");
+    bool invalid = false;
+    if (version >= 2) {  // version 1 had no invalid flag
+      if (c.in.empty()) return bad("truncated staging header");
+      invalid = c.in[0] != 0;
+      c.in.remove_prefix(1);
     }
-    staging->chunks.push_back(std::make_shared<const std::string>(c.in));
-    c.in = absl::string_view();
+    if (invalid) {
+      staging->received = received;
+      staging->Poison();
+    } else {
+      if (c.in.size() != received) return bad("staged bytes do not match their length");
+      staging->received = received;
+      staging->Add(c.in);
+      c.in = absl::string_view();
+    }
   }
   if (!c.in.empty()) return bad("trailing bytes");
+  worker_.Drain();  // nothing of the old staging may be left in flight
   state_ = std::move(*state);
   committed_restores_ = std::move(restores);
   staging_ = std::move(staging);

@@ -8,16 +8,22 @@
 // FSM's own snapshots, so a node that catches up through InstallSnapshot in
 // the middle of a restore ends with the same state as the others.
 //
-// Threading: not thread-safe; owned by the Raft loop thread. Capture() gives
-// an immutable FsmImage that may be serialized on any thread.
+// Threading: not thread-safe; owned by the Raft loop thread, which it
+// shares with one StagingWorker thread of its own (restore chunks are
+// decoded there; Capture, commit and abort wait for it). Capture() gives an
+// immutable FsmImage that may be serialized on any thread.
 #ifndef SNAPSHOT_AGENT_RAFT_KV_FSM_H_
 #define SNAPSHOT_AGENT_RAFT_KV_FSM_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -39,21 +45,88 @@ enum ApplyResult : int {
 };
 const char* ApplyResultName(int r);
 
+// A restore in progress on this node: the chunks received so far, decoded
+// into the next state as they arrive (so a restore costs one copy of the
+// state, not raw bytes and then a decoded copy), and hashed.
 struct Staging {
+  std::string id;
+  uint64_t size = 0;
+  Digest sha256{};  // from the begin entry; all zero: given at commit
+  // Bytes accepted from chunk entries (in log order, on the Raft loop).
+  uint64_t received = 0;
+  // The rest is the StagingWorker's until it is drained.
+  bool invalid = false;  // the bytes are not a valid state
+  std::unique_ptr<KvState> next = std::make_unique<KvState>();
+  std::unique_ptr<StateDecoder> decoder;
+  std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
+
+  Staging();
+  // Hashes and decodes the next `data` bytes of the state.
+  void Add(absl::string_view data);
+  // Marks the staging invalid and frees what it decoded.
+  void Poison();
+};
+
+// Feeds chunks to their Staging on a thread of its own, in order: the Raft
+// loop only copies a chunk, while inflating, hashing and decoding it (most
+// of a restore's cost on every node) run beside the log's own work.
+class StagingWorker {
+ public:
+  StagingWorker();
+  ~StagingWorker();
+  StagingWorker(const StagingWorker&) = delete;
+  StagingWorker& operator=(const StagingWorker&) = delete;
+
+  // Queues `bytes` for `s`: raw, or raw deflate of `raw_size` bytes (0: raw).
+  // Blocks while more than kMaxQueuedBytes wait (the loop then waits for
+  // the worker: memory stays bounded).
+  void Add(std::shared_ptr<Staging> s, std::string bytes, uint64_t raw_size);
+  // Returns once everything queued has been added.
+  void Drain();
+
+  static constexpr size_t kMaxQueuedBytes = 64 << 20;
+
+ private:
+  struct Job {
+    std::shared_ptr<Staging> staging;
+    std::string bytes;
+    uint64_t raw_size;
+  };
+  void Run();
+
+  std::mutex mu_;
+  std::condition_variable work_cv_, idle_cv_;
+  std::deque<Job> jobs_;       // guarded by mu_
+  size_t queued_bytes_ = 0;    // guarded by mu_
+  bool busy_ = false;          // guarded by mu_: a job is being added
+  bool stop_ = false;          // guarded by mu_
+  std::string inflated_;       // the worker's scratch
+  std::thread thread_;
+};
+
+// What a Staging holds, for an image: enough to rebuild the exact bytes
+// received (the decoded entries re-serialize to the bytes they came from).
+struct StagingImage {
   std::string id;
   uint64_t size = 0;
   Digest sha256{};
   uint64_t received = 0;
-  std::vector<std::shared_ptr<const std::string>> chunks;
+  bool invalid = false;
+  bool header_done = false;
+  uint64_t expected = 0;  // the header's entry count
+  StateView entries;
+  std::string pending;    // an incomplete header or entry
 };
 
 // An immutable image of the whole FSM, for the FSM's own snapshots.
 struct FsmImage {
   StateView kv;
   std::deque<std::string> committed_restores;
-  std::optional<Staging> staging;  // chunks are shared and immutable
+  std::optional<StagingImage> staging;
   // The envelope libraft stores: "SAFS" | version | kv state | restores |
-  // staging. Whole in memory (libraft takes snapshots as buffers).
+  // staging. SerializeTo writes SerializedSize() bytes to `out`.
+  uint64_t SerializedSize() const;
+  void SerializeTo(char* out) const;
   std::string Serialize() const;
 };
 
@@ -63,19 +136,28 @@ class KvFsm {
 
   const KvState& state() const { return state_; }
   bool RestoreCommitted(const std::string& id) const;
-  const std::optional<Staging>& staging() const { return staging_; }
+  // The restore in progress, once the worker has caught up (nullptr: none).
+  const Staging* staging() {
+    worker_.Drain();
+    return staging_.get();
+  }
+  // True once after each committed restore (the engine then compacts its
+  // log: the chunks are no longer needed).
+  bool TakeRestoreCommitted() { return std::exchange(restore_committed_, false); }
 
-  FsmImage Capture() const;
+  FsmImage Capture();
   // Replaces everything with a serialized FsmImage (InstallSnapshot or
   // start-up). INTERNAL when the envelope is malformed; nothing changes then.
   absl::Status Load(absl::string_view image);
 
  private:
-  ApplyResult Commit(const std::string& id);
+  ApplyResult Commit(const Command& c);
 
   KvState state_;
-  std::optional<Staging> staging_;
+  bool restore_committed_ = false;
+  std::shared_ptr<Staging> staging_;
   std::deque<std::string> committed_restores_;  // most recent last
+  StagingWorker worker_;  // last: stopped before the rest goes
 };
 
 }  // namespace kv

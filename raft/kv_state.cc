@@ -25,21 +25,13 @@ size_t ShardOf(absl::string_view key) {
   return static_cast<size_t>(h % kShards);
 }
 
-std::string Header(uint64_t count) {
-  std::string h(kMagic, sizeof(kMagic));
-  h.push_back(static_cast<char>(kVersion));
-  h.append(3, '\0');
-  PutFixed64(count, &h);
-  return h;
-}
-
 // Serializes a view: a k-way merge of the sorted shards, one entry at a time.
 class ViewSource : public ByteSource {
  public:
   explicit ViewSource(StateView view, std::vector<std::shared_ptr<const Shard>> shards,
                       uint64_t count)
       : view_(std::move(view)), shards_(std::move(shards)) {
-    pending_ = Header(count);
+    pending_ = EncodeStateHeader(count);
     for (size_t i = 0; i < shards_.size(); ++i) {
       if (!shards_[i]->map.empty()) heap_.push({shards_[i]->map.begin(), i});
     }
@@ -86,6 +78,14 @@ class ViewSource : public ByteSource {
 };
 
 }  // namespace
+
+std::string EncodeStateHeader(uint64_t count) {
+  std::string h(kMagic, sizeof(kMagic));
+  h.push_back(static_cast<char>(kVersion));
+  h.append(3, '\0');
+  PutFixed64(count, &h);
+  return h;
+}
 
 absl::Status ValidateEntry(absl::string_view key, absl::string_view value) {
   if (key.empty()) return absl::InvalidArgumentError("key must not be empty");
@@ -166,18 +166,19 @@ Shard& KvState::MutableShard(size_t i) {
   return *shards_[i];
 }
 
-void KvState::Put(const std::string& key, const std::string& value) {
+void KvState::Put(std::string key, std::string value) {
   Shard& s = MutableShard(ShardOf(key));
-  auto [it, inserted] = s.map.try_emplace(key);
-  if (inserted) {
+  const uint64_t now = EntryBytes(key.size(), value.size());
+  auto it = s.map.find(key);
+  if (it == s.map.end()) {
+    s.map.emplace(std::move(key), std::move(value));
     ++count_;
   } else {
-    uint64_t old = EntryBytes(key.size(), it->second.size());
+    uint64_t old = EntryBytes(it->first.size(), it->second.size());
     s.bytes -= old;
     bytes_ -= old;
+    it->second = std::move(value);
   }
-  it->second = value;
-  uint64_t now = EntryBytes(key.size(), value.size());
   s.bytes += now;
   bytes_ += now;
 }
@@ -222,6 +223,23 @@ absl::Status StateDecoder::Fail(const std::string& what) {
 absl::Status StateDecoder::Feed(absl::string_view data) {
   if (!error_.ok()) return error_;
   while (!data.empty()) {
+    if (header_done_ && seen_ == expected_) {
+      return Fail(absl::StrFormat("%d bytes follow the last of its %d entries",
+                                  data.size(), expected_));
+    }
+    // Fast path: a whole entry in `data`, nothing buffered: no copy but
+    // into the key and value themselves.
+    if (header_done_ && buf_.empty() && data.size() >= 8) {
+      const uint64_t klen = DecodeFixed32(data.data());
+      const uint64_t vlen = DecodeFixed32(data.data() + 4);
+      SA_RETURN_IF_ERROR(CheckSizes(klen, vlen, offset_));
+      if (data.size() >= 8 + klen + vlen) {
+        SA_RETURN_IF_ERROR(Entry(data.substr(8, klen), data.substr(8 + klen, vlen)));
+        data.remove_prefix(8 + klen + vlen);
+        offset_ += 8 + klen + vlen;
+        continue;
+      }
+    }
     size_t need;
     if (!header_done_) {
       need = kHeaderBytes;
@@ -229,10 +247,6 @@ absl::Status StateDecoder::Feed(absl::string_view data) {
       need = 8;
     } else {
       need = 8 + DecodeFixed32(buf_.data()) + DecodeFixed32(buf_.data() + 4);
-    }
-    if (header_done_ && seen_ == expected_) {
-      return Fail(absl::StrFormat("%d bytes follow the last of its %d entries",
-                                  data.size(), expected_));
     }
     size_t take = std::min(need - buf_.size(), data.size());
     buf_.append(data.data(), take);
@@ -246,32 +260,46 @@ absl::Status StateDecoder::Feed(absl::string_view data) {
         return Fail(absl::StrFormat("unsupported format version %d",
                                     static_cast<uint8_t>(buf_[4])));
       }
+      if (buf_[5] != 0 || buf_[6] != 0 || buf_[7] != 0) {
+        return Fail("the reserved bytes of its header are not zero");
+      }
       expected_ = DecodeFixed64(buf_.data() + 8);
       header_done_ = true;
       buf_.clear();
       continue;
     }
     if (need == 8) {
-      uint64_t klen = DecodeFixed32(buf_.data()), vlen = DecodeFixed32(buf_.data() + 4);
-      if (klen == 0 || klen > kMaxKeyBytes || vlen > kMaxValueBytes) {
-        return Fail(absl::StrFormat(
-            "entry %d at offset %d has an impossible size (key %d, value %d "
-            "bytes)",
-            seen_ + 1, offset_ - 8, klen, vlen));
-      }
+      const uint64_t klen = DecodeFixed32(buf_.data()), vlen = DecodeFixed32(buf_.data() + 4);
+      SA_RETURN_IF_ERROR(CheckSizes(klen, vlen, offset_ - 8));
       if (klen + vlen > 0) continue;  // read the body next
     }
-    std::string key = buf_.substr(8, DecodeFixed32(buf_.data()));
-    if (seen_ > 0 && key <= last_key_) {
-      return Fail(absl::StrFormat(
-          "entry %d is not in strictly ascending key order", seen_ + 1));
-    }
-    ++seen_;
-    std::string value = buf_.substr(8 + key.size());
-    last_key_ = key;
-    if (on_entry_) on_entry_(std::move(key), std::move(value));
+    const size_t klen = DecodeFixed32(buf_.data());
+    absl::string_view all(buf_);
+    SA_RETURN_IF_ERROR(Entry(all.substr(8, klen), all.substr(8 + klen)));
     buf_.clear();
   }
+  return absl::OkStatus();
+}
+
+// The sizes of the entry that starts at offset `at`.
+absl::Status StateDecoder::CheckSizes(uint64_t klen, uint64_t vlen, uint64_t at) {
+  if (klen == 0 || klen > kMaxKeyBytes || vlen > kMaxValueBytes) {
+    return Fail(absl::StrFormat(
+        "entry %d at offset %d has an impossible size (key %d, value %d "
+        "bytes)",
+        seen_ + 1, at, klen, vlen));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StateDecoder::Entry(absl::string_view key, absl::string_view value) {
+  if (seen_ > 0 && key <= last_key_) {
+    return Fail(absl::StrFormat(
+        "entry %d is not in strictly ascending key order", seen_ + 1));
+  }
+  ++seen_;
+  last_key_.assign(key.data(), key.size());
+  if (on_entry_) on_entry_(std::string(key), std::string(value));
   return absl::OkStatus();
 }
 
@@ -301,7 +329,9 @@ absl::StatusOr<uint64_t> StateDecoder::Finish() {
 
 absl::StatusOr<KvState> DecodeState(absl::string_view bytes) {
   KvState state;
-  StateDecoder d([&state](std::string k, std::string v) { state.Put(k, v); });
+  StateDecoder d([&state](std::string k, std::string v) {
+    state.Put(std::move(k), std::move(v));
+  });
   SA_RETURN_IF_ERROR(d.Feed(bytes));
   SA_RETURN_IF_ERROR(d.Finish().status());
   return state;

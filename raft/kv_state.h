@@ -51,6 +51,9 @@ inline uint64_t EntryBytes(size_t key_len, size_t value_len) {
   return 8 + key_len + value_len;
 }
 
+// The serialized form's header for a state of `count` entries.
+std::string EncodeStateHeader(uint64_t count);
+
 // Checks a key and a value against the limits (INVALID_ARGUMENT).
 absl::Status ValidateEntry(absl::string_view key, absl::string_view value);
 
@@ -87,7 +90,7 @@ class KvState {
  public:
   KvState();
   // Inserts or replaces. The entry must pass ValidateEntry().
-  void Put(const std::string& key, const std::string& value);
+  void Put(std::string key, std::string value);
   // Returns whether the key existed.
   bool Delete(const std::string& key);
   std::optional<std::string> Get(absl::string_view key) const;
@@ -116,8 +119,17 @@ class StateDecoder {
   // Returns the number of entries.
   absl::StatusOr<uint64_t> Finish();
 
+  // Where the decoder stands, so that the bytes fed so far can be rebuilt
+  // from the entries delivered: the header's entry count (once the header
+  // is complete) and the bytes of an incomplete header or entry.
+  bool header_done() const { return header_done_; }
+  uint64_t expected() const { return expected_; }
+  absl::string_view pending() const { return buf_; }
+
  private:
   absl::Status Fail(const std::string& what);
+  absl::Status CheckSizes(uint64_t key_len, uint64_t value_len, uint64_t at);
+  absl::Status Entry(absl::string_view key, absl::string_view value);
   absl::Status CheckMagic();
   EntryFn on_entry_;
   std::string buf_;

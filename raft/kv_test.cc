@@ -190,6 +190,40 @@ TEST(Command, EncodingIsPaddedAndRoundTrips) {
   EXPECT_FALSE(DecodeCommand(unknown).ok());
 }
 
+TEST(Command, ChunkSegmentsKeepRandomRunsAndDeflateTheRest) {
+  std::mt19937_64 rng(5);
+  std::string chunk;
+  while (chunk.size() < (1 << 20)) {
+    for (int i = 0; i < 40000; ++i) chunk.push_back(static_cast<char>(rng()));
+    for (int i = 0; i < 5000; ++i) chunk += "key/" + std::to_string(i) + "=v;";
+  }
+  FastDeflater d;
+  std::string enc;
+  ASSERT_TRUE(EncodeChunkSegments(chunk, &d, &enc));
+  EXPECT_LT(enc.size(), chunk.size() * 3 / 4);
+  std::string scratch, back;
+  int segments = 0;
+  ASSERT_TRUE(DecodeChunkSegments(enc, chunk.size(), &scratch, [&](absl::string_view raw) {
+    back.append(raw.data(), raw.size());
+    ++segments;
+  }));
+  EXPECT_TRUE(back == chunk);
+  EXPECT_GT(segments, 2);
+  // A wrong total, a cut or a damaged length: refused.
+  auto ignore = [](absl::string_view) {};
+  EXPECT_FALSE(DecodeChunkSegments(enc, chunk.size() + 1, &scratch, ignore));
+  EXPECT_FALSE(DecodeChunkSegments(enc.substr(0, enc.size() - 1), chunk.size(), &scratch, ignore));
+  std::string bad = enc;
+  bad[4] = '\xff';  // first stored length over its raw length
+  bad[5] = '\xff';
+  bad[6] = '\xff';
+  EXPECT_FALSE(DecodeChunkSegments(bad, chunk.size(), &scratch, ignore));
+  // Random bytes gain nothing: the chunk goes as it is.
+  std::string noise;
+  for (int i = 0; i < (1 << 18); ++i) noise.push_back(static_cast<char>(rng()));
+  EXPECT_FALSE(EncodeChunkSegments(noise, &d, &enc));
+}
+
 std::string PutEntry(const std::string& k, const std::string& v) {
   Command c;
   c.type = Command::kPut;
@@ -213,7 +247,7 @@ std::vector<std::string> RestoreEntries(const std::string& id,
     c.type = Command::kRestoreChunk;
     c.restore_id = id;
     c.offset = off;
-    c.value = state.substr(off, chunk);
+    c.data = absl::string_view(state).substr(off, chunk);
     out.push_back(EncodeCommand(c));
   }
   Command m;
@@ -267,6 +301,107 @@ TEST(KvFsm, FailedCommitsChangeNothing) {
   EXPECT_EQ(*fsm.state().Get("keep"), "me");
   EXPECT_EQ(fsm.state().count(), 1u);
   EXPECT_EQ(fsm.Apply("garbage!"), kBadEntry);
+}
+
+TEST(KvFsm, DigestAtCommitAbortAndEarlyRefusal) {
+  KvState other;
+  for (int i = 0; i < 50; ++i) other.Put("k/" + std::to_string(i), std::string(i, 'v'));
+  const std::string image = Serialize(other.View());
+  // The digest may come with the commit instead of the begin.
+  {
+    KvFsm fsm;
+    auto entries = RestoreEntries("late", image, 64);
+    Command b;
+    b.type = Command::kRestoreBegin;
+    b.restore_id = "late";
+    b.size = image.size();  // no digest
+    entries.front() = EncodeCommand(b);
+    Command m;
+    m.type = Command::kRestoreCommit;
+    m.restore_id = "late";
+    m.sha256 = Sha256Of("something else");
+    m.has_sha256 = true;
+    for (size_t i = 0; i + 1 < entries.size(); ++i) ASSERT_EQ(fsm.Apply(entries[i]), kApplied);
+    EXPECT_EQ(fsm.Apply(EncodeCommand(m)), kRestoreIncomplete);
+    for (size_t i = 0; i + 1 < entries.size(); ++i) ASSERT_EQ(fsm.Apply(entries[i]), kApplied);
+    m.sha256 = Sha256Of(image);
+    EXPECT_EQ(fsm.Apply(EncodeCommand(m)), kApplied);
+    EXPECT_EQ(fsm.state().count(), 50u);
+    EXPECT_TRUE(fsm.TakeRestoreCommitted());
+    EXPECT_FALSE(fsm.TakeRestoreCommitted());
+  }
+  // An abort drops the staging; its commit then finds nothing.
+  {
+    KvFsm fsm;
+    fsm.Apply(PutEntry("keep", "1"));
+    auto entries = RestoreEntries("gone", image, 64);
+    for (size_t i = 0; i + 1 < entries.size(); ++i) fsm.Apply(entries[i]);
+    Command a;
+    a.type = Command::kRestoreAbort;
+    a.restore_id = "gone";
+    EXPECT_EQ(fsm.Apply(EncodeCommand(a)), kApplied);
+    EXPECT_EQ(fsm.staging(), nullptr);
+    EXPECT_EQ(fsm.Apply(entries.back()), kNoSuchRestore);
+    EXPECT_EQ(*fsm.state().Get("keep"), "1");
+  }
+  // Bytes that are not a valid state are refused at commit (with the
+  // length and digest right), and the staging is dropped.
+  {
+    KvFsm fsm;
+    std::string broken = image;
+    broken[23] = '\x7f';  // the first entry's value length: impossible
+    auto entries = RestoreEntries("bad", broken, 64);
+    for (size_t i = 0; i + 1 < entries.size(); ++i) EXPECT_EQ(fsm.Apply(entries[i]), kApplied);
+    EXPECT_TRUE(fsm.staging()->invalid);
+    EXPECT_EQ(fsm.Apply(entries.back()), kRestoreInvalidState);
+    EXPECT_EQ(fsm.staging(), nullptr);
+  }
+}
+
+TEST(KvFsm, StagingImageRebuildsTheExactBytesAtEveryCut) {
+  KvState other;
+  for (int i = 0; i < 20; ++i) other.Put("key/" + std::to_string(i), std::string(i * 3, 'x'));
+  const std::string image = Serialize(other.View());
+  // Cut after every byte count (inside the header, inside entries, between
+  // them); the copy loaded from the image must finish the restore.
+  for (size_t cut = 0; cut <= image.size(); cut += 7) {
+    KvFsm fsm;
+    Command b;
+    b.type = Command::kRestoreBegin;
+    b.restore_id = "cut";
+    b.size = image.size();
+    b.sha256 = Sha256Of(image);
+    fsm.Apply(EncodeCommand(b));
+    Command c;
+    c.type = Command::kRestoreChunk;
+    c.restore_id = "cut";
+    c.data = absl::string_view(image).substr(0, cut);
+    if (cut > 0) {
+      ASSERT_EQ(fsm.Apply(EncodeCommand(c)), kApplied);
+    }
+    KvFsm copy;
+    ASSERT_TRUE(copy.Load(fsm.Capture().Serialize()).ok()) << cut;
+    ASSERT_NE(copy.staging(), nullptr);
+    EXPECT_EQ(copy.staging()->received, cut);
+    c.offset = cut;
+    c.data = absl::string_view(image).substr(cut);
+    if (cut < image.size()) {
+      ASSERT_EQ(copy.Apply(EncodeCommand(c)), kApplied) << cut;
+    }
+    Command m;
+    m.type = Command::kRestoreCommit;
+    m.restore_id = "cut";
+    ASSERT_EQ(copy.Apply(EncodeCommand(m)), kApplied) << cut;
+    EXPECT_EQ(Serialize(copy.state().View()), image);
+  }
+  // An invalid staging travels as such.
+  KvFsm fsm;
+  auto bogus = RestoreEntries("junk", "not a state at all", 8);
+  for (size_t i = 0; i + 1 < bogus.size(); ++i) fsm.Apply(bogus[i]);
+  KvFsm copy;
+  ASSERT_TRUE(copy.Load(fsm.Capture().Serialize()).ok());
+  EXPECT_TRUE(copy.staging()->invalid);
+  EXPECT_EQ(copy.Apply(bogus.back()), kRestoreInvalidState);
 }
 
 TEST(KvFsm, ImageRoundTripsWithStaging) {

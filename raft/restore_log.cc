@@ -1,9 +1,11 @@
 #include "raft/restore_log.h"
 
+#include <deque>
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/deflate.h"
 #include "base/sha256.h"
 #include "base/status_macros.h"
 #include "raft/command.h"
@@ -18,15 +20,111 @@ std::string RandomId() {
   return absl::StrFormat("%08x%08x", rd(), rd());
 }
 
-// Proposes a command and turns a non-applied result into an error.
-absl::StatusOr<uint64_t> ProposeCommand(ReplicatedLog* log, const kv::Command& c,
-                                        absl::Time deadline) {
-  SA_ASSIGN_OR_RETURN(ApplyOutcome o, log->Propose(kv::EncodeCommand(c), deadline));
-  if (o.result != kv::kApplied) {
-    return absl::InternalError(absl::StrCat(
-        "the state machine refused the entry: ", kv::ApplyResultName(o.result)));
+// Reads up to `buf->size()` bytes (sources may return short reads).
+absl::StatusOr<size_t> Fill(ByteSource* src, std::string* buf) {
+  size_t filled = 0;
+  while (filled < buf->size()) {
+    SA_ASSIGN_OR_RETURN(size_t n, src->Read(&(*buf)[filled], buf->size() - filled));
+    if (n == 0) break;
+    filled += n;
   }
-  return o.index;
+  return filled;
+}
+
+// The proposals of one restore in flight, checked in order.
+class Pipeline {
+ public:
+  Pipeline(ReplicatedLog* log, absl::Time deadline) : log_(log), deadline_(deadline) {}
+
+  // Proposes; first waits for the oldest when the window is full.
+  absl::Status Propose(const kv::Command& c) {
+    if (in_flight_.size() >= kRestoreWindow) SA_RETURN_IF_ERROR(WaitOldest());
+    in_flight_.push_back(log_->ProposeAsync(kv::EncodeCommand(c)));
+    return absl::OkStatus();
+  }
+
+  absl::Status Drain() {
+    while (!in_flight_.empty()) SA_RETURN_IF_ERROR(WaitOldest());
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status WaitOldest() {
+    std::shared_ptr<Waiter<ApplyOutcome>> w = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    SA_ASSIGN_OR_RETURN(ApplyOutcome o, w->Wait(deadline_));
+    if (o.result == kv::kRestoreInvalidState) {
+      return absl::FailedPreconditionError(
+          "the state machine found the state invalid while receiving it; "
+          "nothing changed");
+    }
+    if (o.result != kv::kApplied) {
+      return absl::InternalError(absl::StrCat(
+          "the state machine refused the entry: ", kv::ApplyResultName(o.result)));
+    }
+    return absl::OkStatus();
+  }
+
+  ReplicatedLog* log_;
+  const absl::Time deadline_;
+  std::deque<std::shared_ptr<Waiter<ApplyOutcome>>> in_flight_;
+};
+
+// Proposes begin and the chunks of restore `id`, reading, hashing and
+// checking the state as it goes; sets *proposed once begin went out.
+// Returns the state's digest once every chunk is applied here.
+absl::StatusOr<Digest> ProposeState(ReplicatedLog* log, const std::string& id,
+                                    const SnapshotMeta& meta, ByteSource* src,
+                                    absl::Time deadline, bool* proposed) {
+  kv::StateDecoder decoder;  // checks the format; keeps nothing
+  Sha256 hash;
+  FastDeflater deflater;
+  std::string buf(kv::kRestoreChunkBytes, '\0');
+  std::string deflated;
+  SA_ASSIGN_OR_RETURN(size_t n, Fill(src, &buf));
+  // The first chunk is checked before anything is proposed: a foreign or
+  // broken state is mostly refused without touching the log.
+  SA_RETURN_IF_ERROR(decoder.Feed(absl::string_view(buf.data(), n)));
+
+  Pipeline pipe(log, deadline);
+  kv::Command begin;
+  begin.type = kv::Command::kRestoreBegin;
+  begin.restore_id = id;
+  begin.size = meta.size;  // the digest comes with the commit
+  *proposed = true;
+  SA_RETURN_IF_ERROR(pipe.Propose(begin));
+  uint64_t offset = 0;
+  for (bool first = true; n > 0; first = false) {
+    if (offset + n > meta.size) break;  // longer than announced
+    absl::string_view chunk(buf.data(), n);
+    if (!first) SA_RETURN_IF_ERROR(decoder.Feed(chunk));
+    hash.Update(chunk);
+    kv::Command c;
+    c.type = kv::Command::kRestoreChunk;
+    c.restore_id = id;
+    c.offset = offset;
+    c.data = chunk;
+    // Compressible runs deflated when that saves 3%: fewer bytes for
+    // libraft to checksum (its CRC-32 runs a byte at a time on the loop
+    // thread), write and send.
+    if (kv::EncodeChunkSegments(chunk, &deflater, &deflated)) {
+      c.type = kv::Command::kRestoreChunkDeflated;
+      c.raw_size = n;
+      c.data = deflated;
+    }
+    SA_RETURN_IF_ERROR(pipe.Propose(c));  // encodes (copies) the chunk
+    offset += n;
+    SA_ASSIGN_OR_RETURN(n, Fill(src, &buf));
+  }
+  if (n > 0 || offset != meta.size) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the state has %s bytes but the metadata announces %d",
+        n > 0 ? absl::StrCat("more than ", meta.size) : absl::StrCat(offset),
+        meta.size));
+  }
+  SA_RETURN_IF_ERROR(decoder.Finish().status());
+  SA_RETURN_IF_ERROR(pipe.Drain());
+  return hash.Finish();
 }
 
 }  // namespace
@@ -37,66 +135,29 @@ absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
                                                 absl::Time deadline) {
   // Fail fast on a follower, before reading anything.
   SA_RETURN_IF_ERROR(log->CheckLeader(deadline));
-
-  // 1. The bytes must be this engine's state, of the announced length.
-  Digest digest;
-  {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-    kv::StateDecoder decoder;
-    Sha256 h;
-    uint64_t total = 0;
-    std::string buf(1 << 20, '\0');
-    for (;;) {
-      SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
-      if (n == 0) break;
-      absl::string_view chunk(buf.data(), n);
-      total += n;
-      h.Update(chunk);
-      SA_RETURN_IF_ERROR(decoder.Feed(chunk));
-    }
-    SA_RETURN_IF_ERROR(decoder.Finish().status());
-    if (total != meta.size) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "the state has %d bytes but the metadata announces %d", total,
-          meta.size));
-    }
-    digest = h.Finish();
-  }
-
-  // 2. Replicate through the log: begin, chunks, commit.
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
   const std::string id = RandomId();
-  kv::Command begin;
-  begin.type = kv::Command::kRestoreBegin;
-  begin.restore_id = id;
-  begin.size = meta.size;
-  begin.sha256 = digest;
-  SA_RETURN_IF_ERROR(ProposeCommand(log, begin, deadline).status());
-  {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-    std::string buf(kv::kRestoreChunkBytes, '\0');
-    uint64_t offset = 0;
-    for (;;) {
-      // Fill a whole chunk (sources may return short reads).
-      size_t filled = 0;
-      while (filled < buf.size()) {
-        SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[filled], buf.size() - filled));
-        if (n == 0) break;
-        filled += n;
-      }
-      if (filled == 0) break;
-      kv::Command chunk;
-      chunk.type = kv::Command::kRestoreChunk;
-      chunk.restore_id = id;
-      chunk.offset = offset;
-      chunk.value.assign(buf.data(), filled);
-      SA_RETURN_IF_ERROR(ProposeCommand(log, chunk, deadline).status());
-      offset += filled;
-      if (filled < buf.size()) break;
+  bool proposed = false;
+  absl::StatusOr<Digest> digest =
+      ProposeState(log, id, meta, src.get(), deadline, &proposed);
+  if (!digest.ok()) {
+    if (proposed) {
+      // Drop the staging everywhere (best effort: without a leader it stays
+      // until the next restore's begin replaces it).
+      kv::Command abort;
+      abort.type = kv::Command::kRestoreAbort;
+      abort.restore_id = id;
+      (void)log->Propose(kv::EncodeCommand(abort),
+                         std::min(deadline, absl::Now() + absl::Seconds(5)));
     }
+    return digest.status();
   }
+
   kv::Command commit;
   commit.type = kv::Command::kRestoreCommit;
   commit.restore_id = id;
+  commit.sha256 = *digest;
+  commit.has_sha256 = true;
   absl::StatusOr<ApplyOutcome> outcome =
       log->Propose(kv::EncodeCommand(commit), deadline);
   if (outcome.ok()) {

@@ -20,7 +20,8 @@ mkdir -p "$out" "$work/corpus"
 cp "$interop"/*.snap "$interop"/*.tar "$work/corpus/" 2>/dev/null || true
 
 srcs=(archive/fuzz/reader_fuzzer.cc archive/reader.cc archive/gzip.cc archive/tar.cc
-      archive/meta.cc archive/writer.cc archive/parallel_gzip.cc base/io.cc base/sha256.cc)
+      archive/meta.cc archive/writer.cc archive/parallel_gzip.cc base/io.cc base/sha256.cc
+      base/deflate.cc)
 # Bazel lays out runfiles as symlinks; clang only needs the paths.
 cd "$root"
 # shellcheck disable=SC2046
