@@ -273,6 +273,40 @@ TEST(Archive, ParallelCompressorStoresRandomPiecesAndCompressesTheRest) {
   ASSERT_TRUE(Read(w.archive, &got).ok());
 }
 
+TEST(Archive, LevelIsHonouredAsARatio) {
+  // Prose-like text (words drawn from a vocabulary): level 6 is well below
+  // level 1, so the level is kept. Repetitive records: level 1 gives the
+  // same size, and may be used.
+  std::mt19937_64 rng(11);
+  std::vector<std::string> vocab;
+  for (int i = 0; i < 3000; ++i) {
+    std::string w;
+    for (int k = 0; k < 3 + static_cast<int>(rng() % 7); ++k) w.push_back('a' + rng() % 26);
+    vocab.push_back(w);
+  }
+  std::string prose;
+  while (prose.size() < (2 << 20)) {
+    // Skewed word choice, as in text.
+    size_t r = rng() % vocab.size();
+    prose += vocab[r * r / vocab.size()];
+    prose += (rng() % 12 == 0) ? ".\n" : " ";
+  }
+  auto size_at = [](const std::string& state, int level) {
+    WriterOptions o;
+    o.compressor = ParallelGzipCompressor(level, 2, 1 << 20);
+    return Write(TestMeta(state.size()), state, o).archive.size();
+  };
+  const size_t prose1 = size_at(prose, 1), prose6 = size_at(prose, 6);
+  EXPECT_LT(prose6 * 103, prose1 * 100) << prose6 << " vs " << prose1;
+  std::string records;
+  for (int i = 0; records.size() < (2 << 20); ++i) {
+    records += "{\"id\":" + std::to_string(i) + ",\"status\":\"running\",\"node\":\"n" +
+               std::to_string(i % 7) + "\"}\n";
+  }
+  const size_t rec1 = size_at(records, 1), rec6 = size_at(records, 6);
+  EXPECT_LE(rec6 * 100, rec1 * 101);
+}
+
 TEST(Archive, FeedingOneByteAtATimeWorks) {
   const std::string state = StateBytes(3000);
   Written w = Write(TestMeta(state.size()), state);

@@ -28,28 +28,29 @@ constexpr size_t kStoredBlock = 65535;   // largest stored deflate block
 class Engine {
  public:
   explicit Engine(int level) : level_(level) {
-    if (level_ > 0) {
-      deflate_.reset(libdeflate_alloc_compressor(level_));
-    }
+    if (level_ > 0) deflate_.reset(libdeflate_alloc_compressor(level_));
+    if (level_ > 1) quick_.reset(libdeflate_alloc_compressor(1));
   }
 
-  bool ok() const { return level_ <= 0 || deflate_ != nullptr; }
+  bool ok() const {
+    return level_ <= 0 || (deflate_ != nullptr && (level_ == 1 || quick_ != nullptr));
+  }
 
   // Compresses `in` into `out` (appended): members of runs of pieces.
   void CompressBlock(const std::string& in, std::string* out) {
     const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
-    size_t run_start = 0;
-    bool run_store = false;
+    runs_.clear();
     for (size_t off = 0; off < in.size(); off += kPiece) {
       const size_t n = std::min(kPiece, in.size() - off);
       const bool store = ShouldStore(p + off, n);
-      if (off > 0 && store != run_store) {
-        EmitMember(p + run_start, off - run_start, run_store, out);
-        run_start = off;
+      if (runs_.empty() || runs_.back().store != store) {
+        runs_.push_back(Run{off, 0, store});
       }
-      run_store = store;
+      runs_.back().size += n;
     }
-    EmitMember(p + run_start, in.size() - run_start, run_store, out);
+    if (runs_.empty()) runs_.push_back(Run{0, 0, false});
+    libdeflate_compressor* c = ChooseCompressor(p);
+    for (const Run& r : runs_) EmitMember(p + r.start, r.size, r.store, c, out);
   }
 
  private:
@@ -58,7 +59,39 @@ class Engine {
            fast_.LooksIncompressible(absl::string_view(reinterpret_cast<const char*>(p), n));
   }
 
-  void EmitMember(const uint8_t* data, size_t n, bool store, std::string* out) {
+  struct Run {
+    size_t start, size;
+    bool store;
+  };
+
+  // The level asked for is honoured as a ratio: where level 1 compresses a
+  // sample of the block (64 KiB of its compressible runs) to within 1% of
+  // the level's size, the block is compressed at level 1 — several times
+  // faster, for the same archive within about 1%. Repetitive data (many
+  // similar records) is often so; prose and source code are not, and keep
+  // the level.
+  libdeflate_compressor* ChooseCompressor(const uint8_t* p) {
+    if (quick_ == nullptr) return deflate_.get();
+    constexpr size_t kSample = 64 << 10;
+    const Run* run = nullptr;
+    for (const Run& r : runs_) {
+      if (!r.store && r.size >= kSample) {
+        run = &r;
+        break;
+      }
+    }
+    if (run == nullptr) return deflate_.get();
+    sample_.resize(2 * kSample);
+    const size_t full = libdeflate_deflate_compress(deflate_.get(), p + run->start, kSample,
+                                                    &sample_[0], sample_.size());
+    const size_t quick = libdeflate_deflate_compress(quick_.get(), p + run->start, kSample,
+                                                     &sample_[0], sample_.size());
+    if (full == 0 || quick == 0) return deflate_.get();
+    return quick * 100 <= full * 101 ? quick_.get() : deflate_.get();
+  }
+
+  void EmitMember(const uint8_t* data, size_t n, bool store, libdeflate_compressor* c,
+                  std::string* out) {
     const size_t start = out->size();
     // Header: magic, CM=8, FLG=FEXTRA, MTIME 0, XFL 0, OS unknown; then the
     // extra field: XLEN 8, subfield "SA" of 4 bytes (member size, below).
@@ -74,7 +107,7 @@ class Engine {
       body = level_ == kFastCompression
                  ? fast_.Deflate(absl::string_view(reinterpret_cast<const char*>(data), n),
                                  reinterpret_cast<char*>(dst), cap)
-                 : libdeflate_deflate_compress(deflate_.get(), data, n, dst, cap);
+                 : libdeflate_deflate_compress(c, data, n, dst, cap);
       out->resize(start + kHeaderBytes + body);
     }
     if (store || body == 0) {
@@ -107,7 +140,10 @@ class Engine {
   };
   const int level_;
   std::unique_ptr<libdeflate_compressor, FreeDeflate> deflate_;
+  std::unique_ptr<libdeflate_compressor, FreeDeflate> quick_;  // level 1
   FastDeflater fast_;
+  std::vector<Run> runs_;
+  std::string sample_;
 };
 
 // A block on its way: filled by the writer, compressed by a worker, written

@@ -1,0 +1,163 @@
+// Memory and disk of a real agent process across restores (bounds, not
+// times: they may be asserted). A 64 MiB key-value state (N) is restored 8
+// times through the client library over gRPC:
+//   - RSS after 8 restores <= RSS after the first + 64 MiB;
+//   - idle RSS holding N bytes <= 1.5 N + 64 MiB, right after a restore and
+//     after a restart (kill -9, so the state comes back from disk);
+//   - the data directory stays bounded (the log is compacted after each
+//     restore): <= 2 N + 128 MiB;
+//   - and the restored state survives the restart byte for byte.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "archive/archive.h"
+#include "archive/parallel_gzip.h"
+#include "base/testing.h"
+#include "client/client.h"
+#include "raft/testing/kv_state_source.h"
+#include "tests/agent_testing.h"
+
+namespace snapshot {
+namespace {
+
+const char* g_agent = nullptr;
+constexpr double kMiB = 1 << 20;
+
+double RssMiB(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "VmRSS:")) return std::stod(line.substr(6)) / 1024;
+  }
+  return -1;
+}
+
+// RSS once the agent is idle: a restore's log compaction (snapshot, log
+// truncation, memory handed back) ends after the call returns.
+double SettledRssMiB(pid_t pid) {
+  double last = RssMiB(pid);
+  for (int i = 0; i < 60; ++i) {
+    absl::SleepFor(absl::Milliseconds(500));
+    double now = RssMiB(pid);
+    if (std::fabs(now - last) < 1) return now;
+    last = now;
+  }
+  return last;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) total += e.file_size();
+  }
+  return total;
+}
+
+std::unique_ptr<SnapshotClient> Client(const std::string& address) {
+  ClientOptions o;
+  o.address = address;
+  auto c = SnapshotClient::Connect(o);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+bool WaitLeader(SnapshotClient* c) {
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
+    auto st = c->Status();
+    if (st.ok() && st->role() == "leader") return true;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return false;
+}
+
+TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
+  testing::TempDir dir;
+  // The archive, as the agent writes them.
+  const std::string archive = dir.path() + "/state.snap";
+  testing::KvStateSource gen(testing::KvStateSource::EntriesFor(64 << 20, 64 << 10), 64 << 10);
+  const double n_mib = gen.size() / kMiB;
+  ArchiveInfo written;
+  {
+    SnapshotMeta meta;
+    meta.id = "1-1-0";
+    meta.index = 1;
+    meta.term = 1;
+    meta.engine = kEngineEmbedded;
+    meta.size = gen.size();
+    auto out = FileSink::Create(archive, 0600, false);
+    ASSERT_TRUE(out.ok());
+    WriterOptions wo;
+    wo.compressor = ParallelGzipCompressor(6, 2);
+    auto info = WriteArchive(meta, &gen, &*out, wo);
+    ASSERT_TRUE(info.ok()) << info.status();
+    ASSERT_TRUE(out->SyncAndClose().ok());
+    written = *info;
+  }
+
+  const std::string data = dir.path() + "/data";
+  const std::string listen = absl::StrCat("127.0.0.1:", testing::FreePort());
+  const std::vector<std::string> args = {
+      "--data-dir=" + data, "--listen=" + listen,
+      absl::StrCat("--raft-address=127.0.0.1:", testing::FreePort()),
+      "--log-level=warning"};
+  auto a = std::make_unique<testing::Daemon>();
+  testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
+  auto client = Client(listen);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(WaitLeader(client.get()));
+
+  auto first = client->Restore(archive, nullptr);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const double after_one = SettledRssMiB(a->pid);
+  EXPECT_LE(after_one, 1.5 * n_mib + 64) << "idle right after a restore";
+  for (int i = 2; i <= 8; ++i) {
+    auto r = client->Restore(archive, nullptr);
+    ASSERT_TRUE(r.ok()) << "restore " << i << ": " << r.status();
+  }
+  const double after_eight = SettledRssMiB(a->pid);
+  EXPECT_LE(after_eight, after_one + 64)
+      << "after one restore " << after_one << " MiB, after eight " << after_eight;
+  EXPECT_LE(DirBytes(data) / kMiB, 2 * n_mib + 128);
+
+  // kill -9, then the state must come back from the data directory.
+  kill(a->pid, SIGKILL);
+  a->WaitExit(absl::Seconds(10));
+  a = std::make_unique<testing::Daemon>();
+  testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
+  client = Client(listen);
+  ASSERT_TRUE(WaitLeader(client.get()));
+  const double restarted = SettledRssMiB(a->pid);
+  EXPECT_LE(restarted, 1.5 * n_mib + 64) << "idle after a restart";
+  const std::string saved = dir.path() + "/saved.snap";
+  auto s = client->Save(saved, SaveOptions{}, nullptr);
+  ASSERT_TRUE(s.ok()) << s.status();
+  auto src = FileSource::Open(saved);
+  ASSERT_TRUE(src.ok());
+  auto back = ReadArchive(&*src, nullptr);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->state_sha256, written.state_sha256);
+  std::cout << "state " << n_mib << " MiB; RSS after one restore " << after_one
+            << " MiB, after eight " << after_eight << " MiB, after a restart " << restarted
+            << " MiB; data dir " << DirBytes(data) / kMiB << " MiB\n";
+}
+
+}  // namespace
+}  // namespace snapshot
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc < 2) {
+    std::cerr << "usage: memory_test PATH_TO_SNAPSHOT_AGENT\n";
+    return 2;
+  }
+  snapshot::g_agent = argv[1];
+  return RUN_ALL_TESTS();
+}
