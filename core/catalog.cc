@@ -1,0 +1,350 @@
+#include "core/catalog.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "archive/meta.h"
+#include "base/failpoint.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+
+namespace snapshot {
+namespace {
+
+constexpr char kArchiveSuffix[] = ".snap";
+constexpr char kSidecarSuffix[] = ".json";
+constexpr char kTimeFormat[] = "%Y%m%dT%H%M%E3SZ";
+constexpr char kTimeParseFormat[] = "%E4Y%m%dT%H%M%E*SZ";  // %Y would eat all digits
+
+absl::StatusOr<SnapshotOrigin> ParseOrigin(absl::string_view s) {
+  for (SnapshotOrigin o : {SnapshotOrigin::kScheduled, SnapshotOrigin::kOnDemand,
+                           SnapshotOrigin::kPreRestore}) {
+    if (s == OriginName(o)) return o;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown snapshot origin \"", s, "\""));
+}
+
+// "20261126T130501.123Z-i1234-scheduled[-2]": creation time and origin.
+bool ParseId(const std::string& id, absl::Time* created, SnapshotOrigin* origin) {
+  const size_t dash = id.find('-');
+  std::string err;
+  if (dash == std::string::npos ||
+      !absl::ParseTime(kTimeParseFormat, id.substr(0, dash), absl::UTCTimeZone(), created, &err)) {
+    return false;
+  }
+  for (SnapshotOrigin o : {SnapshotOrigin::kScheduled, SnapshotOrigin::kOnDemand,
+                           SnapshotOrigin::kPreRestore}) {
+    if (absl::StrContains(id, absl::StrCat("-", OriginName(o)))) {
+      *origin = o;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string RandomName() {
+  std::random_device rd;
+  return absl::StrFormat("%08x%08x", rd(), rd());
+}
+
+absl::Status Unlink(const std::string& path) {
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "cannot remove", path);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* OriginName(SnapshotOrigin o) {
+  switch (o) {
+    case SnapshotOrigin::kScheduled:
+      return "scheduled";
+    case SnapshotOrigin::kOnDemand:
+      return "on-demand";
+    case SnapshotOrigin::kPreRestore:
+      return "pre-restore";
+  }
+  return "on-demand";
+}
+
+std::string CatalogEntryJson(const CatalogEntry& e) {
+  nlohmann::json j;
+  j["id"] = e.id;
+  j["created"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", e.created, absl::UTCTimeZone());
+  j["origin"] = OriginName(e.origin);
+  j["index"] = e.meta.index;
+  j["term"] = e.meta.term;
+  j["state_size"] = e.meta.size;
+  j["archive_size"] = e.archive_size;
+  j["checksum"] = e.checksum;
+  j["state_sha256"] = e.state_sha256;
+  j["engine"] = e.meta.engine;
+  absl::StatusOr<std::string> meta = EncodeMetaJson(e.meta);
+  if (meta.ok()) j["meta"] = nlohmann::json::parse(*meta, nullptr, false);
+  return j.dump();
+}
+
+absl::StatusOr<CatalogEntry> ParseCatalogEntryJson(absl::string_view json) {
+  nlohmann::json j = nlohmann::json::parse(json.begin(), json.end(), nullptr, false);
+  auto bad = [](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrCat("bad catalog entry: ", what));
+  };
+  if (!j.is_object()) return bad("not a JSON object");
+  CatalogEntry e;
+  try {
+    e.id = j.at("id").get<std::string>();
+    std::string err;
+    if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", j.at("created").get<std::string>(),
+                         absl::UTCTimeZone(), &e.created, &err)) {
+      return bad(absl::StrCat("created: ", err));
+    }
+    SA_ASSIGN_OR_RETURN(e.origin, ParseOrigin(j.at("origin").get<std::string>()));
+    e.archive_size = j.at("archive_size").get<uint64_t>();
+    e.checksum = j.at("checksum").get<std::string>();
+    e.state_sha256 = j.at("state_sha256").get<std::string>();
+    SA_ASSIGN_OR_RETURN(e.meta, ParseMetaJson(j.at("meta").dump()));
+  } catch (const nlohmann::json::exception& ex) {
+    return bad(ex.what());
+  }
+  return e;
+}
+
+std::string Catalog::ArchivePath(const std::string& id) const {
+  return absl::StrCat(dir_, "/", id, kArchiveSuffix);
+}
+std::string Catalog::SidecarPath(const std::string& id) const {
+  return absl::StrCat(dir_, "/", id, kSidecarSuffix);
+}
+
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
+  std::unique_ptr<Catalog> c(new Catalog(dir, std::move(lock)));
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return ErrnoStatus(errno, "cannot list", dir);
+  std::vector<std::string> archives, sidecars;
+  int removed = 0;
+  while (struct dirent* de = readdir(d)) {
+    const std::string name = de->d_name;
+    if (name == "." || name == ".." || name == "LOCK") continue;
+    if (absl::EndsWith(name, ".part")) {
+      // A write that did not finish (a crash, a full disk).
+      if (Unlink(absl::StrCat(dir, "/", name)).ok()) ++removed;
+    } else if (absl::EndsWith(name, kArchiveSuffix)) {
+      archives.push_back(name.substr(0, name.size() - strlen(kArchiveSuffix)));
+    } else if (absl::EndsWith(name, kSidecarSuffix)) {
+      sidecars.push_back(name.substr(0, name.size() - strlen(kSidecarSuffix)));
+    }
+  }
+  closedir(d);
+  if (removed > 0) {
+    Log(LogLevel::kWarning, "removed unfinished snapshot files from the catalog",
+        {{"dir", dir}, {"files", removed}});
+  }
+  for (const std::string& id : sidecars) {
+    struct stat st;
+    absl::StatusOr<std::string> text = ReadSmallFile(c->SidecarPath(id));
+    absl::StatusOr<CatalogEntry> e =
+        text.ok() ? ParseCatalogEntryJson(*text) : absl::StatusOr<CatalogEntry>(text.status());
+    if (e.ok() && e->id == id && stat(c->ArchivePath(id).c_str(), &st) == 0 &&
+        static_cast<uint64_t>(st.st_size) == e->archive_size) {
+      c->entries_[id] = *e;
+    } else if (stat(c->ArchivePath(id).c_str(), &st) != 0) {
+      (void)Unlink(c->SidecarPath(id));  // its archive is gone
+    }
+  }
+  for (const std::string& id : archives) {
+    if (c->entries_.count(id)) continue;
+    // No usable sidecar: rebuild it from the archive.
+    CatalogEntry e;
+    e.id = id;
+    absl::Status s = ParseId(id, &e.created, &e.origin)
+                         ? absl::OkStatus()
+                         : absl::InvalidArgumentError("the file name is not a catalog id");
+    if (s.ok()) {
+      absl::StatusOr<FileSource> src = FileSource::Open(c->ArchivePath(id));
+      absl::StatusOr<ArchiveInfo> info =
+          src.ok() ? ReadArchive(&*src, nullptr) : absl::StatusOr<ArchiveInfo>(src.status());
+      if (info.ok()) {
+        e.meta = info->meta;
+        e.archive_size = info->archive_size;
+        e.checksum = info->checksum;
+        e.state_sha256 = HexLower(info->state_sha256);
+        s = c->WriteSidecar(e);
+      } else {
+        s = info.status();
+      }
+    }
+    if (s.ok()) {
+      c->entries_[id] = e;
+    } else {
+      Log(LogLevel::kWarning, "a file in the catalog directory is not a usable snapshot; left alone",
+          {{"file", c->ArchivePath(id)}, {"error", s.message()}});
+    }
+  }
+  return c;
+}
+
+absl::Status Catalog::WriteSidecar(const CatalogEntry& e) {
+  const std::string tmp = absl::StrCat(dir_, "/.", RandomName(), ".json.part");
+  {
+    SA_ASSIGN_OR_RETURN(FileSink f, FileSink::Create(tmp, 0600, true));
+    absl::Status s = f.Write(CatalogEntryJson(e));
+    if (s.ok()) s = f.SyncAndClose();
+    if (!s.ok()) {
+      (void)Unlink(tmp);
+      return s;
+    }
+  }
+  if (rename(tmp.c_str(), SidecarPath(e.id).c_str()) != 0) {
+    absl::Status s = ErrnoStatus(errno, "cannot rename into", SidecarPath(e.id));
+    (void)Unlink(tmp);
+    return s;
+  }
+  return SyncDirectoryOf(SidecarPath(e.id));
+}
+
+absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& options,
+                                             SnapshotOrigin origin, absl::Time deadline) {
+  const std::string part = absl::StrCat(dir_, "/.", RandomName(), ".part");
+  CatalogEntry e;
+  e.origin = origin;
+  absl::Status s = [&]() -> absl::Status {
+    SA_ASSIGN_OR_RETURN(FileSink sink, FileSink::Create(part, 0600, true));
+    SA_ASSIGN_OR_RETURN(ArchiveInfo info, TakeArchive(node, options, &sink, deadline, nullptr));
+    SA_RETURN_IF_ERROR(sink.SyncAndClose());
+    Failpoint("catalog-archive-written");
+    // Read it back: what is in the catalog has been verified from the disk.
+    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(part));
+    SA_ASSIGN_OR_RETURN(ArchiveInfo back, ReadArchive(&src, nullptr));
+    if (back.checksum != info.checksum || back.state_sha256 != info.state_sha256) {
+      return absl::DataLossError(absl::StrCat(
+          "the snapshot read back from ", part, " differs from what was written (",
+          back.checksum, " instead of ", info.checksum, "): is the disk failing?"));
+    }
+    e.created = absl::Now();
+    e.meta = info.meta;
+    e.archive_size = info.archive_size;
+    e.checksum = info.checksum;
+    e.state_sha256 = HexLower(info.state_sha256);
+    return absl::OkStatus();
+  }();
+  if (!s.ok()) {
+    (void)Unlink(part);
+    return s;
+  }
+  {
+    // The id: creation time, index and origin; a suffix on a clash.
+    std::lock_guard<std::mutex> l(mu_);
+    const std::string base =
+        absl::StrCat(absl::FormatTime(kTimeFormat, e.created, absl::UTCTimeZone()), "-i",
+                     e.meta.index, "-", OriginName(origin));
+    e.id = base;
+    struct stat st;
+    for (int n = 2; entries_.count(e.id) || stat(ArchivePath(e.id).c_str(), &st) == 0; ++n) {
+      e.id = absl::StrCat(base, "-", n);
+    }
+    if (rename(part.c_str(), ArchivePath(e.id).c_str()) != 0) {
+      s = ErrnoStatus(errno, "cannot rename into", ArchivePath(e.id));
+      (void)Unlink(part);
+      return s;
+    }
+    entries_[e.id] = e;
+  }
+  s = WriteSidecar(e);  // without it, the next Open rebuilds it
+  if (!s.ok()) {
+    Log(LogLevel::kWarning, "cannot write a catalog sidecar; it is rebuilt at the next start",
+        {{"id", e.id}, {"error", s.message()}});
+  }
+  return e;
+}
+
+std::vector<CatalogEntry> Catalog::List() const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<CatalogEntry> out;
+  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) out.push_back(it->second);
+  return out;
+}
+
+absl::StatusOr<CatalogEntry> Catalog::Get(const std::string& id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) {
+    return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog"));
+  }
+  return it->second;
+}
+
+uint64_t Catalog::TotalBytes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t total = 0;
+  for (const auto& [id, e] : entries_) total += e.archive_size;
+  return total;
+}
+
+Catalog::Pin::~Pin() {
+  std::lock_guard<std::mutex> l(catalog_->mu_);
+  if (--catalog_->pins_[entry_.id] == 0) catalog_->pins_.erase(entry_.id);
+}
+
+absl::StatusOr<std::unique_ptr<Catalog::Pin>> Catalog::Acquire(const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) {
+    return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog"));
+  }
+  ++pins_[id];
+  return std::unique_ptr<Pin>(new Pin(this, it->second, ArchivePath(id)));
+}
+
+absl::Status Catalog::DeleteLocked(const std::string& id) {
+  if (!entries_.count(id)) {
+    return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog"));
+  }
+  if (pins_.count(id)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot ", id, " is in use (being fetched or restored); delete it when that ends"));
+  }
+  // The archive first: a crash in between leaves a sidecar without its
+  // archive, which the next Open drops.
+  SA_RETURN_IF_ERROR(Unlink(ArchivePath(id)));
+  (void)Unlink(SidecarPath(id));
+  entries_.erase(id);
+  return absl::OkStatus();
+}
+
+absl::Status Catalog::Delete(const std::string& id) {
+  std::lock_guard<std::mutex> l(mu_);
+  return DeleteLocked(id);
+}
+
+std::vector<std::string> Catalog::ApplyRetention(const RetentionPolicy& policy) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<RetentionItem> items;
+  for (const auto& [id, e] : entries_) {
+    items.push_back({id, e.created, e.archive_size, pins_.count(id) > 0});
+  }
+  std::vector<std::string> deleted;
+  for (const std::string& id : SnapshotsToDelete(items, policy)) {
+    absl::Status s = DeleteLocked(id);
+    if (s.ok()) {
+      deleted.push_back(id);
+    } else {
+      Log(LogLevel::kWarning, "retention could not delete a snapshot",
+          {{"id", id}, {"error", s.message()}});
+    }
+  }
+  return deleted;
+}
+
+}  // namespace snapshot

@@ -1,0 +1,122 @@
+// The agent's catalog of stored snapshots: a directory of finished archives,
+// each with a sidecar file holding its metadata, so that listing needs no
+// archive to be opened.
+//
+//   DIR/LOCK                           held while the agent runs (DirLock)
+//   DIR/<id>.snap                      the archive, mode 0600
+//   DIR/<id>.json                      its catalog entry (the index)
+//   DIR/.<anything>.part               an archive being written
+//
+// Ids sort by creation time and say what they are:
+// "20261126T130501.123Z-i1234-scheduled" (UTC time, the snapshot's log index,
+// the origin; "-2", "-3"... in the rare case of a clash).
+//
+// Writing a snapshot (Create): the archive goes to a .part file, is fsynced,
+// read back and verified completely (every hash), renamed to <id>.snap; then
+// the sidecar is written the same way (tmp, fsync, rename) and the directory
+// fsynced. A crash at any point leaves either nothing, or a .part (removed at
+// the next Open), or an archive whose sidecar is missing (rebuilt at Open
+// from the archive itself: the sidecars are an index that the archives alone
+// can rebuild). A sidecar without its archive is removed.
+//
+// Snapshots in use — a fetch reading one, a restore applying one — are
+// pinned (Pin): Delete refuses them and retention keeps them.
+//
+// Threading: thread-safe; Create may run in several threads at once.
+// Errors: NOT_FOUND for an unknown id; FAILED_PRECONDITION for a pinned one;
+// file errors as base/io.h's ErrnoStatus (RESOURCE_EXHAUSTED for a full disk).
+#ifndef SNAPSHOT_AGENT_CORE_CATALOG_H_
+#define SNAPSHOT_AGENT_CORE_CATALOG_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/io.h"
+#include "core/retention.h"
+#include "core/snapshot_ops.h"
+
+namespace snapshot {
+
+enum class SnapshotOrigin { kScheduled, kOnDemand, kPreRestore };
+const char* OriginName(SnapshotOrigin o);  // "scheduled", "on-demand", "pre-restore"
+
+struct CatalogEntry {
+  std::string id;
+  absl::Time created;
+  SnapshotOrigin origin = SnapshotOrigin::kOnDemand;
+  SnapshotMeta meta;  // meta.json of the archive
+  uint64_t archive_size = 0;
+  std::string checksum;      // "sha-256=<base64>" of the archive
+  std::string state_sha256;  // hex, of state.bin
+};
+
+class Catalog {
+ public:
+  // Opens (creating, mode 0700) and locks `dir`, removes .part files, and
+  // reconciles sidecars with archives (see above). An archive that cannot be
+  // read back is left in place, out of the catalog, and reported in the log.
+  static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& dir);
+
+  // Takes a snapshot of `node` into the catalog (see above); the snapshot's
+  // capture waits at most until `deadline`.
+  absl::StatusOr<CatalogEntry> Create(RaftNode* node, const TakeOptions& options,
+                                      SnapshotOrigin origin, absl::Time deadline);
+
+  // Every entry, newest first.
+  std::vector<CatalogEntry> List() const;
+  absl::StatusOr<CatalogEntry> Get(const std::string& id) const;
+  uint64_t TotalBytes() const;
+
+  // Keeps `id` from being deleted while the handle lives.
+  class Pin {
+   public:
+    ~Pin();
+    const CatalogEntry& entry() const { return entry_; }
+    const std::string& path() const { return path_; }
+
+   private:
+    friend class Catalog;
+    Pin(Catalog* c, CatalogEntry e, std::string path)
+        : catalog_(c), entry_(std::move(e)), path_(std::move(path)) {}
+    Catalog* catalog_;
+    CatalogEntry entry_;
+    std::string path_;
+  };
+  absl::StatusOr<std::unique_ptr<Pin>> Acquire(const std::string& id);
+
+  absl::Status Delete(const std::string& id);
+
+  // Deletes what `policy` does not keep (core/retention.h); pinned
+  // snapshots and the newest stay. Returns the ids deleted.
+  std::vector<std::string> ApplyRetention(const RetentionPolicy& policy);
+
+  const std::string& dir() const { return dir_; }
+
+ private:
+  Catalog(std::string dir, std::unique_ptr<DirLock> lock)
+      : dir_(std::move(dir)), lock_(std::move(lock)) {}
+  std::string ArchivePath(const std::string& id) const;
+  std::string SidecarPath(const std::string& id) const;
+  absl::Status WriteSidecar(const CatalogEntry& e);
+  absl::Status DeleteLocked(const std::string& id);
+
+  const std::string dir_;
+  std::unique_ptr<DirLock> lock_;
+  mutable std::mutex mu_;
+  std::map<std::string, CatalogEntry> entries_;  // guarded by mu_
+  std::map<std::string, int> pins_;              // guarded by mu_
+};
+
+// The sidecar's JSON form (also what snapshotctl prints with --json).
+std::string CatalogEntryJson(const CatalogEntry& e);
+absl::StatusOr<CatalogEntry> ParseCatalogEntryJson(absl::string_view json);
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_CORE_CATALOG_H_

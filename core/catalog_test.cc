@@ -1,0 +1,162 @@
+#include "core/catalog.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "base/testing.h"
+
+namespace snapshot {
+namespace {
+
+// A node whose state is a string the test changes; its index grows with
+// every snapshot, as a Raft barrier's does.
+class StringNode : public RaftNode {
+ public:
+  const char* engine() const override { return "test"; }
+  absl::StatusOr<NodeStatus> Status() override { return NodeStatus{}; }
+  absl::Status CheckLeader(absl::Time) override { return absl::OkStatus(); }
+  absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&, absl::Time) override {
+    CapturedSnapshot c;
+    c.meta.index = ++index;
+    c.meta.term = 2;
+    c.meta.id = absl::StrCat("2-", index, "-0");
+    c.meta.engine = "test";
+    c.meta.size = state.size();
+    c.state = std::make_unique<StringSource>(state);
+    return c;
+  }
+  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener&,
+                                        absl::Time) override {
+    return absl::UnimplementedError("not used");
+  }
+  std::string state = "hello";
+  uint64_t index = 0;
+};
+
+std::vector<std::string> Files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+absl::Time Later() { return absl::Now() + absl::Seconds(10); }
+
+TEST(Catalog, CreateListGetPinDelete) {
+  testing::TempDir dir;
+  auto c = Catalog::Open(dir.path() + "/cat");
+  ASSERT_TRUE(c.ok()) << c.status();
+  StringNode node;
+  auto a = (*c)->Create(&node, TakeOptions(), SnapshotOrigin::kScheduled, Later());
+  ASSERT_TRUE(a.ok()) << a.status();
+  node.state = std::string(100000, 'x');
+  auto b = (*c)->Create(&node, TakeOptions(), SnapshotOrigin::kPreRestore, Later());
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_NE(a->id.find("-i1-scheduled"), std::string::npos) << a->id;
+  EXPECT_NE(b->id.find("-i2-pre-restore"), std::string::npos) << b->id;
+  auto list = (*c)->List();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, b->id);  // newest first
+  EXPECT_EQ(list[0].meta.size, 100000u);
+  EXPECT_EQ((*c)->TotalBytes(), a->archive_size + b->archive_size);
+  // Files: the lock, two archives, two sidecars, nothing else.
+  EXPECT_EQ(Files(dir.path() + "/cat").size(), 5u);
+  {
+    auto pin = (*c)->Acquire(a->id);
+    ASSERT_TRUE(pin.ok());
+    EXPECT_EQ((*c)->Delete(a->id).code(), absl::StatusCode::kFailedPrecondition);
+    RetentionPolicy keep_one;
+    keep_one.keep_last = 1;
+    EXPECT_TRUE((*c)->ApplyRetention(keep_one).empty()) << "pinned, so kept";
+  }
+  RetentionPolicy keep_one;
+  keep_one.keep_last = 1;
+  EXPECT_EQ((*c)->ApplyRetention(keep_one), std::vector<std::string>{a->id});
+  EXPECT_EQ((*c)->Get(a->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE((*c)->Delete(b->id).ok());
+  EXPECT_EQ((*c)->Delete(b->id).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Files(dir.path() + "/cat"), std::vector<std::string>{"LOCK"});
+}
+
+TEST(Catalog, OpenCleansPartsAndRebuildsTheIndexFromTheArchives) {
+  testing::TempDir dir;
+  const std::string d = dir.path() + "/cat";
+  StringNode node;
+  std::string kept_id, orphan_sidecar;
+  {
+    auto c = Catalog::Open(d);
+    ASSERT_TRUE(c.ok());
+    auto a = (*c)->Create(&node, TakeOptions(), SnapshotOrigin::kOnDemand, Later());
+    ASSERT_TRUE(a.ok());
+    auto b = (*c)->Create(&node, TakeOptions(), SnapshotOrigin::kScheduled, Later());
+    ASSERT_TRUE(b.ok());
+    kept_id = a->id;
+    // Second agent on the same catalog: refused.
+    EXPECT_EQ(Catalog::Open(d).status().code(), absl::StatusCode::kFailedPrecondition);
+    // A crash left: a partial archive, a missing sidecar, a sidecar whose
+    // archive is gone, and a stranger's file.
+    std::ofstream(d + "/.deadbeef.part") << "partial";
+    unlink((d + "/" + a->id + ".json").c_str());
+    unlink((d + "/" + b->id + ".snap").c_str());
+    orphan_sidecar = b->id + ".json";
+    std::ofstream(d + "/20261126T000000.000Z-i9-scheduled.snap") << "not an archive";
+  }
+  auto c = Catalog::Open(d);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto list = (*c)->List();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].id, kept_id);
+  EXPECT_EQ(list[0].origin, SnapshotOrigin::kOnDemand);
+  EXPECT_EQ(list[0].meta.index, 1u);
+  auto files = Files(d);
+  EXPECT_EQ(std::count(files.begin(), files.end(), ".deadbeef.part"), 0);
+  EXPECT_EQ(std::count(files.begin(), files.end(), orphan_sidecar), 0);
+  EXPECT_EQ(std::count(files.begin(), files.end(), kept_id + ".json"), 1) << "rebuilt";
+  // The stranger is left alone, out of the catalog.
+  EXPECT_EQ(std::count(files.begin(), files.end(), "20261126T000000.000Z-i9-scheduled.snap"), 1);
+}
+
+TEST(Catalog, AFailedWriteLeavesNothingAndKeepsTheRest) {
+  testing::TempDir dir;
+  auto c = Catalog::Open(dir.path() + "/cat");
+  ASSERT_TRUE(c.ok());
+  StringNode node;
+  ASSERT_TRUE((*c)->Create(&node, TakeOptions(), SnapshotOrigin::kScheduled, Later()).ok());
+  TakeOptions bad;
+  bad.compression_level = 42;  // refused before anything is written
+  EXPECT_EQ((*c)->Create(&node, bad, SnapshotOrigin::kScheduled, Later()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*c)->List().size(), 1u);
+  EXPECT_EQ(Files(dir.path() + "/cat").size(), 3u);  // LOCK, .snap, .json
+}
+
+TEST(Catalog, EntryJsonRoundTrips) {
+  CatalogEntry e;
+  e.id = "20261126T130501.123Z-i7-on-demand";
+  e.created = absl::FromUnixMillis(1795640701123);
+  e.origin = SnapshotOrigin::kOnDemand;
+  e.meta.index = 7;
+  e.meta.term = 3;
+  e.meta.size = 10;
+  e.meta.id = "3-7-1";
+  e.archive_size = 99;
+  e.checksum = "sha-256=abc";
+  e.state_sha256 = "00ff";
+  auto back = ParseCatalogEntryJson(CatalogEntryJson(e));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->id, e.id);
+  EXPECT_EQ(back->created, e.created);
+  EXPECT_EQ(back->meta.index, 7u);
+  EXPECT_EQ(back->archive_size, 99u);
+  EXPECT_FALSE(ParseCatalogEntryJson("{}").ok());
+  EXPECT_FALSE(ParseCatalogEntryJson("nonsense").ok());
+}
+
+}  // namespace
+}  // namespace snapshot
