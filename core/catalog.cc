@@ -214,14 +214,42 @@ absl::Status Catalog::WriteSidecar(const CatalogEntry& e) {
   return SyncDirectoryOf(SidecarPath(e.id));
 }
 
+namespace {
+
+// Passes writes on until told to stop, or the deadline passes.
+class StoppableSink : public ByteSink {
+ public:
+  StoppableSink(ByteSink* next, const std::atomic<bool>* cancel, absl::Time deadline)
+      : next_(next), cancel_(cancel), deadline_(deadline) {}
+  absl::Status Write(absl::string_view data) override {
+    if (cancel_ != nullptr && cancel_->load()) {
+      return absl::CancelledError("the snapshot was cancelled (the agent is stopping)");
+    }
+    if (absl::Now() > deadline_) {
+      return absl::DeadlineExceededError("the snapshot took longer than its deadline");
+    }
+    return next_->Write(data);
+  }
+
+ private:
+  ByteSink* next_;
+  const std::atomic<bool>* cancel_;
+  absl::Time deadline_;
+};
+
+}  // namespace
+
 absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& options,
-                                             SnapshotOrigin origin, absl::Time deadline) {
+                                             SnapshotOrigin origin, absl::Time deadline,
+                                             const std::atomic<bool>* cancel) {
   const std::string part = absl::StrCat(dir_, "/.", RandomName(), ".part");
   CatalogEntry e;
   e.origin = origin;
   absl::Status s = [&]() -> absl::Status {
     SA_ASSIGN_OR_RETURN(FileSink sink, FileSink::Create(part, 0600, true));
-    SA_ASSIGN_OR_RETURN(ArchiveInfo info, TakeArchive(node, options, &sink, deadline, nullptr));
+    StoppableSink stoppable(&sink, cancel, deadline);
+    SA_ASSIGN_OR_RETURN(ArchiveInfo info,
+                        TakeArchive(node, options, &stoppable, deadline, nullptr));
     SA_RETURN_IF_ERROR(sink.SyncAndClose());
     Failpoint("catalog-archive-written");
     // Read it back: what is in the catalog has been verified from the disk.

@@ -28,6 +28,7 @@
 #ifndef SNAPSHOT_AGENT_CORE_CATALOG_H_
 #define SNAPSHOT_AGENT_CORE_CATALOG_H_
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -64,9 +65,11 @@ class Catalog {
   static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& dir);
 
   // Takes a snapshot of `node` into the catalog (see above); the snapshot's
-  // capture waits at most until `deadline`.
+  // capture waits at most until `deadline`. When `*cancel` becomes true the
+  // write stops (CANCELLED) and leaves nothing.
   absl::StatusOr<CatalogEntry> Create(RaftNode* node, const TakeOptions& options,
-                                      SnapshotOrigin origin, absl::Time deadline);
+                                      SnapshotOrigin origin, absl::Time deadline,
+                                      const std::atomic<bool>* cancel = nullptr);
 
   // Every entry, newest first.
   std::vector<CatalogEntry> List() const;

@@ -180,7 +180,7 @@ absl::StatusOr<ArchiveInfo> RestoreSpool::Finish() {
   return info;
 }
 
-absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline) {
+absl::Status RestoreSpool::CheckEngine() const {
   if (!verified_) {
     return absl::FailedPreconditionError(
         "the archive must be completely received and verified first");
@@ -192,6 +192,11 @@ absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline) {
         "this is a snapshot of the ", engine, " engine; this agent runs the ",
         mine, " engine and restores only its own snapshots; nothing changed"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline) {
+  SA_RETURN_IF_ERROR(CheckEngine());
   std::string path = path_;
   StateOpener open = [path]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
     SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));

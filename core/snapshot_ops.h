@@ -134,9 +134,10 @@ class RestoreSpool {
   // Ends the archive; returns its metadata once everything is verified,
   // including the expected checksum.
   absl::StatusOr<ArchiveInfo> Finish();
-  // Applies the verified state to the cluster. FAILED_PRECONDITION unless
-  // Finish() succeeded, or when the archive is of another engine than the
-  // node's (meta.json "Engine"), before anything changes.
+  // FAILED_PRECONDITION unless Finish() succeeded, or when the archive is
+  // of another engine than the node's (meta.json "Engine").
+  absl::Status CheckEngine() const;
+  // Applies the verified state to the cluster; CheckEngine first.
   absl::StatusOr<RestoreResult> Apply(absl::Time deadline);
   const std::string& path() const { return path_; }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "prometheus/exposer.h"
 
 namespace snapshot {
 namespace {
@@ -117,9 +118,26 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   SA_RETURN_IF_ERROR(agent->StartEngine(&config));
   agent->restorer_ = std::make_unique<Restorer>(
       agent->node_.get(), config.data_dir, config.service.limits);
+  if (config.job.snapshot_dir.empty()) config.job.snapshot_dir = config.data_dir + "/snapshots";
+  config.job.take.compress_threads =
+      config.service.compress_threads > 0
+          ? config.service.compress_threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  {
+    absl::StatusOr<std::unique_ptr<SnapshotJob>> job = SnapshotJob::Start(
+        agent->node_.get(), config.job,
+        [a = agent.get()](bool healthy) { a->SetScheduleHealth(healthy); });
+    if (!job.ok()) {
+      agent->StopEngine();
+      return absl::Status(job.status().code(),
+                          absl::StrCat("snapshot catalog ", config.job.snapshot_dir, ": ",
+                                       job.status().message()));
+    }
+    agent->job_ = std::move(*job);
+  }
   config.service.auth = agent->auth_.get();
   agent->snapshots_ = std::make_unique<SnapshotServiceImpl>(
-      agent->node_.get(), agent->restorer_.get(), config.service);
+      agent->node_.get(), agent->restorer_.get(), config.service, agent->job_.get());
   if (agent->embedded_ != nullptr) {
     agent->kv_ = std::make_unique<KeyValueServiceImpl>(agent->embedded_,
                                                        config.service);
@@ -143,6 +161,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   if (agent->etcd_service_) builder.RegisterService(agent->etcd_service_.get());
   agent->server_ = builder.BuildAndStart();
   if (!agent->server_ || port == 0) {
+    agent->job_.reset();
     agent->StopEngine();
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot listen on ", config.listen,
@@ -161,6 +180,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     agent->health_server_ = health_builder.BuildAndStart();
     if (!agent->health_server_ || health_port == 0) {
       agent->server_->Shutdown();
+      agent->job_.reset();
       agent->StopEngine();
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot listen on --health-listen ", config.health_listen,
@@ -168,8 +188,33 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     }
     agent->health_server_->GetHealthCheckService()->SetServingStatus(false);
   }
+  bool schedule_healthy;
+  {
+    std::lock_guard<std::mutex> l(agent->mu_);
+    schedule_healthy = agent->schedule_healthy_;
+  }
+  agent->SetScheduleHealth(schedule_healthy);  // now that the servers exist
+  if (!config.metrics_listen.empty()) {
+    absl::StatusOr<std::unique_ptr<prometheus::Exposer>> m =
+        StartMetricsServer(config.metrics_listen);
+    if (!m.ok()) {
+      agent->Shutdown(absl::ZeroDuration());
+      return m.status();
+    }
+    agent->metrics_ = std::move(*m);
+  }
   agent->health_ = std::thread([a = agent.get()] { a->WatchHealth(); });
   return agent;
+}
+
+void Agent::SetScheduleHealth(bool healthy) {
+  std::lock_guard<std::mutex> l(mu_);
+  schedule_healthy_ = healthy;
+  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
+    if (s != nullptr) {
+      s->GetHealthCheckService()->SetServingStatus(kScheduleHealthService, healthy);
+    }
+  }
 }
 
 absl::StatusOr<std::string> Agent::Reload() {
@@ -202,9 +247,10 @@ void Agent::WatchHealth() {
     if (stopping_) break;
     if (now != serving) {
       serving = now;
-      server_->GetHealthCheckService()->SetServingStatus(serving);
+      // The overall status (""); the schedule's has a name of its own.
+      server_->GetHealthCheckService()->SetServingStatus("", serving);
       if (health_server_) {
-        health_server_->GetHealthCheckService()->SetServingStatus(serving);
+        health_server_->GetHealthCheckService()->SetServingStatus("", serving);
       }
     }
     cv_.wait_for(l, std::chrono::milliseconds(200));
@@ -220,6 +266,8 @@ void Agent::Shutdown(absl::Duration grace) {
   cv_.notify_all();
   // A partly started agent (Start failed) has only some of these.
   if (health_.joinable()) health_.join();
+  if (job_) job_->Stop();  // no scheduled snapshot starts from now on
+  metrics_.reset();
   if (server_) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     // gRPC cancels what is still running at the deadline, but a handler
@@ -245,6 +293,7 @@ void Agent::Shutdown(absl::Duration grace) {
     server_->Wait();
   }
   if (health_server_) health_server_->Shutdown();
+  job_.reset();
   StopEngine();
 }
 

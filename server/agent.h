@@ -9,9 +9,10 @@
 // Start-up, in order: the listen address is checked (a non-loopback address
 // needs TLS and tokens, or `insecure`); the data directory is locked (a
 // second agent on it is refused, naming the holder's pid); restore spool
-// files left by a killed agent are removed; the engine starts; the gRPC
-// server binds without SO_REUSEPORT, so a second agent on the same address
-// fails instead of sharing the port.
+// files left by a killed agent are removed; the engine starts; the snapshot
+// catalog is opened (and locked) and the schedule starts; the gRPC server
+// binds without SO_REUSEPORT, so a second agent on the same address fails
+// instead of sharing the port; the metrics endpoint starts.
 //
 // Threading: Start/Shutdown from one controlling thread; Reload from any
 // thread (e.g. a signal handler thread). Ownership: the agent owns its
@@ -36,7 +37,9 @@
 #include "raft/embedded_node.h"
 #include "server/auth.h"
 #include "server/etcd_restore_service.h"
+#include "server/metrics.h"
 #include "server/service.h"
+#include "server/snapshot_job.h"
 #include "server/tls.h"
 
 namespace snapshot {
@@ -82,6 +85,11 @@ struct AgentConfig {
   // grpc.health.v1.Health (for Kubernetes gRPC probes, which cannot speak
   // TLS). It carries no data and needs no token.
   std::string health_listen;
+  // The catalog, schedule and retention (server/snapshot_job.h). An empty
+  // job.snapshot_dir means DATA_DIR/snapshots; job.take is filled by Start.
+  JobOptions job;
+  // Optional host:port of the plaintext Prometheus endpoint (/metrics).
+  std::string metrics_listen;
 };
 
 class Agent {
@@ -108,10 +116,14 @@ class Agent {
   RaftNode* node() { return node_.get(); }
   // The embedded engine's node (null with another engine), for tests.
   EmbeddedNode* embedded() { return embedded_; }
+  // The catalog and schedule.
+  SnapshotJob* job() { return job_.get(); }
 
  private:
   Agent() = default;
   void WatchHealth();
+  // Records the schedule's health and tells the health service(s).
+  void SetScheduleHealth(bool healthy);
   // Starts the configured engine (node_ and friends); StopEngine closes it.
   absl::Status StartEngine(AgentConfig* config);
   void StopEngine();
@@ -125,6 +137,8 @@ class Agent {
   EmbeddedNode* embedded_ = nullptr;
   EtcdNode* etcd_ = nullptr;
   std::unique_ptr<Restorer> restorer_;
+  std::unique_ptr<SnapshotJob> job_;
+  std::unique_ptr<prometheus::Exposer> metrics_;
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<ReloadableTls> tls_;
   std::unique_ptr<SnapshotServiceImpl> snapshots_;
@@ -136,6 +150,7 @@ class Agent {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  bool schedule_healthy_ = true;  // guarded by mu_
 };
 
 // Whether a host:port address is local to this machine: its host resolves

@@ -27,6 +27,10 @@ constexpr MethodPermission kMethodPermissions[] = {
     {"VerifySnapshot", Permission::kRead},
     {"RestoreSnapshot", Permission::kAdmin},
     {"GetStatus", Permission::kRead},
+    {"ListSnapshots", Permission::kRead},
+    {"FetchSnapshot", Permission::kRead},
+    {"CreateSnapshot", Permission::kAdmin},
+    {"DeleteSnapshot", Permission::kAdmin},
     // snapshot.v1.KeyValueService
     {"Get", Permission::kRead},
     {"List", Permission::kRead},

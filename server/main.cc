@@ -113,6 +113,34 @@ ABSL_FLAG(uint64_t, min_transfer_rate, 64 << 10,
           "second, averaged over each --idle-timeout window "
           "(RESOURCE_EXHAUSTED), so that a trickling client cannot hold a "
           "stream or the restore slot. 0 = no minimum.");
+ABSL_FLAG(std::string, snapshot_dir, "",
+          "The snapshot catalog: scheduled, on-demand and pre-restore "
+          "snapshots (verified archives with their metadata). Default: "
+          "DATA_DIR/snapshots.");
+ABSL_FLAG(absl::Duration, schedule, absl::ZeroDuration(),
+          "Take a snapshot into the catalog this often (e.g. 1h, 15m) on the "
+          "agent whose node is the leader; 0 = no schedule.");
+ABSL_FLAG(absl::Duration, schedule_timeout, absl::Minutes(30),
+          "Deadline of one scheduled snapshot.");
+ABSL_FLAG(int, max_failures, 3,
+          "Scheduled snapshots failed in a row before the health service "
+          "snapshot.v1.Schedule says NOT_SERVING.");
+ABSL_FLAG(int, keep_last, 10, "Retention: keep the newest N snapshots.");
+ABSL_FLAG(int, keep_hourly, 24, "Retention: and the newest of each of the last N hours.");
+ABSL_FLAG(int, keep_daily, 7, "Retention: and of each of the last N days.");
+ABSL_FLAG(int, keep_weekly, 4, "Retention: and of each of the last N weeks.");
+ABSL_FLAG(int, keep_monthly, 6, "Retention: and of each of the last N months.");
+ABSL_FLAG(uint64_t, max_catalog_bytes, 0,
+          "Retention: drop the oldest kept snapshots while the catalog is "
+          "larger (0 = no byte budget). The newest is always kept.");
+ABSL_FLAG(bool, no_safety_snapshot, false,
+          "Do not store the current state in the catalog before a restore "
+          "(by default every restore can be undone by restoring its safety "
+          "snapshot).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Optional host:port of a plaintext HTTP endpoint serving Prometheus "
+          "metrics at /metrics (no snapshot data; bind it to a private "
+          "address).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "On SIGTERM/SIGINT, how long running calls may take to finish "
           "before they are cancelled.");
@@ -188,6 +216,26 @@ int Run() {
   c.service.limits.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
   c.service.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   c.service.min_transfer_rate = absl::GetFlag(FLAGS_min_transfer_rate);
+  c.job.snapshot_dir = absl::GetFlag(FLAGS_snapshot_dir);
+  c.job.interval = absl::GetFlag(FLAGS_schedule);
+  c.job.attempt_timeout = absl::GetFlag(FLAGS_schedule_timeout);
+  c.job.max_failures = absl::GetFlag(FLAGS_max_failures);
+  c.job.retention.keep_last = absl::GetFlag(FLAGS_keep_last);
+  c.job.retention.keep_hourly = absl::GetFlag(FLAGS_keep_hourly);
+  c.job.retention.keep_daily = absl::GetFlag(FLAGS_keep_daily);
+  c.job.retention.keep_weekly = absl::GetFlag(FLAGS_keep_weekly);
+  c.job.retention.keep_monthly = absl::GetFlag(FLAGS_keep_monthly);
+  c.job.retention.max_bytes = absl::GetFlag(FLAGS_max_catalog_bytes);
+  c.job.safety_snapshot = !absl::GetFlag(FLAGS_no_safety_snapshot);
+  c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  if (c.job.interval < absl::ZeroDuration() || c.job.max_failures < 1 ||
+      c.job.retention.keep_last < 0 || c.job.retention.keep_hourly < 0 ||
+      c.job.retention.keep_daily < 0 || c.job.retention.keep_weekly < 0 ||
+      c.job.retention.keep_monthly < 0) {
+    std::cerr << "snapshot-agent: --schedule, --keep-* must not be negative and "
+                 "--max-failures must be at least 1\n";
+    return 2;
+  }
   c.engine = absl::GetFlag(FLAGS_engine);
   if (c.engine == snapshot::kEngineEtcd) {
     snapshot::EtcdAgentConfig& e = c.etcd;

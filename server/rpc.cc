@@ -1,5 +1,7 @@
 #include "server/rpc.h"
 
+#include "server/metrics.h"
+
 #include <vector>
 
 #include "base/log.h"
@@ -49,6 +51,7 @@ grpc::Status Rpc::Done(const absl::Status& s) {
       {"code", CodeName(s.code())}};
   if (!s.ok()) f.emplace_back("error", s.message());
   Log(LogLevel::kInfo, "rpc", f);
+  Metrics::Get().Rpc(method_, CodeName(s.code()), bytes, absl::Now() - start_);
   return ToGrpcStatus(s);
 }
 

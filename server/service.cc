@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "server/metrics.h"
 #include "server/rpc.h"
 
 namespace snapshot {
@@ -74,6 +75,16 @@ void ToProto(const SnapshotMeta& m, bool stale, v1::SnapshotMetadata* out) {
     e->set_revision(m.etcd.revision);
     e->set_version(m.etcd.version);
   }
+}
+
+void ToProto(const CatalogEntry& e, v1::CatalogEntry* out) {
+  out->set_id(e.id);
+  out->set_created_unix_ms(absl::ToUnixMillis(e.created));
+  out->set_origin(OriginName(e.origin));
+  ToProto(e.meta, false, out->mutable_metadata());
+  out->set_archive_size(e.archive_size);
+  out->set_checksum(e.checksum);
+  out->set_state_sha256(e.state_sha256);
 }
 
 // Turns the archive byte stream into chunk messages of a fixed size.
@@ -369,10 +380,10 @@ class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
 
 class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
  public:
-  RestoreSession(const Rpc* rpc, const ServiceOptions& o,
+  RestoreSession(const Rpc* rpc, const ServiceOptions& o, SnapshotJob* job,
                  std::unique_ptr<RestoreSpool> spool,
                  v1::RestoreSnapshotResponse* resp)
-      : rpc_(rpc), options_(o), spool_(std::move(spool)), resp_(resp) {}
+      : rpc_(rpc), options_(o), job_(job), spool_(std::move(spool)), resp_(resp) {}
 
   absl::Status OnMessage(const v1::RestoreSnapshotRequest& req,
                          uint64_t* bytes) override {
@@ -382,6 +393,10 @@ class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
       return absl::InvalidArgumentError(
           "expected_checksum must be the last message; nothing may follow it");
     }
+    if (stored_ && req.message_case() != v1::RestoreSnapshotRequest::kOptions) {
+      return absl::InvalidArgumentError(
+          "a restore of a catalog snapshot (options.catalog_id) takes no other message");
+    }
     switch (req.message_case()) {
       case v1::RestoreSnapshotRequest::kOptions:
         if (!first) {
@@ -390,6 +405,13 @@ class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
         }
         expected_ = req.options().expected_checksum();
         spool_->ExpectChecksum(expected_);
+        if (!req.options().catalog_id().empty()) {
+          if (job_ == nullptr) {
+            return absl::FailedPreconditionError("this agent keeps no snapshot catalog");
+          }
+          // Pinned: not deleted (retention, DeleteSnapshot) while in use.
+          SA_ASSIGN_OR_RETURN(stored_, job_->catalog()->Acquire(req.options().catalog_id()));
+        }
         return absl::OkStatus();
       case v1::RestoreSnapshotRequest::kExpectedChecksum:
         ended_ = true;
@@ -409,27 +431,59 @@ class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
   }
 
   absl::Status OnEnd() override {
+    if (stored_) {
+      // The stored archive goes through the same verification as an upload
+      // (a file on disk may have rotted since it was written).
+      SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(stored_->path()));
+      std::string buf(1 << 20, '\0');
+      for (;;) {
+        SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
+        if (n == 0) break;
+        SA_RETURN_IF_ERROR(spool_->Feed(absl::string_view(buf.data(), n)));
+      }
+    }
     SA_ASSIGN_OR_RETURN(ArchiveInfo info, spool_->Finish());
+    SA_RETURN_IF_ERROR(spool_->CheckEngine());
+    std::string safety_id;
+    if (job_ != nullptr && job_->safety_snapshot()) {
+      absl::StatusOr<CatalogEntry> safety = job_->Create(
+          SnapshotOrigin::kPreRestore, absl::Now() + options_.restore_timeout);
+      if (!safety.ok()) {
+        return absl::Status(
+            safety.status().code(),
+            absl::StrCat("the safety snapshot of the current state could not be stored (",
+                         safety.status().message(),
+                         "); nothing was restored. Free space in the catalog, or run the "
+                         "agent with --no-safety-snapshot"));
+      }
+      safety_id = safety->id;
+    }
     SA_ASSIGN_OR_RETURN(RestoreResult result,
                         spool_->Apply(absl::Now() + options_.restore_timeout));
+    Metrics::Get().RestoreApplied();
     Log(LogLevel::kInfo, "restore applied",
         {{"peer", rpc_->peer()},
          {"role", rpc_->role()},
          {"snapshot_id", info.meta.id},
          {"snapshot_index", info.meta.index},
          {"checksum", info.checksum},
+         {"catalog_id", stored_ ? stored_->entry().id : ""},
+         {"safety_snapshot_id", safety_id},
          {"restored_index", result.index}});
     ToProto(info.meta, false, resp_->mutable_metadata());
     resp_->set_archive_size(info.archive_size);
     resp_->set_checksum(info.checksum);
     resp_->set_restored_index(result.index);
+    resp_->set_safety_snapshot_id(safety_id);
     return absl::OkStatus();
   }
 
  private:
   const Rpc* rpc_;
   const ServiceOptions& options_;
+  SnapshotJob* job_;
   std::unique_ptr<RestoreSpool> spool_;
+  std::unique_ptr<Catalog::Pin> stored_;  // restore of a catalog snapshot
   v1::RestoreSnapshotResponse* resp_;
   bool first_ = true;
   bool ended_ = false;
@@ -441,8 +495,8 @@ class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
 // --- SnapshotService --------------------------------------------------------
 
 SnapshotServiceImpl::SnapshotServiceImpl(RaftNode* node, Restorer* restorer,
-                                         ServiceOptions options)
-    : node_(node), restorer_(restorer), options_(std::move(options)),
+                                         ServiceOptions options, SnapshotJob* job)
+    : node_(node), restorer_(restorer), options_(std::move(options)), job_(job),
       watchdog_(options_.idle_timeout, options_.min_transfer_rate) {}
 
 grpc::Status SnapshotServiceImpl::TakeSnapshot(
@@ -535,7 +589,7 @@ SnapshotServiceImpl::RestoreSnapshot(grpc::CallbackServerContext* ctx,
     absl::StatusOr<std::unique_ptr<RestoreSpool>> spool =
         restorer_->Begin(absl::Now() + options_.raft_timeout);
     if (spool.ok()) {
-      session = std::make_unique<RestoreSession>(rpc.get(), options_,
+      session = std::make_unique<RestoreSession>(rpc.get(), options_, job_,
                                                  std::move(*spool), resp);
     } else {
       start = spool.status();
@@ -577,6 +631,118 @@ grpc::Status SnapshotServiceImpl::GetStatus(grpc::ServerContext* ctx,
     pm->set_voter(m.voter);
   }
   return rpc.Done(absl::OkStatus());
+}
+
+// --- The catalog -------------------------------------------------------------
+
+absl::Status SnapshotServiceImpl::NeedCatalog() const {
+  if (job_ == nullptr) {
+    return absl::FailedPreconditionError("this agent keeps no snapshot catalog");
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
+                                                const v1::ListSnapshotsRequest*,
+                                                v1::ListSnapshotsResponse* resp) {
+  Rpc rpc(ctx, "ListSnapshots", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
+  for (const CatalogEntry& e : job_->catalog()->List()) ToProto(e, resp->add_snapshots());
+  resp->set_total_bytes(job_->catalog()->TotalBytes());
+  return rpc.Done(absl::OkStatus());
+}
+
+grpc::Status SnapshotServiceImpl::FetchSnapshot(
+    grpc::ServerContext* ctx, const v1::FetchSnapshotRequest* req,
+    grpc::ServerWriter<v1::FetchSnapshotResponse>* writer) {
+  Rpc rpc(ctx, "FetchSnapshot", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  return rpc.Done(Fetch(ctx, *req, writer, &rpc.bytes));
+}
+
+absl::Status SnapshotServiceImpl::Fetch(grpc::ServerContext* ctx,
+                                        const v1::FetchSnapshotRequest& req,
+                                        grpc::ServerWriter<v1::FetchSnapshotResponse>* writer,
+                                        uint64_t* bytes) {
+  SA_RETURN_IF_ERROR(NeedCatalog());
+  const uint32_t chunk = req.chunk_size() == 0 ? kDefaultChunk : req.chunk_size();
+  if (chunk < kMinChunk || chunk > kMaxChunk) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "chunk_size must be %d to %d bytes, got %d", kMinChunk, kMaxChunk, chunk));
+  }
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, job_->catalog()->Acquire(req.id()));
+  const CatalogEntry& e = pin->entry();
+  if (req.offset() > e.archive_size) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "offset %d is past the end of snapshot %s (%d bytes)", req.offset(), e.id,
+        e.archive_size));
+  }
+  StreamSlot slot(&streams_, options_.max_concurrent_streams);
+  if (!slot.ok()) return TooManyStreams(options_);
+  std::shared_ptr<StreamWatchdog::Stream> watch =
+      watchdog_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
+  v1::FetchSnapshotResponse first;
+  ToProto(e, first.mutable_entry());
+  if (!writer->Write(first)) return Interrupted(*watch);
+  watch->Touch(0);
+  // The whole file is hashed (the bytes before the offset too), so that the
+  // trailer covers the whole archive and a file that changed on disk since
+  // it was stored is caught.
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(pin->path()));
+  Sha256 hash;
+  std::string buf(chunk, '\0');
+  uint64_t at = 0;
+  for (;;) {
+    SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
+    if (n == 0) break;
+    absl::string_view data(buf.data(), n);
+    hash.Update(data);
+    if (at + n > req.offset()) {
+      const size_t skip = at < req.offset() ? static_cast<size_t>(req.offset() - at) : 0;
+      v1::FetchSnapshotResponse msg;
+      msg.set_chunk(std::string(data.substr(skip)));
+      if (!writer->Write(msg)) return Interrupted(*watch);
+      *bytes += n - skip;
+      watch->Touch(n - skip);
+    }
+    at += n;
+  }
+  const std::string checksum = ChecksumString(hash.Finish());
+  if (at != e.archive_size || checksum != e.checksum) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot ", e.id, " changed on disk since it was stored (", at, " bytes, ", checksum,
+        "; the catalog recorded ", e.archive_size, " bytes, ", e.checksum,
+        "): do not use what was sent"));
+  }
+  v1::FetchSnapshotResponse last;
+  last.mutable_trailer()->set_archive_size(at);
+  last.mutable_trailer()->set_checksum(checksum);
+  if (!writer->Write(last)) return Interrupted(*watch);
+  return absl::OkStatus();
+}
+
+grpc::Status SnapshotServiceImpl::CreateSnapshot(grpc::ServerContext* ctx,
+                                                 const v1::CreateSnapshotRequest*,
+                                                 v1::CatalogEntry* resp) {
+  Rpc rpc(ctx, "CreateSnapshot", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
+  absl::StatusOr<CatalogEntry> e =
+      job_->Create(SnapshotOrigin::kOnDemand, absl::Now() + options_.restore_timeout);
+  if (!e.ok()) return rpc.Done(e.status());
+  ToProto(*e, resp);
+  rpc.bytes = e->archive_size;
+  return rpc.Done(absl::OkStatus());
+}
+
+grpc::Status SnapshotServiceImpl::DeleteSnapshot(grpc::ServerContext* ctx,
+                                                 const v1::DeleteSnapshotRequest* req,
+                                                 v1::DeleteSnapshotResponse*) {
+  Rpc rpc(ctx, "DeleteSnapshot", options_.auth);
+  if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
+  return rpc.Done(job_->Delete(req->id()));
 }
 
 // --- KeyValueService --------------------------------------------------------

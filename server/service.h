@@ -30,6 +30,7 @@
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "server/auth.h"
 #include "server/rpc.h"
+#include "server/snapshot_job.h"
 
 namespace snapshot {
 
@@ -120,8 +121,10 @@ using SnapshotServiceBase = v1::SnapshotService::WithCallbackMethod_VerifySnapsh
 
 class SnapshotServiceImpl final : public SnapshotServiceBase {
  public:
+  // `job` (the catalog, the safety snapshot) may be null: the catalog RPCs
+  // then answer FAILED_PRECONDITION and restores take no safety snapshot.
   SnapshotServiceImpl(RaftNode* node, Restorer* restorer,
-                      ServiceOptions options);
+                      ServiceOptions options, SnapshotJob* job = nullptr);
 
   grpc::Status TakeSnapshot(
       grpc::ServerContext* ctx, const v1::TakeSnapshotRequest* req,
@@ -135,6 +138,18 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
   grpc::Status GetStatus(grpc::ServerContext* ctx,
                          const v1::GetStatusRequest* req,
                          v1::GetStatusResponse* resp) override;
+  grpc::Status ListSnapshots(grpc::ServerContext* ctx,
+                             const v1::ListSnapshotsRequest* req,
+                             v1::ListSnapshotsResponse* resp) override;
+  grpc::Status FetchSnapshot(
+      grpc::ServerContext* ctx, const v1::FetchSnapshotRequest* req,
+      grpc::ServerWriter<v1::FetchSnapshotResponse>* writer) override;
+  grpc::Status CreateSnapshot(grpc::ServerContext* ctx,
+                              const v1::CreateSnapshotRequest* req,
+                              v1::CatalogEntry* resp) override;
+  grpc::Status DeleteSnapshot(grpc::ServerContext* ctx,
+                              const v1::DeleteSnapshotRequest* req,
+                              v1::DeleteSnapshotResponse* resp) override;
 
   // The TakeSnapshot stream loop, written against the interface so that
   // tests can drive it with grpc::testing mock streams.
@@ -149,9 +164,14 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
   void StopStreams();
 
  private:
+  absl::Status Fetch(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
+                     grpc::ServerWriter<v1::FetchSnapshotResponse>* writer, uint64_t* bytes);
+  absl::Status NeedCatalog() const;
+
   RaftNode* node_;
   Restorer* restorer_;
   ServiceOptions options_;
+  SnapshotJob* job_;
   StreamWatchdog watchdog_;
   std::atomic<int> streams_{0};
 };

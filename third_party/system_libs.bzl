@@ -18,6 +18,7 @@ _LIBS = {
     "grpc++_reflection": (["grpc++", "protobuf", "absl_synchronization"], ["-lgrpc++_reflection"]),
     "raft": (["raft", "libuv"], []),
     "systemd": (["libsystemd"], []),
+    "prometheus": (["prometheus-cpp-pull", "prometheus-cpp-core"], []),
     "gtest": ([], ["-lgtest", "-lgmock", "-lpthread"]),
     "gtest_main": ([], ["-lgtest_main", "-lgtest", "-lgmock", "-lpthread"]),
     "benchmark": ([], ["-lbenchmark", "-lpthread"]),

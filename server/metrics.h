@@ -1,0 +1,57 @@
+// The agent's Prometheus metrics (docs/metrics.md lists every one: name,
+// type, labels) and the plaintext HTTP endpoint that serves them
+// (--metrics-listen; like the health port it carries no snapshot data, so it
+// has no TLS: bind it to a private address).
+//
+// Metrics are process-wide (one agent per process; tests with several
+// in-process agents share them). Threading: every method is thread-safe.
+#ifndef SNAPSHOT_AGENT_SERVER_METRICS_H_
+#define SNAPSHOT_AGENT_SERVER_METRICS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace snapshot {
+
+class Metrics {
+ public:
+  static Metrics& Get();
+
+  // One finished RPC: method, canonical code name, payload bytes, duration.
+  void Rpc(const std::string& method, const std::string& code, uint64_t bytes,
+           absl::Duration d);
+  // A snapshot written into the catalog (scheduled, on demand, pre-restore).
+  void CatalogWrite(const std::string& origin, bool ok, absl::Duration d);
+  // One run of the schedule: "success", "unchanged", "failure" or
+  // "not_leader".
+  void ScheduleRun(const std::string& result);
+  void SetScheduleLastSuccess(absl::Time t);
+  void SetScheduleConsecutiveFailures(int n);
+  void SetCatalog(uint64_t snapshots, uint64_t bytes);
+  void RestoreApplied();
+
+  std::shared_ptr<prometheus::Registry> registry();
+
+ private:
+  Metrics();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Serves Metrics::Get() at http://ADDRESS/metrics. FAILED_PRECONDITION when
+// the address cannot be bound.
+absl::StatusOr<std::unique_ptr<prometheus::Exposer>> StartMetricsServer(
+    const std::string& address);
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_SERVER_METRICS_H_

@@ -1,0 +1,160 @@
+#include "server/snapshot_job.h"
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+#include "server/metrics.h"
+
+namespace snapshot {
+
+absl::StatusOr<std::unique_ptr<SnapshotJob>> SnapshotJob::Start(
+    RaftNode* node, JobOptions options, std::function<void(bool)> on_health) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Open(options.snapshot_dir));
+  std::unique_ptr<SnapshotJob> job(
+      new SnapshotJob(node, std::move(options), std::move(catalog), std::move(on_health)));
+  job->UpdateCatalogMetrics();
+  Metrics::Get().SetScheduleConsecutiveFailures(0);
+  job->on_health_(true);
+  if (job->options_.interval > absl::ZeroDuration()) {
+    job->thread_ = std::thread([j = job.get()] { j->Run(); });
+  }
+  return job;
+}
+
+SnapshotJob::SnapshotJob(RaftNode* node, JobOptions options, std::unique_ptr<Catalog> catalog,
+                         std::function<void(bool)> on_health)
+    : node_(node),
+      options_(std::move(options)),
+      catalog_(std::move(catalog)),
+      on_health_(std::move(on_health)) {}
+
+SnapshotJob::~SnapshotJob() { Stop(); }
+
+void SnapshotJob::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void SnapshotJob::UpdateCatalogMetrics() {
+  Metrics::Get().SetCatalog(catalog_->List().size(), catalog_->TotalBytes());
+}
+
+absl::Duration SnapshotJob::Jitter() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  return options_.interval * (std::uniform_real_distribution<double>(0, 0.1)(rng));
+}
+
+absl::StatusOr<CatalogEntry> SnapshotJob::Create(SnapshotOrigin origin, absl::Time deadline) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<CatalogEntry> e =
+      catalog_->Create(node_, options_.take, origin, deadline, &stop_);
+  Metrics::Get().CatalogWrite(OriginName(origin), e.ok(), absl::Now() - start);
+  if (e.ok()) {
+    for (const std::string& id : catalog_->ApplyRetention(options_.retention)) {
+      Log(LogLevel::kInfo, "retention deleted a snapshot", {{"id", id}});
+    }
+  }
+  UpdateCatalogMetrics();
+  return e;
+}
+
+absl::Status SnapshotJob::Delete(const std::string& id) {
+  absl::Status s = catalog_->Delete(id);
+  UpdateCatalogMetrics();
+  return s;
+}
+
+void SnapshotJob::Attempt() {
+  const absl::Time start = absl::Now();
+  std::vector<CatalogEntry> before = catalog_->List();
+  absl::StatusOr<CatalogEntry> e = catalog_->Create(
+      node_, options_.take, SnapshotOrigin::kScheduled, start + options_.attempt_timeout, &stop_);
+  if (stop_) return;
+  if (!e.ok() && (absl::IsFailedPrecondition(e.status()) || absl::IsUnavailable(e.status()))) {
+    // Leadership moved between the check and the capture: not a failure.
+    Metrics::Get().ScheduleRun("not_leader");
+    return;
+  }
+  Metrics::Get().CatalogWrite(OriginName(SnapshotOrigin::kScheduled), e.ok(),
+                              absl::Now() - start);
+  const char* result = "failure";
+  if (e.ok() && !before.empty() && before.front().state_sha256 == e->state_sha256) {
+    // Nothing changed since the newest stored snapshot: keep that one.
+    (void)catalog_->Delete(e->id);
+    result = "unchanged";
+  } else if (e.ok()) {
+    result = "success";
+    Log(LogLevel::kInfo, "scheduled snapshot stored",
+        {{"id", e->id}, {"index", e->meta.index}, {"archive_size", e->archive_size}});
+    for (const std::string& id : catalog_->ApplyRetention(options_.retention)) {
+      Log(LogLevel::kInfo, "retention deleted a snapshot", {{"id", id}});
+    }
+  }
+  UpdateCatalogMetrics();
+  if (e.ok()) {
+    failures_ = 0;
+    Metrics::Get().SetScheduleLastSuccess(absl::Now());
+  } else {
+    ++failures_;
+    Log(LogLevel::kWarning, "scheduled snapshot failed",
+        {{"error", e.status().message()},
+         {"code", absl::StatusCodeToString(e.status().code())},
+         {"consecutive_failures", failures_}});
+  }
+  Metrics::Get().ScheduleRun(result);
+  Metrics::Get().SetScheduleConsecutiveFailures(failures_);
+  const bool healthy = failures_ < options_.max_failures;
+  if (healthy != healthy_) {
+    healthy_ = healthy;
+    Log(healthy ? LogLevel::kInfo : LogLevel::kError,
+        healthy ? "the snapshot schedule is healthy again"
+                : "the snapshot schedule is unhealthy: too many failures in a row",
+        {{"consecutive_failures", failures_}});
+    on_health_(healthy);
+  }
+}
+
+void SnapshotJob::Run() {
+  // The last scheduled attempt: from the catalog at start, so that a
+  // restart does not take one at once when the last is recent.
+  absl::Time last = absl::InfinitePast();
+  for (const CatalogEntry& e : catalog_->List()) {
+    if (e.origin == SnapshotOrigin::kScheduled) {
+      last = e.created;
+      break;
+    }
+  }
+  absl::Duration jitter = Jitter();
+  // While not the leader, the job checks this often whether it leads now.
+  const absl::Duration tick = std::min(options_.interval / 4, absl::Seconds(1));
+  absl::Time counted = absl::InfinitePast();  // the due time counted as not_leader
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    const absl::Time due = last + options_.interval + jitter;
+    const absl::Time now = absl::Now();
+    if (now < due) {
+      cv_.wait_for(l, absl::ToChronoNanoseconds(std::min(due - now, tick)));
+      continue;
+    }
+    l.unlock();
+    const bool leader = node_->CheckLeader(absl::Now() + absl::Seconds(5)).ok();
+    if (leader) {
+      Attempt();
+      last = absl::Now();
+      jitter = Jitter();
+    } else if (counted != due) {
+      Metrics::Get().ScheduleRun("not_leader");
+      counted = due;
+    }
+    l.lock();
+    if (!leader && !stop_) cv_.wait_for(l, absl::ToChronoNanoseconds(tick));
+  }
+}
+
+}  // namespace snapshot
