@@ -1,6 +1,7 @@
 #include "client/client.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -384,6 +385,148 @@ absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
     const std::string& path, const ProgressFn& progress) {
   SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
   return Restore(&src, src.size(), progress);
+}
+
+absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::RestoreStored(
+    const std::string& id) {
+  Call call(this, /*unary=*/false);
+  v1::RestoreSnapshotResponse resp;
+  auto writer = snapshots_->RestoreSnapshot(call.ctx(), &resp);
+  v1::RestoreSnapshotRequest req;
+  req.mutable_options()->set_catalog_id(id);
+  writer->Write(req);  // a failure shows in Finish
+  writer->WritesDone();
+  SA_RETURN_IF_ERROR(FromGrpc(writer->Finish(), options_.address));
+  return resp;
+}
+
+absl::StatusOr<v1::ListSnapshotsResponse> SnapshotClient::ListSnapshots() {
+  Call call(this, /*unary=*/true);
+  v1::ListSnapshotsResponse resp;
+  SA_RETURN_IF_ERROR(FromGrpc(
+      snapshots_->ListSnapshots(call.ctx(), v1::ListSnapshotsRequest(), &resp),
+      options_.address));
+  return resp;
+}
+
+absl::StatusOr<v1::CatalogEntry> SnapshotClient::CreateSnapshot() {
+  Call call(this, /*unary=*/false);  // as long as a snapshot takes
+  v1::CatalogEntry resp;
+  SA_RETURN_IF_ERROR(FromGrpc(
+      snapshots_->CreateSnapshot(call.ctx(), v1::CreateSnapshotRequest(), &resp),
+      options_.address));
+  return resp;
+}
+
+absl::Status SnapshotClient::DeleteSnapshot(const std::string& id) {
+  Call call(this, /*unary=*/true);
+  v1::DeleteSnapshotRequest req;
+  req.set_id(id);
+  v1::DeleteSnapshotResponse resp;
+  return FromGrpc(snapshots_->DeleteSnapshot(call.ctx(), req, &resp), options_.address);
+}
+
+absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
+                                                       const std::string& path, bool resume,
+                                                       bool overwrite,
+                                                       const ProgressFn& progress) {
+  if (!overwrite && access(path.c_str(), F_OK) == 0) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        path, " already exists; remove it or choose another name"));
+  }
+  const std::string part = path + ".part";
+  uint64_t offset = 0;
+  struct stat st;
+  if (resume && stat(part.c_str(), &st) == 0) offset = static_cast<uint64_t>(st.st_size);
+  RemoveOnExit remove_part(part);
+  {
+    int fd = open(part.c_str(), O_WRONLY | O_CREAT | (offset > 0 ? O_APPEND : O_TRUNC), 0600);
+    if (fd < 0) return ErrnoStatus(errno, "cannot open", part);
+    close(fd);
+  }
+  Call call(this, /*unary=*/false);
+  v1::FetchSnapshotRequest req;
+  req.set_id(id);
+  req.set_offset(offset);
+  auto reader = snapshots_->FetchSnapshot(call.ctx(), req);
+  v1::CatalogEntry entry;
+  v1::SnapshotTrailer trailer;
+  bool have_entry = false, have_trailer = false;
+  absl::Status local;
+  {
+    int fd = open(part.c_str(), O_WRONLY | O_APPEND);
+    if (fd < 0) return ErrnoStatus(errno, "cannot open", part);
+    uint64_t done = offset;
+    v1::FetchSnapshotResponse resp;
+    while (local.ok() && reader->Read(&resp)) {
+      switch (resp.message_case()) {
+        case v1::FetchSnapshotResponse::kEntry:
+          entry = resp.entry();
+          have_entry = true;
+          break;
+        case v1::FetchSnapshotResponse::kChunk: {
+          if (!have_entry || have_trailer) {
+            local = absl::DataLossError("the agent sent data out of order");
+            break;
+          }
+          const std::string& c = resp.chunk();
+          for (size_t w = 0; w < c.size() && local.ok();) {
+            ssize_t n = write(fd, c.data() + w, c.size() - w);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) local = ErrnoStatus(errno, "cannot write", part);
+            else w += static_cast<size_t>(n);
+          }
+          done += c.size();
+          if (progress) progress(done, entry.archive_size());
+          break;
+        }
+        case v1::FetchSnapshotResponse::kTrailer:
+          trailer = resp.trailer();
+          have_trailer = true;
+          break;
+        default:
+          local = absl::DataLossError("the agent sent an unknown message");
+      }
+    }
+    if (local.ok() && fsync(fd) != 0) local = ErrnoStatus(errno, "cannot fsync", part);
+    close(fd);
+  }
+  if (!local.ok()) {
+    call.ctx()->TryCancel();
+    v1::FetchSnapshotResponse drain;
+    while (reader->Read(&drain)) {
+    }
+    reader->Finish();
+    remove_part.Release();  // keep what arrived: --resume continues it
+    return local;
+  }
+  absl::Status s = FromGrpc(reader->Finish(), options_.address);
+  if (!s.ok()) {
+    if (!absl::IsOutOfRange(s) && !absl::IsNotFound(s)) remove_part.Release();
+    return s;
+  }
+  if (!have_trailer) {
+    remove_part.Release();
+    return absl::DataLossError(
+        "the agent's stream ended without a trailer: the download is incomplete");
+  }
+  // The whole file, resumed bytes included, must be the archive.
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(part));
+  uint64_t size = 0;
+  SA_ASSIGN_OR_RETURN(Digest d, Sha256OfSource(&src, &size));
+  if (size != trailer.archive_size() || ChecksumString(d) != trailer.checksum()) {
+    return absl::DataLossError(absl::StrFormat(
+        "%s (%d bytes, %s) does not match the agent's trailer (%d bytes, %s)%s", part, size,
+        ChecksumString(d), trailer.archive_size(), trailer.checksum(),
+        offset > 0 ? ": the part resumed from was not a prefix of this snapshot; removed it"
+                   : ""));
+  }
+  if (rename(part.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(errno, "cannot rename to", path);
+  }
+  remove_part.Release();
+  SA_RETURN_IF_ERROR(SyncDirectoryOf(path));
+  return entry;
 }
 
 absl::StatusOr<v1::GetStatusResponse> SnapshotClient::Status() {

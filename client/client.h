@@ -118,6 +118,23 @@ class SnapshotClient {
   absl::StatusOr<v1::RestoreSnapshotResponse> Restore(
       const std::string& path, const ProgressFn& progress);
 
+  // Restores the cluster from a snapshot of the agent's catalog (no upload).
+  absl::StatusOr<v1::RestoreSnapshotResponse> RestoreStored(const std::string& id);
+
+  // The agent's catalog.
+  absl::StatusOr<v1::ListSnapshotsResponse> ListSnapshots();
+  absl::StatusOr<v1::CatalogEntry> CreateSnapshot();
+  absl::Status DeleteSnapshot(const std::string& id);
+  // Downloads stored snapshot `id` into `path`, through PATH.part, which an
+  // interrupted download leaves behind. With `resume`, an existing PATH.part
+  // is continued from its length (its bytes are trusted only as far as the
+  // final check: the whole file must match the agent's trailer, size and
+  // SHA-256, or DATA_LOSS and the .part is removed); without, it is started
+  // over. ALREADY_EXISTS when `path` exists and not `overwrite`.
+  absl::StatusOr<v1::CatalogEntry> Fetch(const std::string& id, const std::string& path,
+                                         bool resume, bool overwrite,
+                                         const ProgressFn& progress);
+
   absl::StatusOr<v1::GetStatusResponse> Status();
   absl::StatusOr<uint64_t> Put(const std::string& key, const std::string& value);
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key,

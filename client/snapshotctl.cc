@@ -43,6 +43,11 @@ Commands:
   save FILE|-     take a consistent snapshot from the agent (its leader)
   verify FILE|-   have the agent check an archive completely, applying nothing
   restore FILE|-  replace the whole cluster's state with an archive's
+  restore --id=ID ... with a snapshot of the agent's catalog
+  list            the agent's catalog of stored snapshots
+  create          store a snapshot in the agent's catalog now
+  fetch ID FILE   download a stored snapshot (--resume continues FILE.part)
+  delete ID       delete a stored snapshot
   inspect FILE    check an archive offline, without any agent
   status          the agent's Raft node: role, leader, term, indexes, members
   kv ...          the embedded engine's key-value store: put, get, del, list
@@ -115,13 +120,41 @@ it completely — gzip, tar, every SHA-256, the metadata — without storing or
 applying anything. Prints the metadata.
 )"},
       {"restore", R"(snapshotctl restore FILE|- [--yes]
+snapshotctl restore --id=ID [--yes]
 
 Replaces the whole cluster's state with the archive's (FILE, or standard
-input for "-"). The agent receives the archive into a private file and
-verifies it completely, including the checksum computed here while sending,
-before it applies anything: any failure changes nothing. Asks for
+input for "-", or snapshot ID of the agent's catalog). The agent receives the
+archive into a private file and verifies it completely, including the
+checksum computed here while sending, before it applies anything: any failure
+changes nothing. Before it applies, the agent stores the current state in its
+catalog (a safety snapshot, unless it runs with --no-safety-snapshot) and
+prints its id: `snapshotctl restore --id=THAT_ID` undoes the restore. Asks for
 confirmation on a terminal; --yes skips the question and is required without
 one (and always with "-", whose standard input is the archive).
+)"},
+      {"list", R"(snapshotctl list
+
+The agent's catalog: every stored snapshot, newest first, with its id,
+creation time, origin (scheduled, on-demand, pre-restore), index, term, state
+and archive sizes and checksum.
+)"},
+      {"create", R"(snapshotctl create
+
+Has the agent take a snapshot into its catalog now (an out-of-schedule
+backup), verified from the agent's disk before it is listed. Prints its entry.
+Leader only.
+)"},
+      {"fetch", R"(snapshotctl fetch ID FILE [--resume] [--force]
+
+Downloads stored snapshot ID into FILE, through FILE.part; FILE appears only
+when the whole file matches the agent's trailer (size and SHA-256). An
+interrupted download leaves FILE.part: --resume continues it from its length
+instead of starting over. An existing FILE is kept unless --force.
+)"},
+      {"delete", R"(snapshotctl delete ID
+
+Deletes stored snapshot ID from the agent's catalog. Refused while it is being
+fetched or restored.
 )"},
       {"inspect", R"(snapshotctl inspect FILE
 
@@ -168,9 +201,9 @@ struct Args {
 };
 
 const std::vector<std::string> kBoolFlags = {"json", "yes", "stale", "force",
-                                             "help", "version"};
+                                             "help", "version", "resume"};
 const std::vector<std::string> kValueFlags = {
-    "address", "ca", "cert", "key", "token-file", "chunk-size", "level", "limit"};
+    "address", "ca", "cert", "key", "token-file", "chunk-size", "level", "limit", "id"};
 
 absl::StatusOr<Args> ParseArgs(int argc, char** argv) {
   Args a;
@@ -688,9 +721,13 @@ int Verify(const Args& a) {
 }
 
 int Restore(const Args& a) {
-  if (!Arity(a, 1)) return Usage("restore", "expects exactly one FILE (or - for standard input)");
-  const std::string& file = a.positional[1];
-  auto in = OpenInput(file);
+  const std::string id = a.Str("id");
+  if (!id.empty() && !Arity(a, 0)) return Usage("restore", "takes either FILE or --id=ID");
+  if (id.empty() && !Arity(a, 1)) {
+    return Usage("restore", "expects exactly one FILE (or - for standard input), or --id=ID");
+  }
+  const std::string file = id.empty() ? a.positional[1] : "snapshot " + id;
+  absl::StatusOr<Input> in = id.empty() ? OpenInput(file) : absl::StatusOr<Input>(Input());
   if (!in.ok()) return Fail("restore", in.status());
   auto opts = ConnectionOptions(a);
   if (!opts.ok()) return Fail("restore", opts.status());
@@ -715,7 +752,8 @@ int Restore(const Args& a) {
   if (!client.ok()) return Fail("restore", client.status());
   Interruptible interruptible(client->get());
   Progress progress("restoring", "the archive");
-  auto r = (*client)->Restore(in->source.get(), in->size, progress.Fn());
+  auto r = id.empty() ? (*client)->Restore(in->source.get(), in->size, progress.Fn())
+                      : (*client)->RestoreStored(id);
   progress.Finish();
   if (!r.ok()) {
     if (g_interrupted) {
@@ -733,11 +771,120 @@ int Restore(const Args& a) {
     Json j = ToJson(s);
     PutBytes(j, "file", file);
     j["restored_index"] = r->restored_index();
+    j["safety_snapshot_id"] = r->safety_snapshot_id();
     PrintJson(j);
   } else {
     absl::PrintF("Restored %s (snapshot index %d, term %d, %d bytes of state); in effect from log index %d\n",
                  file == "-" ? "standard input" : file, s.index, s.term, s.size,
                  r->restored_index());
+    if (!r->safety_snapshot_id().empty()) {
+      absl::PrintF("The state before the restore is stored as %s; to undo: snapshotctl restore --id=%s\n",
+                   r->safety_snapshot_id(), r->safety_snapshot_id());
+    }
+  }
+  return kExitOk;
+}
+
+Json EntryJson(const v1::CatalogEntry& e) {
+  Json j;
+  j["id"] = e.id();
+  j["created"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(e.created_unix_ms()),
+                                  absl::UTCTimeZone());
+  j["origin"] = e.origin();
+  j["index"] = e.metadata().index();
+  j["term"] = e.metadata().term();
+  j["state_size"] = e.metadata().state_size();
+  j["archive_size"] = e.archive_size();
+  j["checksum"] = e.checksum();
+  j["state_sha256"] = e.state_sha256();
+  j["engine"] = e.metadata().engine();
+  return j;
+}
+
+void PrintEntry(const v1::CatalogEntry& e) {
+  absl::PrintF("%s  %s  %-11s index %d, term %d, %d bytes of state, %d of archive, %s\n",
+               e.id(),
+               absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(e.created_unix_ms()),
+                                absl::UTCTimeZone()),
+               e.origin(), e.metadata().index(), e.metadata().term(),
+               e.metadata().state_size(), e.archive_size(), e.checksum());
+}
+
+int List(const Args& a) {
+  if (!Arity(a, 0)) return Usage("list", "takes no arguments");
+  auto client = Dial(a);
+  if (!client.ok()) return Fail("list", client.status());
+  auto l = (*client)->ListSnapshots();
+  if (!l.ok()) return Fail("list", l.status());
+  if (a.Bool("json")) {
+    Json j;
+    j["snapshots"] = Json::array();
+    for (const auto& e : l->snapshots()) j["snapshots"].push_back(EntryJson(e));
+    j["total_bytes"] = l->total_bytes();
+    PrintJson(j);
+    return kExitOk;
+  }
+  for (const auto& e : l->snapshots()) PrintEntry(e);
+  absl::PrintF("%d snapshots, %d bytes\n", l->snapshots_size(), l->total_bytes());
+  return kExitOk;
+}
+
+int Create(const Args& a) {
+  if (!Arity(a, 0)) return Usage("create", "takes no arguments");
+  auto client = Dial(a);
+  if (!client.ok()) return Fail("create", client.status());
+  Interruptible interruptible(client->get());
+  auto e = (*client)->CreateSnapshot();
+  if (!e.ok()) return Fail("create", e.status());
+  if (a.Bool("json")) {
+    PrintJson(EntryJson(*e));
+  } else {
+    PrintEntry(*e);
+  }
+  return kExitOk;
+}
+
+int Fetch(const Args& a) {
+  if (!Arity(a, 2)) return Usage("fetch", "expects ID FILE");
+  const std::string& id = a.positional[1];
+  const std::string& file = a.positional[2];
+  auto client = Dial(a);
+  if (!client.ok()) return Fail("fetch", client.status());
+  Interruptible interruptible(client->get());
+  Progress progress("fetching", "the archive");
+  auto e = (*client)->Fetch(id, file, a.Bool("resume"), a.Bool("force"), progress.Fn());
+  progress.Finish();
+  if (!e.ok()) {
+    if (g_interrupted) {
+      return Fail("fetch", absl::CancelledError(absl::StrCat(
+                               "interrupted; ", file, ".part keeps what arrived: rerun with --resume")),
+                  kExitInterrupted);
+    }
+    return Fail("fetch", e.status());
+  }
+  if (a.Bool("json")) {
+    Json j = EntryJson(*e);
+    PutBytes(j, "file", file);
+    PrintJson(j);
+  } else {
+    absl::PrintF("Fetched %s into %s (%d bytes, %s)\n", e->id(), file, e->archive_size(),
+                 e->checksum());
+  }
+  return kExitOk;
+}
+
+int Delete(const Args& a) {
+  if (!Arity(a, 1)) return Usage("delete", "expects exactly one ID");
+  auto client = Dial(a);
+  if (!client.ok()) return Fail("delete", client.status());
+  absl::Status s = (*client)->DeleteSnapshot(a.positional[1]);
+  if (!s.ok()) return Fail("delete", s);
+  if (a.Bool("json")) {
+    Json j;
+    j["deleted"] = a.positional[1];
+    PrintJson(j);
+  } else {
+    absl::PrintF("Deleted %s\n", a.positional[1]);
   }
   return kExitOk;
 }
@@ -894,6 +1041,10 @@ int Main(int argc, char** argv) {
   if (cmd == "verify") return Verify(*args);
   if (cmd == "restore") return Restore(*args);
   if (cmd == "status") return Status(*args);
+  if (cmd == "list") return List(*args);
+  if (cmd == "create") return Create(*args);
+  if (cmd == "fetch") return Fetch(*args);
+  if (cmd == "delete") return Delete(*args);
   if (cmd == "kv") return Kv(*args);
   std::cerr << "snapshotctl: unknown command \"" << cmd << "\" (see snapshotctl --help)\n";
   return kExitUsage;
