@@ -29,8 +29,9 @@ AgentConfig SingleAgentConfig(const std::string& dir) {
   return c;
 }
 
-std::vector<std::unique_ptr<Agent>> StartAgentCluster(const std::string& dir,
-                                                      int n, int* leader) {
+std::vector<std::unique_ptr<Agent>> StartAgentCluster(
+    const std::string& dir, int n, int* leader,
+    const std::function<void(AgentConfig*)>& adjust) {
   std::vector<Member> peers;
   std::vector<std::string> listens;
   for (int i = 0; i < n; ++i) {
@@ -51,6 +52,7 @@ std::vector<std::unique_ptr<Agent>> StartAgentCluster(const std::string& dir,
     c.data_dir = absl::StrCat(dir, "/agent", i + 1);
     c.node.election_timeout_ms = 500;
     c.node.heartbeat_timeout_ms = 50;
+    if (adjust) adjust(&c);
     auto a = Agent::Start(c);
     if (!a.ok()) {
       ADD_FAILURE() << a.status();

@@ -26,8 +26,9 @@ AgentConfig SingleAgentConfig(const std::string& dir);
 
 // Starts `n` agents forming one cluster; waits for a leader. Returns the
 // leader's index in `leader`.
-std::vector<std::unique_ptr<Agent>> StartAgentCluster(const std::string& dir,
-                                                      int n, int* leader);
+std::vector<std::unique_ptr<Agent>> StartAgentCluster(
+    const std::string& dir, int n, int* leader,
+    const std::function<void(AgentConfig*)>& adjust = nullptr);
 
 std::shared_ptr<grpc::Channel> Connect(
     const std::string& address,
