@@ -76,6 +76,28 @@ check "restore --yes" "$ctl" restore --yes "$work/a.snap"
 check "old data is back" test "$("$ctl" kv get user/1)" = alice
 "$ctl" restore --yes "$dir/small.snap" >/dev/null 2>&1; rc=$?
 check "restore of a Nomad archive exits 6 (not this engine's state)" test $rc -eq 6
+
+# The catalog: create, list, fetch (and resume), restore by id, undo, delete.
+"$ctl" kv put cat/k before >/dev/null
+id=$("$ctl" create --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+check "create prints the new entry's id" test -n "$id"
+check "list shows it" bash -c '"$0" list | grep -q "$1"' "$ctl" "$id"
+check "list --json" bash -c '"$0" list --json | /usr/bin/python3 -c "import json,sys; j=json.load(sys.stdin); assert j[\"snapshots\"][0][\"origin\"] == \"on-demand\""' "$ctl"
+check "fetch" "$ctl" fetch "$id" "$work/fetched.snap"
+check "the fetched archive inspects" "$ctl" inspect "$work/fetched.snap"
+head -c 300 "$work/fetched.snap" > "$work/again.snap.part"
+check "fetch --resume continues a part" "$ctl" fetch "$id" "$work/again.snap" --resume
+check "to the same bytes" cmp "$work/fetched.snap" "$work/again.snap"
+"$ctl" kv put cat/k after >/dev/null
+out=$("$ctl" restore --id="$id" --yes)
+check "restore --id" test "$("$ctl" kv get cat/k)" = before
+undo=$(sed -n 's/.*to undo: snapshotctl restore --id=//p' <<<"$out")
+check "restore names its safety snapshot" test -n "$undo"
+check "which undoes it" "$ctl" restore --id="$undo" --yes
+check "the state is back" test "$("$ctl" kv get cat/k)" = after
+check "delete" "$ctl" delete "$id"
+"$ctl" delete "$id" >/dev/null 2>&1; rc=$?
+check "deleting it again fails" test $rc -ne 0
 check "status --json" bash -c '"$0" status --json | /usr/bin/python3 -c "import json,sys; j=json.load(sys.stdin); assert j[\"role\"] == \"leader\""' "$ctl"
 
 # Progress only on a terminal (script(1) gives the command a pseudo-terminal).
