@@ -148,7 +148,42 @@ class Engine {
 
 // A block on its way: filled by the writer, compressed by a worker, written
 // out in order by the writer. Buffers keep their capacity between uses.
+// Block buffers outlive a compressor: the next Take reuses them (already
+// faulted in) instead of allocating fresh memory, whatever thread it runs
+// on. At most kPooled are kept; the rest are freed.
+class BufferPool {
+ public:
+  static BufferPool& Get() {
+    static BufferPool* p = new BufferPool();
+    return *p;
+  }
+  std::string Take() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (free_.empty()) return std::string();
+    std::string b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void Give(std::string b) {
+    b.clear();
+    std::lock_guard<std::mutex> l(mu_);
+    if (free_.size() < kPooled) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr size_t kPooled = 16;  // 2 × slots of a 4-thread compressor
+  std::mutex mu_;
+  std::vector<std::string> free_;
+};
+
 struct Slot {
+  Slot() : in(BufferPool::Get().Take()), out(BufferPool::Get().Take()) {}
+  ~Slot() {
+    BufferPool::Get().Give(std::move(in));
+    BufferPool::Get().Give(std::move(out));
+  }
+  Slot(const Slot&) = delete;
+  Slot& operator=(const Slot&) = delete;
   std::string in, out;
   bool ready = false;
 };
