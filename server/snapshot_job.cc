@@ -70,13 +70,20 @@ absl::Status SnapshotJob::Delete(const std::string& id) {
   return s;
 }
 
+bool SnapshotJob::IsLeader() {
+  // The node's own role, not CheckLeader: engines such as etcd serve
+  // snapshots on every member, but one member's agent runs the schedule.
+  absl::StatusOr<NodeStatus> st = node_->Status();
+  return st.ok() && st->role == Role::kLeader;
+}
+
 void SnapshotJob::Attempt() {
   const absl::Time start = absl::Now();
   std::vector<CatalogEntry> before = catalog_->List();
   absl::StatusOr<CatalogEntry> e = catalog_->Create(
       node_, options_.take, SnapshotOrigin::kScheduled, start + options_.attempt_timeout, &stop_);
   if (stop_) return;
-  if (!e.ok() && (absl::IsFailedPrecondition(e.status()) || absl::IsUnavailable(e.status()))) {
+  if (!e.ok() && !IsLeader()) {
     // Leadership moved between the check and the capture: not a failure.
     Metrics::Get().ScheduleRun("not_leader");
     return;
@@ -143,7 +150,7 @@ void SnapshotJob::Run() {
       continue;
     }
     l.unlock();
-    const bool leader = node_->CheckLeader(absl::Now() + absl::Seconds(5)).ok();
+    const bool leader = IsLeader();
     if (leader) {
       Attempt();
       last = absl::Now();

@@ -75,6 +75,7 @@ class SnapshotJob {
   SnapshotJob(RaftNode* node, JobOptions options, std::unique_ptr<Catalog> catalog,
               std::function<void(bool)> on_health);
   void Run();
+  bool IsLeader();
   void Attempt();
   void UpdateCatalogMetrics();
   absl::Duration Jitter();

@@ -450,6 +450,41 @@ TEST(EtcdEngine, CoordinatorKilledAfterTheDecisionConvergesAfterRestart) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
 }
 
+TEST(EtcdEngine, ScheduledSnapshotsComeFromTheLeadersAgentOnly) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3, {"--schedule=1s"});
+  c.StartAll();
+  ASSERT_TRUE(c.WaitHealthy());
+  int leader = -1;
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until && leader < 0;) {
+    leader = c.Leader();
+  }
+  ASSERT_GE(leader, 0);
+  c.Ctl(leader, "put scheduled yes");
+  auto list = [&](int i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    v1::ListSnapshotsResponse r;
+    c.Stub(i)->ListSnapshots(&ctx, {}, &r);
+    return r;
+  };
+  v1::ListSnapshotsResponse mine;
+  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
+    mine = list(leader);
+    if (mine.snapshots_size() >= 1) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_GE(mine.snapshots_size(), 1);
+  EXPECT_EQ(mine.snapshots(0).origin(), "scheduled");
+  EXPECT_EQ(mine.snapshots(0).metadata().engine(), "etcd");
+  EXPECT_FALSE(mine.snapshots(0).metadata().etcd().cluster_id().empty());
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != leader && c.Leader() == leader) {
+      EXPECT_EQ(list(i).snapshots_size(), 0) << "member " << i << " does not lead";
+    }
+  }
+}
+
 TEST(EtcdEngine, UnsupervisedAgentTakesButDoesNotRestore) {
   testing::TempDir dir;
   const int client = testing::FreePort(), peer = testing::FreePort();

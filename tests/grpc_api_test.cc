@@ -347,6 +347,47 @@ TEST(GrpcApi, TokenRoles) {
   EXPECT_EQ(*r.agent->embedded()->Get("k", false, In(absl::Seconds(5))), "changed");
   EXPECT_TRUE(testing::Restore(r.snaps.get(), t.archive, &rr, "", admin).ok());
   EXPECT_EQ(*r.agent->embedded()->Get("k", false, In(absl::Seconds(5))), "v");
+
+  // The catalog: read may list and fetch; admin alone creates and deletes.
+  auto call = [&](const std::string& token, auto fn) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + token);
+    return fn(&ctx);
+  };
+  v1::CatalogEntry entry;
+  EXPECT_EQ(call(reader, [&](grpc::ClientContext* ctx) {
+              return r.snaps->CreateSnapshot(ctx, v1::CreateSnapshotRequest(), &entry);
+            }).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(call(admin, [&](grpc::ClientContext* ctx) {
+                return r.snaps->CreateSnapshot(ctx, v1::CreateSnapshotRequest(), &entry);
+              }).ok());
+  v1::ListSnapshotsResponse list;
+  EXPECT_TRUE(call(reader, [&](grpc::ClientContext* ctx) {
+                return r.snaps->ListSnapshots(ctx, v1::ListSnapshotsRequest(), &list);
+              }).ok());
+  EXPECT_GE(list.snapshots_size(), 2);  // the safety snapshot of the restore, and this one
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer " + reader);
+    v1::FetchSnapshotRequest req;
+    req.set_id(entry.id());
+    auto rd = r.snaps->FetchSnapshot(&ctx, req);
+    v1::FetchSnapshotResponse msg;
+    while (rd->Read(&msg)) {
+    }
+    EXPECT_TRUE(rd->Finish().ok());
+  }
+  v1::DeleteSnapshotRequest del;
+  del.set_id(entry.id());
+  v1::DeleteSnapshotResponse dr;
+  EXPECT_EQ(call(reader, [&](grpc::ClientContext* ctx) {
+              return r.snaps->DeleteSnapshot(ctx, del, &dr);
+            }).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(call(admin, [&](grpc::ClientContext* ctx) {
+                return r.snaps->DeleteSnapshot(ctx, del, &dr);
+              }).ok());
 }
 
 TEST(GrpcApi, TlsAndMutualTls) {
