@@ -155,33 +155,26 @@ TEST(Auth, ParsesRolesAndRefusesMalformedFiles) {
   EXPECT_NE(bad.status().message().find("line 2"), std::string::npos);
 }
 
-TEST(SnapshotService, TakeRefusesABadLevelBeforeCapturing) {
-  FixedNode node("x");
-  Svc s_(&node);
-  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
-  EXPECT_CALL(writer, Write(_, _)).Times(0);
-  grpc::ServerContext ctx;
-  v1::TakeSnapshotRequest req;
-  req.set_compression_level(11);
-  uint64_t bytes = 0;
-  absl::Status s = s_.svc.Take(&ctx, req, &writer, &bytes);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("0 to 9"), std::string::npos) << s;
-}
-
-TEST(SnapshotService, TakeRefusesFastWithALevel) {
-  FixedNode node("x");
-  Svc s_(&node);
-  grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
-  EXPECT_CALL(writer, Write(_, _)).Times(0);
-  grpc::ServerContext ctx;
-  v1::TakeSnapshotRequest req;
-  req.set_fast(true);
-  req.set_compression_level(1);
-  uint64_t bytes = 0;
-  absl::Status s = s_.svc.Take(&ctx, req, &writer, &bytes);
-  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(s.message().find("fast"), std::string::npos) << s;
+TEST(SnapshotService, TakeRefusesBadCompressionRequestsBeforeCapturing) {
+  struct Case {
+    std::optional<int> level;
+    bool fast;
+    const char* says;
+  };
+  for (const Case& c : {Case{11, false, "0 to 9"}, Case{1, true, "fast"}}) {
+    FixedNode node("x");
+    Svc s_(&node);
+    grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
+    EXPECT_CALL(writer, Write(_, _)).Times(0);
+    grpc::ServerContext ctx;
+    v1::TakeSnapshotRequest req;
+    if (c.level) req.set_compression_level(*c.level);
+    req.set_fast(c.fast);
+    uint64_t bytes = 0;
+    absl::Status s = s_.svc.Take(&ctx, req, &writer, &bytes);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find(c.says), std::string::npos) << s;
+  }
 }
 
 TEST(Auth, EveryMethodHasARoleAndUnknownOnesAreRefused) {

@@ -229,5 +229,15 @@ void Spawn(Daemon* d, const std::string& program,
 
 // Waits until the agent answers GetStatus (with `token`) and knows a leader.
 
+int MainWithAgentPath(int argc, char** argv, const char** agent) {
+  ::testing::InitGoogleTest(&argc, argv);
+  if (argc < 2) {
+    fprintf(stderr, "usage: %s PATH_TO_SNAPSHOT_AGENT [gtest flags]\n", argv[0]);
+    return 2;
+  }
+  *agent = argv[1];
+  return RUN_ALL_TESTS();
+}
+
 }  // namespace testing
 }  // namespace snapshot

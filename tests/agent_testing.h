@@ -58,6 +58,10 @@ std::vector<std::string> SpoolFiles(const std::string& dir);
 
 std::string ReadFile(const std::string& path);
 
+// main() of a test whose first argument is the snapshot-agent binary: sets
+// *agent to it (exits 2 when it is missing) and runs the tests.
+int MainWithAgentPath(int argc, char** argv, const char** agent);
+
 // A child process, killed (SIGKILL) and reaped when the object goes away.
 struct Daemon {
   pid_t pid = -1;

@@ -480,7 +480,5 @@ TEST(Daemon, TellsSystemdWhenReadyReloadingAndStopping) {
 }  // namespace snapshot
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc > 1) snapshot::g_agent = argv[1];
-  return RUN_ALL_TESTS();
+  return snapshot::testing::MainWithAgentPath(argc, argv, &snapshot::g_agent);
 }

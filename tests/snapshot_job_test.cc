@@ -398,11 +398,5 @@ TEST(SnapshotJob, FetchResumesRestoreByIdAndTheSafetySnapshotUndoes) {
 }  // namespace snapshot
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  if (argc < 2) {
-    std::cerr << "usage: snapshot_job_test PATH_TO_SNAPSHOT_AGENT\n";
-    return 2;
-  }
-  snapshot::g_agent = argv[1];
-  return RUN_ALL_TESTS();
+  return snapshot::testing::MainWithAgentPath(argc, argv, &snapshot::g_agent);
 }
