@@ -1,5 +1,6 @@
 #include "base/deflate.h"
 
+#include <isa-l/crc64.h>
 #include <isa-l/igzip_lib.h>
 
 #include <algorithm>
@@ -135,6 +136,10 @@ bool InflateRaw(absl::string_view in, char* out, size_t size) {
   // ISAL_END_INPUT when the stream ended; the whole input and output used.
   return isal_inflate_stateless(&s) == ISAL_DECOMP_OK && s.avail_out == 0 &&
          s.avail_in == 0;
+}
+
+uint64_t Crc64(uint64_t crc, absl::string_view data) {
+  return crc64_ecma_refl(crc, reinterpret_cast<const unsigned char*>(data.data()), data.size());
 }
 
 }  // namespace snapshot

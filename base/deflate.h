@@ -1,5 +1,6 @@
-// Raw deflate (RFC 1951) in one call, with ISA-L's igzip: the quick
-// compression the archive's fast mode and the Raft log's restore chunks use.
+// ISA-L for the rest of the project: raw deflate (RFC 1951) in one call,
+// with igzip — the quick compression of the archive's fast mode and of the
+// Raft log's restore chunks — a quick incompressibility check, and CRC-64.
 //
 // Threading: a FastDeflater is used by one thread at a time (it owns
 // scratch space); InflateRaw is thread-safe. Errors: Deflate returns 0 when
@@ -9,6 +10,7 @@
 #define SNAPSHOT_AGENT_BASE_DEFLATE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,11 @@ class FastDeflater {
 // Inflates raw deflate `in` into out[0, size); true only when `in` is one
 // complete deflate stream of exactly `size` bytes.
 bool InflateRaw(absl::string_view in, char* out, size_t size);
+
+// CRC-64/ECMA (reflected) of `data`, continuing from `crc` (0 to start):
+// ISA-L's carry-less multiply version, several GB/s. A check against
+// accidents (bugs, flipped bits), not against an adversary.
+uint64_t Crc64(uint64_t crc, absl::string_view data);
 
 }  // namespace snapshot
 

@@ -35,5 +35,12 @@ TEST(Deflate, RoundTripsAndRefusesWhatDoesNotFitOrMatch) {
   EXPECT_EQ(d.Deflate(noise, &small[0], small.size()), 0u);
 }
 
+TEST(Crc64, KnownValueAndChunkingDoesNotMatter) {
+  // CRC-64/XZ (ECMA-182, reflected) check value of "123456789".
+  EXPECT_EQ(Crc64(0, "123456789"), 0x995DC9BBDF1939FAull);
+  EXPECT_EQ(Crc64(Crc64(0, "1234"), "56789"), Crc64(0, "123456789"));
+  EXPECT_NE(Crc64(0, "123456789"), Crc64(0, "123456788"));
+}
+
 }  // namespace
 }  // namespace snapshot

@@ -143,7 +143,7 @@ std::string EncodeCommand(const Command& c) {
     case Command::kRestoreBegin:
       PutBytes(c.restore_id, &out);
       PutFixed64(c.size, &out);
-      out.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
+      out.append(32, '\0');  // reserved (a SHA-256 in earlier versions)
       break;
     case Command::kRestoreChunk:
       out.reserve(8 + 4 + c.restore_id.size() + 8 + 4 + c.data.size() + 8);
@@ -160,9 +160,7 @@ std::string EncodeCommand(const Command& c) {
       break;
     case Command::kRestoreCommit:
       PutBytes(c.restore_id, &out);
-      if (c.has_sha256) {
-        out.append(reinterpret_cast<const char*>(c.sha256.data()), c.sha256.size());
-      }
+      PutFixed64(c.crc64, &out);
       break;
     case Command::kRestoreAbort:
       PutBytes(c.restore_id, &out);
@@ -189,10 +187,11 @@ absl::StatusOr<Command> DecodeCommand(absl::string_view entry) {
     case Command::kDelete:
       ok = r.Bytes(&c.key);
       break;
-    case Command::kRestoreBegin:
-      ok = r.Bytes(&c.restore_id) && r.U64(&c.size) &&
-           r.Raw(c.sha256.data(), c.sha256.size());
+    case Command::kRestoreBegin: {
+      char reserved[32];
+      ok = r.Bytes(&c.restore_id) && r.U64(&c.size) && r.Raw(reserved, sizeof(reserved));
       break;
+    }
     case Command::kRestoreChunk:
       ok = r.Bytes(&c.restore_id) && r.U64(&c.offset) && r.View(&c.data);
       break;
@@ -201,13 +200,9 @@ absl::StatusOr<Command> DecodeCommand(absl::string_view entry) {
            r.View(&c.data);
       break;
     case Command::kRestoreCommit:
-      ok = r.Bytes(&c.restore_id);
-      // The digest is optional (older commits carry none); padding is at
-      // most 7 bytes, so 32 more bytes are a digest.
-      if (ok && !r.AtPaddedEnd()) {
-        ok = r.Raw(c.sha256.data(), c.sha256.size());
-        c.has_sha256 = ok;
-      }
+      // (A commit of an earlier version, with a SHA-256, decodes as
+      // malformed: the restore it ends is then not applied, nowhere.)
+      ok = r.Bytes(&c.restore_id) && r.U64(&c.crc64);
       break;
     case Command::kRestoreAbort:
       ok = r.Bytes(&c.restore_id);

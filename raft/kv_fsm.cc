@@ -45,7 +45,7 @@ const char* ApplyResultName(int r) {
       return "no such restore is staged (it was superseded by another restore "
              "or lost its leader)";
     case kRestoreIncomplete:
-      return "the staged state does not have the announced length and SHA-256";
+      return "the staged state does not have the announced length and checksum";
     case kRestoreInvalidState:
       return "the staged state is not a valid key-value state";
     default:
@@ -66,7 +66,7 @@ Staging::Staging() {
 }
 
 void Staging::Add(absl::string_view data) {
-  hash->Update(data);
+  crc64 = Crc64(crc64, data);
   if (!invalid && !decoder->Feed(data).ok()) Poison();
 }
 
@@ -153,7 +153,6 @@ ApplyResult KvFsm::Apply(absl::string_view entry) {
       staging_ = std::make_shared<Staging>();
       staging_->id = c->restore_id;
       staging_->size = c->size;
-      staging_->sha256 = c->sha256;
       return kApplied;
     case Command::kRestoreChunk:
     case Command::kRestoreChunkDeflated: {
@@ -190,8 +189,7 @@ ApplyResult KvFsm::Commit(const Command& c) {
   std::shared_ptr<Staging> staged = std::move(staging_);
   if (staged->invalid) return kRestoreInvalidState;
   if (staged->received != staged->size) return kRestoreIncomplete;
-  const Digest& want = c.has_sha256 ? c.sha256 : staged->sha256;
-  if (staged->hash->Finish() != want) return kRestoreIncomplete;
+  if (staged->crc64 != c.crc64) return kRestoreIncomplete;
   if (!staged->decoder->Finish().ok()) return kRestoreInvalidState;
   state_ = std::move(*staged->next);  // the atomic swap
   committed_restores_.push_back(c.restore_id);
@@ -212,7 +210,6 @@ FsmImage KvFsm::Capture() {
     StagingImage& si = img.staging.emplace();
     si.id = s.id;
     si.size = s.size;
-    si.sha256 = s.sha256;
     si.received = s.received;
     si.invalid = s.invalid;
     if (!s.invalid) {
@@ -283,7 +280,8 @@ void FsmImage::SerializeTo(char* out) const {
   const StagingImage& s = *staging;
   o.Str(s.id);
   o.U64(s.size);
-  o.Bytes(s.sha256.data(), 32);
+  const char reserved[32] = {};  // a SHA-256 in earlier versions
+  o.Bytes(reserved, sizeof(reserved));
   o.U64(s.received);
   const char invalid = s.invalid ? 1 : 0;
   o.Bytes(&invalid, 1);
@@ -343,8 +341,7 @@ absl::Status KvFsm::Load(absl::string_view image) {
     }
     staging->id = std::string(id);
     staging->size = size;
-    memcpy(staging->sha256.data(), c.in.data(), 32);
-    c.in.remove_prefix(32);
+    c.in.remove_prefix(32);  // reserved
     if (!c.U64(&received)) return bad("truncated staging header");
     bool invalid = false;
     if (version >= 2) {  // version 1 had no invalid flag

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "base/sha256.h"
 #include "raft/command.h"
 #include "raft/kv_state.h"
 
@@ -40,35 +39,34 @@ enum ApplyResult : int {
   kApplied = 0,
   kBadEntry = 1,            // an entry that does not decode (never written by us)
   kNoSuchRestore = 2,       // chunk or commit for a restore not staged here
-  kRestoreIncomplete = 3,   // commit: staged length or SHA-256 do not match
+  kRestoreIncomplete = 3,   // commit: staged length or CRC-64 do not match
   kRestoreInvalidState = 4, // commit: staged bytes are not a valid state
 };
 const char* ApplyResultName(int r);
 
 // A restore in progress on this node: the chunks received so far, decoded
 // into the next state as they arrive (so a restore costs one copy of the
-// state, not raw bytes and then a decoded copy), and hashed.
+// state, not raw bytes and then a decoded copy), and checksummed.
 struct Staging {
   std::string id;
   uint64_t size = 0;
-  Digest sha256{};  // from the begin entry; all zero: given at commit
   // Bytes accepted from chunk entries (in log order, on the Raft loop).
   uint64_t received = 0;
   // The rest is the StagingWorker's until it is drained.
   bool invalid = false;  // the bytes are not a valid state
   std::unique_ptr<KvState> next = std::make_unique<KvState>();
   std::unique_ptr<StateDecoder> decoder;
-  std::unique_ptr<Sha256> hash = std::make_unique<Sha256>();
+  uint64_t crc64 = 0;  // of the bytes added (base/deflate.h)
 
   Staging();
-  // Hashes and decodes the next `data` bytes of the state.
+  // Checksums and decodes the next `data` bytes of the state.
   void Add(absl::string_view data);
   // Marks the staging invalid and frees what it decoded.
   void Poison();
 };
 
 // Feeds chunks to their Staging on a thread of its own, in order: the Raft
-// loop only copies a chunk, while inflating, hashing and decoding it (most
+// loop only copies a chunk, while inflating, checksumming and decoding it (most
 // of a restore's cost on every node) run beside the log's own work.
 class StagingWorker {
  public:

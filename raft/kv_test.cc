@@ -173,11 +173,16 @@ TEST(Command, EncodingIsPaddedAndRoundTrips) {
   begin.type = Command::kRestoreBegin;
   begin.restore_id = "r1";
   begin.size = 12345;
-  begin.sha256 = Sha256Of("x");
   auto d = DecodeCommand(EncodeCommand(begin));
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->size, 12345u);
-  EXPECT_EQ(d->sha256, begin.sha256);
+  Command commit;
+  commit.type = Command::kRestoreCommit;
+  commit.restore_id = "r1";
+  commit.crc64 = 0x0123456789abcdefull;
+  d = DecodeCommand(EncodeCommand(commit));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->crc64, commit.crc64);
 
   std::string e = EncodeCommand(put);
   EXPECT_FALSE(DecodeCommand(e.substr(0, e.size() - 8)).ok());
@@ -240,7 +245,6 @@ std::vector<std::string> RestoreEntries(const std::string& id,
   b.type = Command::kRestoreBegin;
   b.restore_id = id;
   b.size = state.size();
-  b.sha256 = Sha256Of(state);
   out.push_back(EncodeCommand(b));
   for (size_t off = 0; off < state.size(); off += chunk) {
     Command c;
@@ -253,6 +257,7 @@ std::vector<std::string> RestoreEntries(const std::string& id,
   Command m;
   m.type = Command::kRestoreCommit;
   m.restore_id = id;
+  m.crc64 = Crc64(0, state);
   out.push_back(EncodeCommand(m));
   return out;
 }
@@ -303,29 +308,23 @@ TEST(KvFsm, FailedCommitsChangeNothing) {
   EXPECT_EQ(fsm.Apply("garbage!"), kBadEntry);
 }
 
-TEST(KvFsm, DigestAtCommitAbortAndEarlyRefusal) {
+TEST(KvFsm, ChecksumAtCommitAbortAndInvalidBytes) {
   KvState other;
   for (int i = 0; i < 50; ++i) other.Put("k/" + std::to_string(i), std::string(i, 'v'));
   const std::string image = Serialize(other.View());
-  // The digest may come with the commit instead of the begin.
+  // A commit whose checksum differs changes nothing; the right one applies.
   {
     KvFsm fsm;
     auto entries = RestoreEntries("late", image, 64);
-    Command b;
-    b.type = Command::kRestoreBegin;
-    b.restore_id = "late";
-    b.size = image.size();  // no digest
-    entries.front() = EncodeCommand(b);
     Command m;
     m.type = Command::kRestoreCommit;
     m.restore_id = "late";
-    m.sha256 = Sha256Of("something else");
-    m.has_sha256 = true;
+    m.crc64 = Crc64(0, "something else");
     for (size_t i = 0; i + 1 < entries.size(); ++i) ASSERT_EQ(fsm.Apply(entries[i]), kApplied);
     EXPECT_EQ(fsm.Apply(EncodeCommand(m)), kRestoreIncomplete);
+    EXPECT_EQ(fsm.state().count(), 0u);
     for (size_t i = 0; i + 1 < entries.size(); ++i) ASSERT_EQ(fsm.Apply(entries[i]), kApplied);
-    m.sha256 = Sha256Of(image);
-    EXPECT_EQ(fsm.Apply(EncodeCommand(m)), kApplied);
+    EXPECT_EQ(fsm.Apply(entries.back()), kApplied);
     EXPECT_EQ(fsm.state().count(), 50u);
     EXPECT_TRUE(fsm.TakeRestoreCommitted());
     EXPECT_FALSE(fsm.TakeRestoreCommitted());
@@ -370,7 +369,6 @@ TEST(KvFsm, StagingImageRebuildsTheExactBytesAtEveryCut) {
     b.type = Command::kRestoreBegin;
     b.restore_id = "cut";
     b.size = image.size();
-    b.sha256 = Sha256Of(image);
     fsm.Apply(EncodeCommand(b));
     Command c;
     c.type = Command::kRestoreChunk;
@@ -391,6 +389,7 @@ TEST(KvFsm, StagingImageRebuildsTheExactBytesAtEveryCut) {
     Command m;
     m.type = Command::kRestoreCommit;
     m.restore_id = "cut";
+    m.crc64 = Crc64(0, image);
     ASSERT_EQ(copy.Apply(EncodeCommand(m)), kApplied) << cut;
     EXPECT_EQ(Serialize(copy.state().View()), image);
   }

@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/deflate.h"
-#include "base/sha256.h"
 #include "base/status_macros.h"
 #include "raft/command.h"
 #include "raft/kv_fsm.h"
@@ -70,14 +69,14 @@ class Pipeline {
   std::deque<std::shared_ptr<Waiter<ApplyOutcome>>> in_flight_;
 };
 
-// Proposes begin and the chunks of restore `id`, reading, hashing and
+// Proposes begin and the chunks of restore `id`, reading, checksumming and
 // checking the state as it goes; sets *proposed once begin went out.
-// Returns the state's digest once every chunk is applied here.
-absl::StatusOr<Digest> ProposeState(ReplicatedLog* log, const std::string& id,
+// Returns the state's CRC-64 once every chunk is applied here.
+absl::StatusOr<uint64_t> ProposeState(ReplicatedLog* log, const std::string& id,
                                     const SnapshotMeta& meta, ByteSource* src,
                                     absl::Time deadline, bool* proposed) {
   kv::StateDecoder decoder;  // checks the format; keeps nothing
-  Sha256 hash;
+  uint64_t crc64 = 0;
   FastDeflater deflater;
   std::string buf(kv::kRestoreChunkBytes, '\0');
   std::string deflated;
@@ -98,7 +97,7 @@ absl::StatusOr<Digest> ProposeState(ReplicatedLog* log, const std::string& id,
     if (offset + n > meta.size) break;  // longer than announced
     absl::string_view chunk(buf.data(), n);
     if (!first) SA_RETURN_IF_ERROR(decoder.Feed(chunk));
-    hash.Update(chunk);
+    crc64 = Crc64(crc64, chunk);
     kv::Command c;
     c.type = kv::Command::kRestoreChunk;
     c.restore_id = id;
@@ -124,7 +123,7 @@ absl::StatusOr<Digest> ProposeState(ReplicatedLog* log, const std::string& id,
   }
   SA_RETURN_IF_ERROR(decoder.Finish().status());
   SA_RETURN_IF_ERROR(pipe.Drain());
-  return hash.Finish();
+  return crc64;
 }
 
 }  // namespace
@@ -138,7 +137,7 @@ absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
   SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
   const std::string id = RandomId();
   bool proposed = false;
-  absl::StatusOr<Digest> digest =
+  absl::StatusOr<uint64_t> digest =
       ProposeState(log, id, meta, src.get(), deadline, &proposed);
   if (!digest.ok()) {
     if (proposed) {
@@ -156,8 +155,7 @@ absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
   kv::Command commit;
   commit.type = kv::Command::kRestoreCommit;
   commit.restore_id = id;
-  commit.sha256 = *digest;
-  commit.has_sha256 = true;
+  commit.crc64 = *digest;
   absl::StatusOr<ApplyOutcome> outcome =
       log->Propose(kv::EncodeCommand(commit), deadline);
   if (outcome.ok()) {

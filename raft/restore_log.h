@@ -1,7 +1,7 @@
 // Restoring a user snapshot into a running cluster through the Raft log
 // (libraft has no such call; ../shared/RAFT_NOTES.md, "Restoring a user
 // snapshot"): a begin entry (restore id, size), chunk entries of at most
-// 4 MiB, and a commit entry carrying the SHA-256 of the whole state, which
+// 4 MiB, and a commit entry carrying the CRC-64 of the whole state, which
 // every node checks against what it received before it swaps its state
 // atomically (raft/kv_fsm.h). The commands are in raft/command.h.
 //

@@ -56,12 +56,16 @@ absl::StatusOr<CatalogEntry> SnapshotJob::Create(SnapshotOrigin origin, absl::Ti
       catalog_->Create(node_, options_.take, origin, deadline, &stop_);
   Metrics::Get().CatalogWrite(OriginName(origin), e.ok(), absl::Now() - start);
   if (e.ok()) {
-    for (const std::string& id : catalog_->ApplyRetention(options_.retention)) {
-      Log(LogLevel::kInfo, "retention deleted a snapshot", {{"id", id}});
-    }
+    ApplyRetention();
   }
   UpdateCatalogMetrics();
   return e;
+}
+
+void SnapshotJob::ApplyRetention() {
+  for (const std::string& id : catalog_->ApplyRetention(options_.retention)) {
+    Log(LogLevel::kInfo, "retention deleted a snapshot", {{"id", id}});
+  }
 }
 
 absl::Status SnapshotJob::Delete(const std::string& id) {
@@ -99,9 +103,7 @@ void SnapshotJob::Attempt() {
     result = "success";
     Log(LogLevel::kInfo, "scheduled snapshot stored",
         {{"id", e->id}, {"index", e->meta.index}, {"archive_size", e->archive_size}});
-    for (const std::string& id : catalog_->ApplyRetention(options_.retention)) {
-      Log(LogLevel::kInfo, "retention deleted a snapshot", {{"id", id}});
-    }
+    ApplyRetention();
   }
   UpdateCatalogMetrics();
   if (e.ok()) {

@@ -78,6 +78,7 @@ class SnapshotJob {
   bool IsLeader();
   void Attempt();
   void UpdateCatalogMetrics();
+  void ApplyRetention();  // and logs what it deleted
   absl::Duration Jitter();
 
   RaftNode* node_;
