@@ -105,11 +105,13 @@ void Row(const std::string& name, double seconds, uint64_t bytes,
 struct Agents {
   std::vector<std::unique_ptr<testing::Daemon>> daemons;
   std::vector<std::string> addresses;
+  std::vector<std::vector<std::string>> flags;  // each agent's
 };
 
-// Starts n agents (one cluster) with their data under `dir`.
+// Starts n agents (one cluster) with their data under `dir`, each with the
+// flags `extra` as well.
 Agents StartAgents(const std::string& agent, const std::string& dir, int n,
-                   uint64_t max_state) {
+                   uint64_t max_state, const std::vector<std::string>& extra = {}) {
   Agents a;
   system(absl::StrCat("mkdir -p ", dir).c_str());
   std::vector<std::string> peers;
@@ -121,15 +123,17 @@ Agents StartAgents(const std::string& agent, const std::string& dir, int n,
   }
   for (int i = 0; i < n; ++i) {
     auto d = std::make_unique<testing::Daemon>();
-    testing::Spawn(d.get(), agent,
-                   {absl::StrCat("--data-dir=", dir, "/agent", i + 1),
-                    "--listen=" + a.addresses[i], absl::StrCat("--raft-id=", i + 1),
-                    absl::StrCat("--raft-address=127.0.0.1:", raft[i]),
-                    "--peers=" + absl::StrJoin(peers, ","),
-                    absl::StrCat("--max-state-bytes=", max_state),
-                    "--log-level=warning"},
-                   absl::StrCat(dir, "/agent", i + 1, ".log"));
+    std::vector<std::string> flags = {absl::StrCat("--data-dir=", dir, "/agent", i + 1),
+                                      "--listen=" + a.addresses[i],
+                                      absl::StrCat("--raft-id=", i + 1),
+                                      absl::StrCat("--raft-address=127.0.0.1:", raft[i]),
+                                      "--peers=" + absl::StrJoin(peers, ","),
+                                      absl::StrCat("--max-state-bytes=", max_state),
+                                      "--log-level=warning"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    testing::Spawn(d.get(), agent, flags, absl::StrCat(dir, "/agent", i + 1, ".log"));
     a.daemons.push_back(std::move(d));
+    a.flags.push_back(std::move(flags));
   }
   return a;
 }
@@ -155,7 +159,7 @@ int Main(int argc, char** argv) {
   uint64_t size_mib = 256;
   int nodes = 3;
   std::string agent;
-  bool with_fast = true;
+  bool new_agent = true;
   std::string dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   for (int i = 1; i < argc; ++i) {
     absl::string_view a = argv[i];
@@ -167,11 +171,11 @@ int Main(int argc, char** argv) {
       agent = std::string(a);
     } else if (absl::ConsumePrefix(&a, "--dir=")) {
       dir = std::string(a);
-    } else if (a == "--no-fast") {  // an agent from before fast mode
-      with_fast = false;
+    } else if (a == "--old-agent") {  // before fast mode and the safety snapshot
+      new_agent = false;
     } else {
       std::cerr << "usage: e2e_bench --agent=PATH [--size_mib=N] [--nodes=N] [--dir=DIR] "
-                   "[--no-fast]\n";
+                   "[--old-agent]\n";
       return 2;
     }
   }
@@ -222,9 +226,13 @@ int Main(int argc, char** argv) {
   const double gunzip = TimeCommand(absl::StrCat("gzip -dc ", work, "/state.gz > /dev/null"));
   Row("gzip -d", gunzip, bytes);
 
-  // One agent: load the state by restoring it.
+  // One agent: load the state by restoring it. Nomad's restore (the
+  // reference) takes no safety snapshot, so neither does this agent until the
+  // last line of this block.
   {
-    Agents one = StartAgents(agent, work + "/one", 1, max_state);
+    std::vector<std::string> no_safety;
+    if (new_agent) no_safety.push_back("--no-safety-snapshot");
+    Agents one = StartAgents(agent, work + "/one", 1, max_state, no_safety);
     auto client = Leader(one);
     const pid_t pid = one.daemons[0]->pid;
     auto t0 = Clock::now();
@@ -249,7 +257,7 @@ int Main(int argc, char** argv) {
         modes.push_back({absl::StrCat("Take, level ", level), level, false});
       }
     }
-    if (with_fast) modes.push_back({"Take, fast", std::nullopt, true});
+    if (new_agent) modes.push_back({"Take, fast", std::nullopt, true});
     std::string saved_default;
     for (size_t i = 0; i < modes.size(); ++i) {
       const Mode& m = modes[i];
@@ -302,6 +310,21 @@ int Main(int argc, char** argv) {
     mem = Settled(pid);
     absl::PrintF("  agent after 4 restores, settled: RSS %.0f MiB, peak %.0f MiB\n", mem.first,
                  mem.second);
+    if (new_agent) {
+      // The same data, the agent's default: a safety snapshot (Take at the
+      // default level, written, read back and verified) before the restore.
+      one.daemons[0] = std::make_unique<testing::Daemon>();  // kills the old one
+      std::vector<std::string> flags = one.flags[0];
+      flags.pop_back();  // --no-safety-snapshot
+      testing::Spawn(one.daemons[0].get(), agent, flags, work + "/one/agent1.log");
+      client = Leader(one);
+      auto t5 = Clock::now();
+      auto safe = client->Restore(archive, nullptr);
+      if (!safe.ok()) Die("restore with a safety snapshot", safe.status());
+      const double s = Seconds(t5);
+      Row("Restore, one node, replacing, with the safety snapshot", s, bytes,
+          absl::StrFormat("%.2fx gzip -d", gunzip / s));
+    }
   }
 
   if (nodes > 1) {
