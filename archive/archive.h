@@ -8,7 +8,10 @@
 // SHA256SUMS (both bounded by ReaderOptions) are held whole. state.bin streams.
 //
 // Threading: an ArchiveReader, like WriteArchive, is used by one thread at a
-// time. Sources and sinks are borrowed and must outlive the call or reader.
+// time. Each hashes its streams (the state, the compressed bytes) on threads
+// of its own (AsyncSha256), so hashing runs beside inflating or compressing;
+// they end with the reader or the call. Sources and sinks are borrowed and
+// must outlive the call or reader.
 //
 // Errors (absl::Status):
 //   DATA_LOSS           the archive is corrupt, truncated or not a snapshot
@@ -120,7 +123,7 @@ class ArchiveReader {
   std::unique_ptr<TarParser> tar_;
   std::unique_ptr<GzipDecoder> gzip_;
   ReaderOptions options_;
-  Sha256 archive_hash_;
+  AsyncSha256 archive_hash_;
   uint64_t archive_bytes_ = 0;
   absl::Status error_;
 };

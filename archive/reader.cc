@@ -56,7 +56,8 @@ class ArchiveReader::TarParser : public ByteSink {
   bool seen_[3] = {false, false, false};
   std::string meta_json_, sums_, pax_body_;
   std::optional<SnapshotMeta> meta_;
-  Sha256 meta_hash_, state_hash_;
+  Sha256 meta_hash_;
+  AsyncSha256 state_hash_;  // beside the inflating thread
   Digest meta_digest_{}, state_digest_{};
   uint64_t state_bytes_ = 0;
 };

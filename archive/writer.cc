@@ -24,7 +24,7 @@ class HashingSink : public ByteSink {
 
  private:
   ByteSink* out_;
-  Sha256 hash_;
+  AsyncSha256 hash_;
   uint64_t bytes_ = 0;
 };
 
@@ -62,7 +62,7 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
   SA_RETURN_IF_ERROR(
       gz->Write(tar::EncodeFileHeader(kStateFile, meta.size, mtime)));
   std::unique_ptr<char[]> buf(new char[options.read_buffer_size]);
-  Sha256 state_hash;
+  AsyncSha256 state_hash;  // beside reading and compressing
   uint64_t got = 0;
   for (;;) {
     SA_ASSIGN_OR_RETURN(size_t n, state->Read(buf.get(), options.read_buffer_size));

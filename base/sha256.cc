@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
@@ -65,6 +66,68 @@ std::string ChecksumString(const Digest& d) {
   return "sha-256=" +
          absl::Base64Escape(absl::string_view(
              reinterpret_cast<const char*>(d.data()), d.size()));
+}
+
+AsyncSha256::~AsyncSha256() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void AsyncSha256::Update(absl::string_view data) {
+  while (!data.empty()) {
+    if (block_.capacity() < kBlock) block_.reserve(kBlock);
+    const size_t n = std::min(data.size(), kBlock - block_.size());
+    block_.append(data.data(), n);
+    data.remove_prefix(n);
+    if (block_.size() == kBlock) Submit();
+  }
+}
+
+void AsyncSha256::Submit() {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  cv_.wait(l, [&] { return queue_.size() < kMaxQueued; });
+  queue_.push_back(std::move(block_));
+  block_.clear();
+  if (!free_.empty()) {
+    block_ = std::move(free_.back());
+    free_.pop_back();
+    block_.clear();
+  }
+  cv_.notify_all();
+}
+
+void AsyncSha256::Run() {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;
+    std::string b = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    l.unlock();
+    hash_.Update(b);
+    l.lock();
+    busy_ = false;
+    if (free_.size() < 2) free_.push_back(std::move(b));
+    cv_.notify_all();
+  }
+}
+
+Digest AsyncSha256::Finish() {
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return queue_.empty() && !busy_; });
+  }
+  // The hashing thread is idle: the rest is hashed here.
+  hash_.Update(block_);
+  block_.clear();
+  return hash_.Finish();
 }
 
 }  // namespace snapshot

@@ -11,8 +11,13 @@
 #define SNAPSHOT_AGENT_BASE_SHA256_H_
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -36,6 +41,44 @@ class Sha256 {
 
  private:
   EVP_MD_CTX* ctx_;
+};
+
+// Sha256 on a thread of its own, so that hashing a stream runs beside the
+// work of the thread that feeds it (compressing, inflating, sending): Update
+// copies the bytes into blocks of kBlock bytes that the hashing thread
+// consumes in order. At most kMaxQueued blocks wait (Update then blocks), so
+// memory stays under (kMaxQueued + 2) * kBlock.
+//
+// Threading: Update and Finish are called from one thread at a time (the
+// feeding thread); the instance owns its hashing thread, started on the
+// first full block (a short stream is hashed inline, with no thread).
+class AsyncSha256 {
+ public:
+  static constexpr size_t kBlock = 1 << 20;
+  static constexpr size_t kMaxQueued = 4;
+
+  AsyncSha256() = default;
+  ~AsyncSha256();
+  AsyncSha256(const AsyncSha256&) = delete;
+  AsyncSha256& operator=(const AsyncSha256&) = delete;
+
+  void Update(absl::string_view data);
+  // The digest of everything passed to Update(); the instance is then reset.
+  Digest Finish();
+
+ private:
+  void Submit();  // queues the current block
+  void Run();
+
+  Sha256 hash_;         // the hashing thread's once it runs
+  std::string block_;   // the feeding thread's current block
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;   // guarded by mu_
+  std::vector<std::string> free_;   // guarded by mu_: blocks to reuse
+  bool busy_ = false;               // guarded by mu_: a block is being hashed
+  bool stop_ = false;               // guarded by mu_
+  std::thread thread_;
 };
 
 // Digest of `data` in one call.
