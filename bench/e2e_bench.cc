@@ -252,12 +252,12 @@ int Main(int argc, char** argv) {
     std::vector<Mode> modes;
     for (int level = 0; level <= 9; ++level) {
       if (level == 6) {
-        modes.push_back({"Take, level 6 (default)", std::nullopt, false});
+        modes.push_back({"Take, level 6 (default; median of 3)", std::nullopt, false});
       } else {
         modes.push_back({absl::StrCat("Take, level ", level), level, false});
       }
     }
-    if (new_agent) modes.push_back({"Take, fast", std::nullopt, true});
+    if (new_agent) modes.push_back({"Take, fast (median of 3)", std::nullopt, true});
     std::string saved_default;
     for (size_t i = 0; i < modes.size(); ++i) {
       const Mode& m = modes[i];
@@ -265,13 +265,23 @@ int Main(int argc, char** argv) {
       SaveOptions so;
       so.compression_level = m.level;
       so.fast = m.fast;
-      auto t1 = Clock::now();
-      auto saved = client->Save(path, so, nullptr);
+      // The default level and fast mode, the rows with targets: median of 3.
+      const int runs = (!m.level || m.fast) ? 3 : 1;
+      std::vector<double> took;
+      absl::StatusOr<SaveResult> saved;
+      for (int r = 0; r < runs; ++r) {
+        unlink(path.c_str());
+        auto t1 = Clock::now();
+        saved = client->Save(path, so, nullptr);
+        if (!saved.ok()) break;
+        took.push_back(Seconds(t1));
+      }
       if (!saved.ok()) {
         Row(m.name, -1, bytes, std::string(saved.status().message()));
         continue;
       }
-      const double s = Seconds(t1);
+      std::sort(took.begin(), took.end());
+      const double s = took[took.size() / 2];
       if (!m.level && !m.fast) {
         saved_default = path;
       } else {
