@@ -18,6 +18,14 @@
 namespace snapshot {
 namespace testing {
 
+std::unique_ptr<SnapshotClient> ConnectClient(const std::string& address) {
+  ClientOptions o;
+  o.address = address;
+  auto c = SnapshotClient::Connect(o);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
 AgentConfig SingleAgentConfig(const std::string& dir) {
   AgentConfig c;
   c.listen = "127.0.0.1:0";  // the kernel picks; Agent::address() tells

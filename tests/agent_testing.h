@@ -14,12 +14,17 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "client/client.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "raft/testing/cluster.h"
 #include "server/agent.h"
 
 namespace snapshot {
 namespace testing {
+
+// The client library connected to the agent at `address` (nullptr, with a
+// test failure, when it cannot connect).
+std::unique_ptr<SnapshotClient> ConnectClient(const std::string& address);
 
 // A config for a single-node agent with fresh ports and data dir under `dir`.
 AgentConfig SingleAgentConfig(const std::string& dir);

@@ -62,14 +62,6 @@ uint64_t DirBytes(const std::string& dir) {
   return total;
 }
 
-std::unique_ptr<SnapshotClient> Client(const std::string& address) {
-  ClientOptions o;
-  o.address = address;
-  auto c = SnapshotClient::Connect(o);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? std::move(*c) : nullptr;
-}
-
 bool WaitLeader(SnapshotClient* c) {
   for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
     auto st = c->Status();
@@ -115,7 +107,7 @@ TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
       "--keep-weekly=0", "--keep-monthly=0", "--log-level=warning"};
   auto a = std::make_unique<testing::Daemon>();
   testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
-  auto client = Client(listen);
+  auto client = testing::ConnectClient(listen);
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(WaitLeader(client.get()));
 
@@ -138,7 +130,7 @@ TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
   a->WaitExit(absl::Seconds(10));
   a = std::make_unique<testing::Daemon>();
   testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
-  client = Client(listen);
+  client = testing::ConnectClient(listen);
   ASSERT_TRUE(WaitLeader(client.get()));
   const double restarted = SettledRssMiB(a->pid);
   EXPECT_LE(restarted, 1.5 * n_mib + 64) << "idle after a restart";

@@ -99,14 +99,6 @@ std::vector<CatalogEntry> Scheduled(Agent* a) {
   return out;
 }
 
-std::unique_ptr<SnapshotClient> Client(const std::string& address) {
-  ClientOptions o;
-  o.address = address;
-  auto c = SnapshotClient::Connect(o);
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? std::move(*c) : nullptr;
-}
-
 std::vector<std::string> PartFiles(const std::string& dir) {
   std::vector<std::string> out;
   if (!std::filesystem::exists(dir)) return out;
@@ -239,7 +231,7 @@ TEST(SnapshotJob, FullDiskCountsFailuresFlipsHealthAndKeepsOlderSnapshots) {
   testing::Daemon d;
   testing::Spawn(&d, "/usr/bin/unshare", {"--user", "--map-root-user", "--mount", "sh", "-c", cmd},
                  dir.path() + "/agent.log");
-  auto client = Client(listen);
+  auto client = testing::ConnectClient(listen);
   ASSERT_NE(client, nullptr) << testing::ReadFile(dir.path() + "/agent.log");
   std::mt19937_64 rng(3);
   auto noise = [&](size_t n) {
@@ -303,7 +295,7 @@ TEST(SnapshotJob, KillDuringAScheduledWriteLeavesNoPartAfterRestart) {
   testing::Daemon again;
   testing::Spawn(&again, g_agent, {args[0], args[1], args[2], "--log-level=warning"},
                  dir.path() + "/agent.log");
-  auto client = Client(listen);
+  auto client = testing::ConnectClient(listen);
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(WaitFor([&] { return client->ListSnapshots().ok(); }, absl::Seconds(15)));
   EXPECT_TRUE(PartFiles(data + "/snapshots").empty());
@@ -316,7 +308,7 @@ TEST(SnapshotJob, FetchResumesRestoreByIdAndTheSafetySnapshotUndoes) {
   auto agent = Agent::Start(c);
   ASSERT_TRUE(agent.ok()) << agent.status();
   Agent* a = agent->get();
-  auto client = Client(a->address());
+  auto client = testing::ConnectClient(a->address());
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(WaitFor([&] { return client->Put("k", "v1").ok(); }, absl::Seconds(10)));
   // 8 MiB of random bytes: more than gRPC buffers for a reader that stops.
