@@ -210,7 +210,11 @@ absl::StatusOr<FileSink> FileSink::CreateUnique(const std::string& prefix) {
 }
 
 FileSink::FileSink(FileSink&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      written_(other.written_),
+      write_behind_(other.write_behind_),
+      kicked_(other.kicked_) {}
 
 FileSink::~FileSink() {
   if (fd_ >= 0) ::close(fd_);
@@ -228,6 +232,13 @@ absl::Status FileSink::Write(absl::string_view data) {
     }
     p += w;
     left -= static_cast<size_t>(w);
+  }
+  written_ += data.size();
+  if (write_behind_ > 0 && written_ - kicked_ >= write_behind_) {
+    // Best effort: a failure here shows again at the fsync.
+    (void)::sync_file_range(fd_, static_cast<off64_t>(kicked_),
+                            static_cast<off64_t>(written_ - kicked_), SYNC_FILE_RANGE_WRITE);
+    kicked_ = written_;
   }
   return absl::OkStatus();
 }

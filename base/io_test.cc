@@ -34,6 +34,28 @@ TEST(ErrnoStatus, FileErrorsAreNeverAuthErrors) {
   EXPECT_FALSE(IsLocalFileError(absl::OkStatus()));
 }
 
+TEST(FileSink, WriteBehindKeepsEveryByteAcrossAMove) {
+  const std::string path = TempPath("write-behind");
+  std::string expected;
+  {
+    auto made = FileSink::Create(path, 0600, false);
+    ASSERT_TRUE(made.ok()) << made.status();
+    made->EnableWriteBehind(4096);  // a write-back start every page or so
+    for (int i = 0; i < 100; ++i) {
+      std::string piece(1000 + i * 37, static_cast<char>('a' + i % 26));
+      ASSERT_TRUE(made->Write(piece).ok());
+      expected += piece;
+    }
+    FileSink moved(std::move(*made));  // carries the write-behind state
+    ASSERT_TRUE(moved.Write("tail").ok());
+    expected += "tail";
+    ASSERT_TRUE(moved.SyncAndClose().ok());
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == expected) << got.size() << " vs " << expected.size();
+}
+
 TEST(ReadSmallFile, ReadsAndBoundsTheSize) {
   const std::string path = TempPath("small");
   std::ofstream(path) << "hello";

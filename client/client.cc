@@ -264,6 +264,7 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
   const std::string part = path + ".part";
   SA_ASSIGN_OR_RETURN(FileSink out,
                       FileSink::Create(part, 0600, /*exclusive=*/false));
+  out.EnableWriteBehind();  // the fsync below then waits for the tail only
   RemoveOnExit remove_part(part);
   SA_ASSIGN_OR_RETURN(SaveResult result, SaveTo(&out, options, progress));
   SA_RETURN_IF_ERROR(out.SyncAndClose());

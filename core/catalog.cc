@@ -247,6 +247,7 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
   e.origin = origin;
   absl::Status s = [&]() -> absl::Status {
     SA_ASSIGN_OR_RETURN(FileSink sink, FileSink::Create(part, 0600, true));
+    sink.EnableWriteBehind();
     StoppableSink stoppable(&sink, cancel, deadline);
     SA_ASSIGN_OR_RETURN(ArchiveInfo info,
                         TakeArchive(node, options, &stoppable, deadline, nullptr));
