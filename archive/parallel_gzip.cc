@@ -19,7 +19,6 @@
 namespace snapshot {
 namespace {
 
-constexpr size_t kPiece = FastDeflater::kPiece;  // classification granularity
 constexpr size_t kHeaderBytes = 20;      // 10 + XLEN(2) + SI1 SI2 LEN(4) + size(4)
 constexpr size_t kTrailerBytes = 8;      // CRC-32, ISIZE
 constexpr size_t kStoredBlock = 65535;   // largest stored deflate block
@@ -39,30 +38,18 @@ class Engine {
   // Compresses `in` into `out` (appended): members of runs of pieces.
   void CompressBlock(const std::string& in, std::string* out) {
     const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
-    runs_.clear();
-    for (size_t off = 0; off < in.size(); off += kPiece) {
-      const size_t n = std::min(kPiece, in.size() - off);
-      const bool store = ShouldStore(p + off, n);
-      if (runs_.empty() || runs_.back().store != store) {
-        runs_.push_back(Run{off, 0, store});
-      }
-      runs_.back().size += n;
+    if (level_ == 0) {
+      runs_.assign(1, Run{0, in.size(), true});
+    } else {
+      fast_.Classify(in, &runs_);
     }
     if (runs_.empty()) runs_.push_back(Run{0, 0, false});
     libdeflate_compressor* c = ChooseCompressor(p);
-    for (const Run& r : runs_) EmitMember(p + r.start, r.size, r.store, c, out);
+    for (const Run& r : runs_) EmitMember(p + r.start, r.size, r.incompressible, c, out);
   }
 
  private:
-  bool ShouldStore(const uint8_t* p, size_t n) {
-    return level_ == 0 ||
-           fast_.LooksIncompressible(absl::string_view(reinterpret_cast<const char*>(p), n));
-  }
-
-  struct Run {
-    size_t start, size;
-    bool store;
-  };
+  using Run = FastDeflater::Run;  // incompressible: stored
 
   // The level asked for is honoured as a ratio: where level 1 compresses a
   // sample of the block (64 KiB of its compressible runs) to within 1% of
@@ -75,7 +62,7 @@ class Engine {
     constexpr size_t kSample = 64 << 10;
     const Run* run = nullptr;
     for (const Run& r : runs_) {
-      if (!r.store && r.size >= kSample) {
+      if (!r.incompressible && r.size >= kSample) {
         run = &r;
         break;
       }

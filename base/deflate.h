@@ -34,11 +34,25 @@ class FastDeflater {
   // of a trial deflate's cost. Pieces under 256 bytes count as compressible.
   bool LooksIncompressible(absl::string_view piece);
 
+  // A stretch of bytes with one verdict.
+  struct Run {
+    size_t start = 0, size = 0;
+    bool incompressible = false;
+  };
+  // Splits `data` into runs of incompressible and compressible bytes: each
+  // kPiece is judged by LooksIncompressible, and a compressible piece next
+  // to an incompressible one is judged again by its kPiece / 4 quarters, so
+  // that where random bytes begin or end inside a piece at most a quarter
+  // of them is compressed (random bytes cost a deflater several times more
+  // than text, and its reader too). Empty data gives no run.
+  void Classify(absl::string_view data, std::vector<Run>* runs);
+
  private:
   bool HasRepeats(const uint8_t* p, size_t n);
 
   std::string level_buf_;
   std::vector<uint16_t> table_;  // HasRepeats' hash table
+  std::vector<char> verdicts_;   // Classify's, per piece
 };
 
 // Inflates raw deflate `in` into out[0, size); true only when `in` is one

@@ -4,6 +4,7 @@
 
 #include <random>
 #include <string>
+#include <vector>
 
 namespace snapshot {
 namespace {
@@ -33,6 +34,46 @@ TEST(Deflate, RoundTripsAndRefusesWhatDoesNotFitOrMatch) {
   // Random bytes do not fit in less than their size.
   std::string small(noise.size() - 1, '\0');
   EXPECT_EQ(d.Deflate(noise, &small[0], small.size()), 0u);
+}
+
+TEST(FastDeflater, ClassifyFindsWhereRandomBytesBeginAndEndWithinAQuarter) {
+  // Values of 64 KiB as in many stores: a random half, then a text half,
+  // placed at offsets that are not multiples of a piece.
+  std::mt19937_64 rng(5);
+  std::string data(1000, 'h');  // a header that shifts everything
+  std::vector<std::pair<size_t, size_t>> random_spans;
+  const std::string text = "{\"user\":\"alice\",\"role\":\"admin\"} ";
+  for (int v = 0; v < 16; ++v) {
+    random_spans.emplace_back(data.size(), data.size() + 32768);
+    for (int i = 0; i < 32768; ++i) data.push_back(static_cast<char>(rng()));
+    for (int i = 0; i < 32768; ++i) data.push_back(text[i % text.size()]);
+  }
+  FastDeflater d;
+  std::vector<FastDeflater::Run> runs;
+  d.Classify(data, &runs);
+  // The runs tile the data, alternate, and random bytes judged compressible
+  // are at most a quarter piece at each end of each random span.
+  size_t at = 0, random_compressed = 0, text_stored = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const FastDeflater::Run& r = runs[i];
+    EXPECT_EQ(r.start, at);
+    if (i > 0) EXPECT_NE(r.incompressible, runs[i - 1].incompressible);
+    for (size_t b = r.start; b < r.start + r.size; ++b) {
+      bool random = false;
+      for (const auto& s : random_spans) random |= b >= s.first && b < s.second;
+      if (random && !r.incompressible) ++random_compressed;
+      if (!random && r.incompressible) ++text_stored;
+    }
+    at += r.size;
+  }
+  EXPECT_EQ(at, data.size());
+  EXPECT_LE(random_compressed, random_spans.size() * 2 * FastDeflater::kPiece / 4);
+  EXPECT_LE(text_stored, random_spans.size() * 2 * FastDeflater::kPiece);
+  // Without refinement, each random span would lose about a piece to the
+  // deflater on either side; it must be well under that.
+  EXPECT_LT(random_compressed, random_spans.size() * FastDeflater::kPiece);
+  d.Classify("", &runs);
+  EXPECT_TRUE(runs.empty());
 }
 
 TEST(Crc64, KnownValueAndChunkingDoesNotMatter) {

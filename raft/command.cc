@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
@@ -90,18 +91,12 @@ bool EncodeChunkSegments(absl::string_view chunk, FastDeflater* deflater,
     used += 8 + stored;
     return true;
   };
-  const size_t piece = FastDeflater::kPiece;
-  size_t run_start = 0;
-  bool run_incompressible = false;
-  for (size_t off = 0; off < chunk.size(); off += piece) {
-    const bool inc = deflater->LooksIncompressible(chunk.substr(off, piece));
-    if (off > 0 && inc != run_incompressible) {
-      if (!emit(run_start, off, run_incompressible)) return false;
-      run_start = off;
-    }
-    run_incompressible = inc;
+  std::vector<FastDeflater::Run> runs;
+  deflater->Classify(chunk, &runs);
+  if (runs.empty()) runs.push_back(FastDeflater::Run{});
+  for (const FastDeflater::Run& r : runs) {
+    if (!emit(r.start, r.start + r.size, r.incompressible)) return false;
   }
-  if (!emit(run_start, chunk.size(), run_incompressible)) return false;
   out->resize(used);
   return true;
 }
