@@ -57,7 +57,9 @@ TEST(FastDeflater, ClassifyFindsWhereRandomBytesBeginAndEndWithinAQuarter) {
   for (size_t i = 0; i < runs.size(); ++i) {
     const FastDeflater::Run& r = runs[i];
     EXPECT_EQ(r.start, at);
-    if (i > 0) EXPECT_NE(r.incompressible, runs[i - 1].incompressible);
+    if (i > 0) {
+      EXPECT_NE(r.incompressible, runs[i - 1].incompressible);
+    }
     for (size_t b = r.start; b < r.start + r.size; ++b) {
       bool random = false;
       for (const auto& s : random_spans) random |= b >= s.first && b < s.second;
