@@ -114,7 +114,7 @@ void AsyncSha256::Run() {
     hash_.Update(b);
     l.lock();
     busy_ = false;
-    if (free_.size() < 2) free_.push_back(std::move(b));
+    if (free_.empty()) free_.push_back(std::move(b));
     cv_.notify_all();
   }
 }

@@ -47,7 +47,7 @@ class Sha256 {
 // work of the thread that feeds it (compressing, inflating, sending): Update
 // copies the bytes into blocks of kBlock bytes that the hashing thread
 // consumes in order. At most kMaxQueued blocks wait (Update then blocks), so
-// memory stays under (kMaxQueued + 2) * kBlock.
+// memory stays under (kMaxQueued + 2) * kBlock (4 MiB).
 //
 // Threading: Update and Finish are called from one thread at a time (the
 // feeding thread); the instance owns its hashing thread, started on the
@@ -55,7 +55,7 @@ class Sha256 {
 class AsyncSha256 {
  public:
   static constexpr size_t kBlock = 1 << 20;
-  static constexpr size_t kMaxQueued = 4;
+  static constexpr size_t kMaxQueued = 2;
 
   AsyncSha256() = default;
   ~AsyncSha256();
