@@ -47,7 +47,8 @@ class Sha256 {
 // work of the thread that feeds it (compressing, inflating, sending): Update
 // copies the bytes into blocks of kBlock bytes that the hashing thread
 // consumes in order. At most kMaxQueued blocks wait (Update then blocks), so
-// memory stays under (kMaxQueued + 2) * kBlock (4 MiB).
+// memory stays within (kMaxQueued + 3) * kBlock (5 MiB: those waiting, the
+// one being filled, the one being hashed and one kept for reuse).
 //
 // Threading: Update and Finish are called from one thread at a time (the
 // feeding thread); the instance owns its hashing thread, started on the
