@@ -45,7 +45,7 @@ const double* CountLogTable() {
 }
 
 double SampledEntropy(const uint8_t* p, size_t n) {
-  uint32_t h[4][256] = {};
+  uint16_t h[4][256] = {};  // a sample holds at most kMaxSample bytes
   size_t m = 0;
   const size_t stride = n > FastDeflater::kPiece / 2 ? kSampleStride : 2 * kSampleRun;
   for (size_t i = 0; i + kSampleRun <= n; i += stride) {
@@ -102,10 +102,22 @@ void FastDeflater::Classify(absl::string_view data, std::vector<Run>* runs) {
       add(off, n, verdicts_[i]);
       continue;
     }
-    for (size_t q = off; q < off + n; q += kQuarter) {
-      const size_t m = std::min(kQuarter, off + n - q);
-      add(q, m, LooksIncompressible(data.substr(q, m)));
+    // The random bytes run in from the random side(s): judge quarters from
+    // there until the first compressible one; the rest of the piece keeps
+    // its verdict.
+    const size_t quarters = (n + kQuarter - 1) / kQuarter;
+    auto quarter = [&](size_t k) { return data.substr(off + k * kQuarter, kQuarter); };
+    size_t lo = 0, hi = quarters;  // quarters [lo, hi) are compressible
+    if (i > 0 && verdicts_[i - 1]) {
+      while (lo < hi && LooksIncompressible(quarter(lo))) ++lo;
     }
+    if (i + 1 < pieces && verdicts_[i + 1]) {
+      while (hi > lo && LooksIncompressible(quarter(hi - 1))) --hi;
+    }
+    const size_t a = std::min(n, lo * kQuarter), b = std::min(n, hi * kQuarter);
+    if (a > 0) add(off, a, true);
+    if (b > a) add(off + a, b - a, false);
+    if (n > b) add(off + b, n - b, true);
   }
 }
 

@@ -41,7 +41,8 @@ class FastDeflater {
   };
   // Splits `data` into runs of incompressible and compressible bytes: each
   // kPiece is judged by LooksIncompressible, and a compressible piece next
-  // to an incompressible one is judged again by its kPiece / 4 quarters, so
+  // to an incompressible one is judged again by its kPiece / 4 quarters,
+  // from the incompressible side(s) up to the first compressible quarter, so
   // that where random bytes begin or end inside a piece at most a quarter
   // of them is compressed (random bytes cost a deflater several times more
   // than text, and its reader too). Empty data gives no run.
