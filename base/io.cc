@@ -64,15 +64,21 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
         path, " is larger than ", max_bytes, " bytes: not the file expected"));
   }
   std::string out(src->size(), '\0');
-  size_t filled = 0;
-  while (filled < out.size()) {
-    absl::StatusOr<size_t> n = src->Read(&out[filled], out.size() - filled);
-    if (!n.ok()) return n.status();
-    if (*n == 0) break;
-    filled += *n;
-  }
-  out.resize(filled);
+  absl::StatusOr<size_t> filled = ReadFully(&*src, &out[0], out.size());
+  if (!filled.ok()) return filled.status();
+  out.resize(*filled);
   return out;
+}
+
+absl::StatusOr<size_t> ReadFully(ByteSource* src, char* buf, size_t n) {
+  size_t filled = 0;
+  while (filled < n) {
+    absl::StatusOr<size_t> got = src->Read(buf + filled, n - filled);
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;
+    filled += *got;
+  }
+  return filled;
 }
 
 bool IsLocalFileError(const absl::Status& s) {

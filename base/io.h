@@ -37,6 +37,11 @@ class ByteSource {
   virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
 };
 
+// Reads until `n` bytes are in `buf` or the source ends (sources such as
+// pipes return short reads); returns how many bytes were read (< n only at
+// the end of the stream), or the source's error.
+absl::StatusOr<size_t> ReadFully(ByteSource* src, char* buf, size_t n);
+
 // Discards everything; counts the bytes.
 class DiscardSink : public ByteSink {
  public:

@@ -72,21 +72,13 @@ absl::Status Upload(grpc::ClientContext* ctx, ByteSource* src, uint64_t total,
   absl::Status local;
   bool sent = true;
   for (;;) {
-    // Fill whole chunks (a pipe returns short reads).
-    size_t filled = 0;
-    while (filled < buf.size()) {
-      absl::StatusOr<size_t> n = src->Read(&buf[filled], buf.size() - filled);
-      if (!n.ok()) {
-        local = n.status();
-        break;
-      }
-      if (*n == 0) break;
-      filled += *n;
-    }
-    if (!local.ok()) {
+    absl::StatusOr<size_t> got = ReadFully(src, &buf[0], buf.size());  // whole chunks
+    if (!got.ok()) {
+      local = got.status();
       ctx->TryCancel();
       break;
     }
+    const size_t filled = *got;
     if (filled == 0) break;
     Req req;
     make(buf.substr(0, filled), &req);

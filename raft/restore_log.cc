@@ -19,17 +19,6 @@ std::string RandomId() {
   return absl::StrFormat("%08x%08x", rd(), rd());
 }
 
-// Reads up to `buf->size()` bytes (sources may return short reads).
-absl::StatusOr<size_t> Fill(ByteSource* src, std::string* buf) {
-  size_t filled = 0;
-  while (filled < buf->size()) {
-    SA_ASSIGN_OR_RETURN(size_t n, src->Read(&(*buf)[filled], buf->size() - filled));
-    if (n == 0) break;
-    filled += n;
-  }
-  return filled;
-}
-
 // The proposals of one restore in flight, checked in order.
 class Pipeline {
  public:
@@ -80,7 +69,7 @@ absl::StatusOr<uint64_t> ProposeState(ReplicatedLog* log, const std::string& id,
   FastDeflater deflater;
   std::string buf(kv::kRestoreChunkBytes, '\0');
   std::string deflated;
-  SA_ASSIGN_OR_RETURN(size_t n, Fill(src, &buf));
+  SA_ASSIGN_OR_RETURN(size_t n, ReadFully(src, &buf[0], buf.size()));
   // The first chunk is checked before anything is proposed: a foreign or
   // broken state is mostly refused without touching the log.
   SA_RETURN_IF_ERROR(decoder.Feed(absl::string_view(buf.data(), n)));
@@ -113,7 +102,7 @@ absl::StatusOr<uint64_t> ProposeState(ReplicatedLog* log, const std::string& id,
     }
     SA_RETURN_IF_ERROR(pipe.Propose(c));  // encodes (copies) the chunk
     offset += n;
-    SA_ASSIGN_OR_RETURN(n, Fill(src, &buf));
+    SA_ASSIGN_OR_RETURN(n, ReadFully(src, &buf[0], buf.size()));
   }
   if (n > 0 || offset != meta.size) {
     return absl::InvalidArgumentError(absl::StrFormat(

@@ -363,18 +363,37 @@ TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
   }
 }
 
+// The crash scenarios' start: three members whose agent `killed` runs with
+// `failpoint` set to kill; k is "old" in the snapshot returned (taken
+// through m1) and "newer" in the cluster. The snapshot's status is not OK
+// (with a test failure) when the cluster did not come up.
+testing::Taken StartWithFailpointAndTake(EtcdCluster* c, int killed,
+                                         const std::string& failpoint) {
+  for (int i = 0; i < 3; ++i) {
+    if (i == killed) {
+      c->StartAgent(i, {"SNAPSHOT_AGENT_FAILPOINTS=" + failpoint + "=kill"});
+    } else {
+      c->StartAgent(i);
+    }
+  }
+  testing::Taken t;
+  t.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the cluster did not come up");
+  bool up = c->WaitHealthy();
+  EXPECT_TRUE(up) << testing::ReadFile(c->member(killed).log);
+  for (int i = 0; up && i < 3; ++i) up = WaitAgent(c->Stub(i).get());
+  EXPECT_TRUE(up);
+  if (!up) return t;
+  c->Ctl(0, "put k old");
+  t = testing::Take(c->Stub(0).get());
+  c->Ctl(0, "put k newer");
+  return t;
+}
+
 TEST(EtcdEngine, AgentKilledInPrepareLeavesTheOldClusterServing) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
-  c.StartAgent(0);
-  c.StartAgent(1, {"SNAPSHOT_AGENT_FAILPOINTS=etcd-restore-prepared=kill"});
-  c.StartAgent(2);
-  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(1).log);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
-  c.Ctl(0, "put k old");
-  testing::Taken t = testing::Take(c.Stub(0).get());
-  ASSERT_TRUE(t.status.ok());
-  c.Ctl(0, "put k newer");
+  testing::Taken t = StartWithFailpointAndTake(&c, 1, "etcd-restore-prepared");
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
 
   v1::RestoreSnapshotResponse rr;
   grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
@@ -401,15 +420,8 @@ TEST(EtcdEngine, AgentKilledInPrepareLeavesTheOldClusterServing) {
 TEST(EtcdEngine, AgentKilledInCommitConvergesAfterRestart) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
-  c.StartAgent(0);
-  c.StartAgent(1);
-  c.StartAgent(2, {"SNAPSHOT_AGENT_FAILPOINTS=etcd-restore-swapped=kill"});
-  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(2).log);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
-  c.Ctl(0, "put k old");
-  testing::Taken t = testing::Take(c.Stub(0).get());
-  ASSERT_TRUE(t.status.ok());
-  c.Ctl(0, "put k newer");
+  testing::Taken t = StartWithFailpointAndTake(&c, 2, "etcd-restore-swapped");
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
 
   // The restore runs while m3's agent dies after swapping its data; restart
   // it once it has died: it finishes the commit, the coordinator's retries
@@ -430,15 +442,8 @@ TEST(EtcdEngine, AgentKilledInCommitConvergesAfterRestart) {
 TEST(EtcdEngine, CoordinatorKilledAfterTheDecisionConvergesAfterRestart) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
-  c.StartAgent(0, {"SNAPSHOT_AGENT_FAILPOINTS=etcd-restore-decided=kill"});
-  c.StartAgent(1);
-  c.StartAgent(2);
-  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
-  c.Ctl(0, "put k old");
-  testing::Taken t = testing::Take(c.Stub(0).get());
-  ASSERT_TRUE(t.status.ok());
-  c.Ctl(0, "put k newer");
+  testing::Taken t = StartWithFailpointAndTake(&c, 0, "etcd-restore-decided");
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
   v1::RestoreSnapshotResponse rr;
   grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
   EXPECT_FALSE(s.ok());  // the coordinator died
