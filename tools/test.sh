@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
+# The Nomad interop fixtures come from the project's shared folder beside
+# this checkout (WORKSPACE: @shared); without it Bazel fails obscurely.
+if [ ! -d ../shared/interop ]; then
+  echo "tools/test.sh: $(cd .. && pwd)/shared/interop is missing: the tests read Nomad's interop" \
+       "fixtures from the project's shared folder beside this checkout; clone into the project" \
+       "root (next to shared/), e.g. git clone main ci-check" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 targets=("$@")
