@@ -37,10 +37,12 @@ class ViewSource : public ByteSource {
     }
   }
 
+  // The entry's header and key go through pending_; its value is copied
+  // straight from the (immutable) shard into buf: one copy of the bulk.
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     size_t written = 0;
     while (written < n) {
-      if (pos_ == pending_.size()) {
+      if (pos_ == pending_.size() && value_.empty()) {
         if (heap_.empty()) break;
         Cursor c = heap_.top();
         heap_.pop();
@@ -49,13 +51,19 @@ class ViewSource : public ByteSource {
         PutFixed32(c.it->first.size(), &pending_);
         PutFixed32(c.it->second.size(), &pending_);
         pending_ += c.it->first;
-        pending_ += c.it->second;
+        value_ = c.it->second;
         if (++c.it != shards_[c.shard]->map.end()) heap_.push(c);
       }
-      size_t k = std::min(n - written, pending_.size() - pos_);
-      memcpy(buf + written, pending_.data() + pos_, k);
-      pos_ += k;
+      absl::string_view from =
+          pos_ < pending_.size() ? absl::string_view(pending_).substr(pos_) : value_;
+      const size_t k = std::min(n - written, from.size());
+      memcpy(buf + written, from.data(), k);
       written += k;
+      if (pos_ < pending_.size()) {
+        pos_ += k;
+      } else {
+        value_.remove_prefix(k);
+      }
     }
     return written;
   }
@@ -73,8 +81,9 @@ class ViewSource : public ByteSource {
   StateView view_;  // keeps the shards alive
   std::vector<std::shared_ptr<const Shard>> shards_;
   std::priority_queue<Cursor, std::vector<Cursor>, Greater> heap_;
-  std::string pending_;
+  std::string pending_;  // the next entry's header and key
   size_t pos_ = 0;
+  absl::string_view value_;  // what is left of its value, after pending_
 };
 
 }  // namespace
