@@ -58,14 +58,17 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
   info.meta_sha256 = Sha256Of(meta_json);
   SA_RETURN_IF_ERROR(WriteFile(gz.get(), kMetaFile, meta_json, mtime));
 
-  // state.bin streams from the source through one fixed buffer.
+  // state.bin streams from the source straight into the state hash's block
+  // (no copy for hashing), from which the compressor takes it.
   SA_RETURN_IF_ERROR(
       gz->Write(tar::EncodeFileHeader(kStateFile, meta.size, mtime)));
-  std::unique_ptr<char[]> buf(new char[options.read_buffer_size]);
   AsyncSha256 state_hash;  // beside reading and compressing
   uint64_t got = 0;
   for (;;) {
-    SA_ASSIGN_OR_RETURN(size_t n, state->Read(buf.get(), options.read_buffer_size));
+    size_t room;
+    char* buf = state_hash.Space(&room);
+    SA_ASSIGN_OR_RETURN(size_t n,
+                        state->Read(buf, std::min(room, options.read_buffer_size)));
     if (n == 0) break;
     if (n > meta.size - got) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -73,9 +76,8 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
           " bytes the snapshot metadata announces"));
     }
     got += n;
-    absl::string_view chunk(buf.get(), n);
-    state_hash.Update(chunk);
-    SA_RETURN_IF_ERROR(gz->Write(chunk));
+    SA_RETURN_IF_ERROR(gz->Write(absl::string_view(buf, n)));
+    state_hash.Commit(n);
   }
   if (got != meta.size) {
     return absl::FailedPreconditionError(

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/escaping.h"
 
@@ -80,12 +81,24 @@ AsyncSha256::~AsyncSha256() {
 
 void AsyncSha256::Update(absl::string_view data) {
   while (!data.empty()) {
-    if (block_.capacity() < kBlock) block_.reserve(kBlock);
-    const size_t n = std::min(data.size(), kBlock - block_.size());
-    block_.append(data.data(), n);
+    size_t room;
+    char* p = Space(&room);
+    const size_t n = std::min(data.size(), room);
+    memcpy(p, data.data(), n);
     data.remove_prefix(n);
-    if (block_.size() == kBlock) Submit();
+    Commit(n);
   }
+}
+
+char* AsyncSha256::Space(size_t* room) {
+  if (block_.bytes == nullptr) block_.bytes.reset(new char[kBlock]);
+  *room = kBlock - block_.size;
+  return block_.bytes.get() + block_.size;
+}
+
+void AsyncSha256::Commit(size_t n) {
+  block_.size += n;
+  if (block_.size == kBlock) Submit();
 }
 
 void AsyncSha256::Submit() {
@@ -93,11 +106,11 @@ void AsyncSha256::Submit() {
   if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   cv_.wait(l, [&] { return queue_.size() < kMaxQueued; });
   queue_.push_back(std::move(block_));
-  block_.clear();
+  block_ = Block();
   if (!free_.empty()) {
     block_ = std::move(free_.back());
     free_.pop_back();
-    block_.clear();
+    block_.size = 0;
   }
   cv_.notify_all();
 }
@@ -107,11 +120,11 @@ void AsyncSha256::Run() {
   for (;;) {
     cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty()) return;
-    std::string b = std::move(queue_.front());
+    Block b = std::move(queue_.front());
     queue_.pop_front();
     busy_ = true;
     l.unlock();
-    hash_.Update(b);
+    hash_.Update(absl::string_view(b.bytes.get(), b.size));
     l.lock();
     busy_ = false;
     if (free_.empty()) free_.push_back(std::move(b));
@@ -125,8 +138,8 @@ Digest AsyncSha256::Finish() {
     cv_.wait(l, [&] { return queue_.empty() && !busy_; });
   }
   // The hashing thread is idle: the rest is hashed here.
-  hash_.Update(block_);
-  block_.clear();
+  if (block_.size > 0) hash_.Update(absl::string_view(block_.bytes.get(), block_.size));
+  block_.size = 0;
   return hash_.Finish();
 }
 

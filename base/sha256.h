@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,15 +45,19 @@ class Sha256 {
 };
 
 // Sha256 on a thread of its own, so that hashing a stream runs beside the
-// work of the thread that feeds it (compressing, inflating, sending): Update
-// copies the bytes into blocks of kBlock bytes that the hashing thread
-// consumes in order. At most kMaxQueued blocks wait (Update then blocks), so
-// memory stays within (kMaxQueued + 3) * kBlock (5 MiB: those waiting, the
-// one being filled, the one being hashed and one kept for reuse).
+// work of the thread that feeds it (compressing, inflating, sending): the
+// bytes go into blocks of kBlock bytes that the hashing thread consumes in
+// order. At most kMaxQueued blocks wait (feeding then blocks), so memory
+// stays within (kMaxQueued + 3) * kBlock (5 MiB: those waiting, the one being
+// filled, the one being hashed and one kept for reuse).
 //
-// Threading: Update and Finish are called from one thread at a time (the
-// feeding thread); the instance owns its hashing thread, started on the
-// first full block (a short stream is hashed inline, with no thread).
+// Two ways to feed it: Update copies the bytes in; Space and Commit let the
+// feeder produce them in the block itself (a read straight into it), with no
+// copy.
+//
+// Threading: Update, Space, Commit and Finish are called from one thread at
+// a time (the feeding thread); the instance owns its hashing thread, started
+// on the first full block (a short stream is hashed inline, with no thread).
 class AsyncSha256 {
  public:
   static constexpr size_t kBlock = 1 << 20;
@@ -64,21 +69,32 @@ class AsyncSha256 {
   AsyncSha256& operator=(const AsyncSha256&) = delete;
 
   void Update(absl::string_view data);
-  // The digest of everything passed to Update(); the instance is then reset.
+  // The free part of the current block (never empty): the feeder writes up
+  // to *room bytes there, may read them back, then calls Commit(n). The
+  // space is the feeder's until Commit; any other call invalidates it.
+  char* Space(size_t* room);
+  // Hashes the first n bytes written at Space(); n <= room.
+  void Commit(size_t n);
+  // The digest of everything fed; the instance is then reset.
   Digest Finish();
 
  private:
+  // A block of kBlock bytes (allocated once, reused) and how much is in it.
+  struct Block {
+    std::unique_ptr<char[]> bytes;
+    size_t size = 0;
+  };
   void Submit();  // queues the current block
   void Run();
 
-  Sha256 hash_;         // the hashing thread's once it runs
-  std::string block_;   // the feeding thread's current block
+  Sha256 hash_;    // the hashing thread's once it runs
+  Block block_;    // the feeding thread's current block
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;   // guarded by mu_
-  std::vector<std::string> free_;   // guarded by mu_: blocks to reuse
-  bool busy_ = false;               // guarded by mu_: a block is being hashed
-  bool stop_ = false;               // guarded by mu_
+  std::deque<Block> queue_;   // guarded by mu_
+  std::vector<Block> free_;   // guarded by mu_: blocks to reuse
+  bool busy_ = false;         // guarded by mu_: a block is being hashed
+  bool stop_ = false;         // guarded by mu_
   std::thread thread_;
 };
 

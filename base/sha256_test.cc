@@ -1,5 +1,7 @@
 #include "base/sha256.h"
 
+#include <algorithm>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -37,6 +39,32 @@ TEST(AsyncSha256, EqualsSha256WhateverTheSplit) {
           << "size " << size << " piece " << piece;
     }
   }
+}
+
+TEST(AsyncSha256, SpaceAndCommitEqualUpdate) {
+  // Fills written in place, of uneven sizes, some empty, mixed with Update:
+  // the digest is that of the bytes in order, and what was written stays
+  // readable until Commit.
+  const std::string data = RandomBytes(7 * AsyncSha256::kBlock + 4321, 7);
+  AsyncSha256 h;
+  size_t off = 0;
+  for (size_t i = 0; off < data.size(); ++i) {
+    if (i % 5 == 4) {
+      const size_t n = std::min<size_t>(data.size() - off, 100000);
+      h.Update(absl::string_view(data).substr(off, n));
+      off += n;
+      continue;
+    }
+    size_t room = 0;
+    char* p = h.Space(&room);
+    ASSERT_GT(room, 0u);
+    const size_t n = std::min({room, data.size() - off, (i % 3) * size_t{300000}});
+    memcpy(p, data.data() + off, n);
+    ASSERT_EQ(absl::string_view(p, n), absl::string_view(data).substr(off, n));
+    h.Commit(n);
+    off += n;
+  }
+  EXPECT_EQ(HexLower(h.Finish()), HexLower(Sha256Of(data)));
 }
 
 TEST(AsyncSha256, IsReusableAfterFinish) {
