@@ -87,15 +87,17 @@ class Engine {
     out->append(kHeader, kHeaderBytes);
     size_t body = 0;
     if (!store && n > 0) {
-      // Room for the worst case; fall back to storing when it does not fit.
+      // Room for the worst case, in scratch space that is zeroed only when
+      // it grows (out would be zeroed on every resize); fall back to storing
+      // when it does not fit.
       const size_t cap = n + n / 8 + 1024;
-      out->resize(start + kHeaderBytes + cap);
-      uint8_t* dst = reinterpret_cast<uint8_t*>(&(*out)[start + kHeaderBytes]);
+      if (scratch_.size() < cap) scratch_.resize(cap);
+      char* dst = &scratch_[0];
       body = level_ == kFastCompression
-                 ? fast_.Deflate(absl::string_view(reinterpret_cast<const char*>(data), n),
-                                 reinterpret_cast<char*>(dst), cap)
+                 ? fast_.Deflate(absl::string_view(reinterpret_cast<const char*>(data), n), dst,
+                                 cap)
                  : libdeflate_deflate_compress(c, data, n, dst, cap);
-      out->resize(start + kHeaderBytes + body);
+      out->append(dst, body);
     }
     if (store || body == 0) {
       // Stored blocks: BFINAL/BTYPE=00 byte, LEN, NLEN, then the bytes.
@@ -131,6 +133,7 @@ class Engine {
   FastDeflater fast_;
   std::vector<Run> runs_;
   std::string sample_;
+  std::string scratch_;  // compressed output before it is appended
 };
 
 // A block on its way: filled by the writer, compressed by a worker, written
