@@ -122,6 +122,12 @@ int Main(int argc, char** argv) {
     parallel.compressor = ParallelGzipCompressor(level, cores);
     uint64_t parallel_size = 0;
     double parallel_s = write(parallel, &parallel_size);
+    // The same with one compressor thread (--compress-threads=1): how the
+    // writer scales with threads.
+    WriterOptions single;
+    single.compressor = ParallelGzipCompressor(level, 1);
+    uint64_t single_size = 0;
+    double single_s = write(single, &single_size);
     WriterOptions zlib;
     zlib.compression_level = level;
     uint64_t zlib_size = 0;
@@ -139,6 +145,7 @@ int Main(int argc, char** argv) {
                  level, zlib_size / 1048576.0, parallel_size / 1048576.0);
     std::string lv = std::to_string(level);
     Print({absl::StrFormat("write (snapshot-agent, libdeflate x%d)", cores), parallel_s}, size);
+    Print({"write (snapshot-agent, libdeflate x1)", single_s}, size);
     Print({"write (snapshot-agent, zlib x1)", zlib_s}, size);
     Print({"gzip -" + lv,
            TimeCommand("gzip -" + lv + " -c '" + state_path + "' > /dev/null")},
