@@ -341,7 +341,7 @@ int Main(int argc, char** argv) {
       // default level, written, read back and verified) before the restore.
       one.daemons[0] = std::make_unique<testing::Daemon>();  // kills the old one
       std::vector<std::string> flags = one.flags[0];
-      flags.pop_back();  // --no-safety-snapshot
+      flags.erase(std::remove(flags.begin(), flags.end(), "--no-safety-snapshot"), flags.end());
       testing::Spawn(one.daemons[0].get(), agent, flags, work + "/one/agent1.log");
       client = Leader(one);
       auto t5 = Clock::now();
