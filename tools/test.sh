@@ -7,21 +7,25 @@ cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-# The Nomad interop fixtures come from the project's shared folder beside
-# this checkout (WORKSPACE: @shared); without it Bazel fails obscurely.
-if [ ! -d ../shared/interop ]; then
-  echo "tools/test.sh: $(cd .. && pwd)/shared/interop is missing: the tests read Nomad's interop" \
-       "fixtures from the project's shared folder beside this checkout; clone into the project" \
-       "root (next to shared/), e.g. git clone main ci-check" >&2
+# The Nomad interop fixtures come from the project's shared folder (WORKSPACE:
+# @shared at ../shared). A checkout elsewhere names the folder in
+# SNAPSHOT_AGENT_SHARED; without it Bazel would fail obscurely.
+shared=${SNAPSHOT_AGENT_SHARED:-../shared}
+if [ ! -d "$shared/interop" ]; then
+  echo "tools/test.sh: $shared/interop is missing: the tests read Nomad's interop fixtures from" \
+       "the project's shared folder; clone into the project root (next to shared/), or set" \
+       "SNAPSHOT_AGENT_SHARED=/path/to/shared" >&2
   echo "0 passed, 1 failed"
   exit 1
 fi
+override=()
+[ "$shared" = ../shared ] || override=(--override_repository=shared="$(cd "$shared" && pwd)")
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(//...)
-bazel test --test_summary=short "${targets[@]}" 2>&1 | tee "$log"
+bazel test --test_summary=short "${override[@]}" "${targets[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
