@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 
 bash tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 
-# The Nomad interop fixtures come from the project's shared folder (WORKSPACE:
-# @shared at ../shared). A checkout elsewhere names the folder in
-# SNAPSHOT_AGENT_SHARED; without it Bazel would fail obscurely.
+# The Nomad interop fixtures come from the project's shared folder: ../shared,
+# or the folder named by SNAPSHOT_AGENT_SHARED (read by WORKSPACE's
+# @shared). Checked here so that a missing folder is one clear line.
 shared=${SNAPSHOT_AGENT_SHARED:-../shared}
 if [ ! -d "$shared/interop" ]; then
   echo "tools/test.sh: $shared/interop is missing: the tests read Nomad's interop fixtures from" \
@@ -18,14 +18,12 @@ if [ ! -d "$shared/interop" ]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-override=()
-[ "$shared" = ../shared ] || override=(--override_repository=shared="$(cd "$shared" && pwd)")
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(//...)
-bazel test --test_summary=short "${override[@]}" "${targets[@]}" 2>&1 | tee "$log"
+bazel test --test_summary=short "${targets[@]}" 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
