@@ -5,7 +5,7 @@ project's targets depend on names (@system//:grpc++), never on raw flags.
 Headers come from /usr/include, which the compiler searches already.
 """
 
-# target name -> (pkg-config modules, extra link flags)
+# target name -> (pkg-config modules, extra link flags put before theirs)
 _LIBS = {
     "absl": (["absl_status", "absl_statusor", "absl_strings", "absl_str_format", "absl_synchronization", "absl_time", "absl_flags", "absl_flags_parse"], []),
     "zlib": (["zlib"], []),
@@ -16,7 +16,10 @@ _LIBS = {
     "protobuf": (["protobuf"], []),
     "grpc++": (["grpc++", "protobuf", "absl_synchronization"], []),
     "grpc++_reflection": (["grpc++", "protobuf", "absl_synchronization"], ["-lgrpc++_reflection"]),
-    "raft": (["raft", "libuv"], []),
+    # Debian's static libraft, with its internal CRC-32 routed to
+    # //raft:libraft_crc32 (ISA-L); see raft/libraft_crc32.h. A binary that
+    # links this target must also link that one.
+    "raft": (["libuv", "liblz4"], ["-l:libraft.a", "-Wl,--wrap=byteCrc32"]),
     "systemd": (["libsystemd"], []),
     "prometheus": (["prometheus-cpp-pull", "prometheus-cpp-core"], []),
     "gtest": ([], ["-lgtest", "-lgmock", "-lpthread"]),
@@ -34,7 +37,7 @@ def _system_libs_impl(ctx):
             if res.return_code != 0:
                 fail("pkg-config failed for %s (%s): %s\nRun tools/install-deps.sh first." % (name, " ".join(modules), res.stderr))
             flags = res.stdout.strip().split(" ")
-        flags = [f for f in flags + extra if f]
+        flags = [f for f in extra + flags if f]
         lines.append("cc_library(")
         lines.append("    name = %r," % name)
         lines.append("    linkopts = %r," % flags)

@@ -10,7 +10,7 @@ PACKAGES=(
   # Libraries.
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev zlib1g-dev libdeflate-dev libisal-dev libssl-dev nlohmann-json3-dev
-  libraft-dev libuv1-dev libsystemd-dev prometheus-cpp-dev
+  libraft-dev libuv1-dev liblz4-dev libsystemd-dev prometheus-cpp-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   gzip pigz openssl util-linux systemd
