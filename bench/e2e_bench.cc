@@ -357,11 +357,23 @@ int Main(int argc, char** argv) {
     // As the one-node rows: the first restore, then the median of 3
     // replacing it (each once the previous one's log compaction is done on
     // every node).
+    // The leader is looked up before every restore: on a machine this
+    // loaded, leadership may move between restores, and a restore sent to a
+    // follower is refused (FAILED_PRECONDITION). Such a move is reported.
     Agents cluster = StartAgents(agent, work + "/cluster", nodes, max_state, no_safety);
-    auto client = Leader(cluster);
     std::vector<double> times;
+    uint64_t term = 0;
     for (int i = 0; i < 4; ++i) {
       for (const auto& d : cluster.daemons) Settled(d->pid);
+      auto client = Leader(cluster);
+      auto st = client->Status();
+      if (st.ok()) {
+        if (term != 0 && st->term() != term) {
+          absl::PrintF("  (leadership moved before restore %d: term %d -> %d)\n", i + 1,
+                       term, st->term());
+        }
+        term = st->term();
+      }
       auto t0 = Clock::now();
       auto r = client->Restore(archive, nullptr);
       if (!r.ok()) Die("cluster restore", r.status());
