@@ -356,10 +356,9 @@ int Main(int argc, char** argv) {
   if (nodes > 1) {
     // As the one-node rows: the first restore, then the median of 3
     // replacing it (each once the previous one's log compaction is done on
-    // every node).
-    // The leader is looked up before every restore: on a machine this
-    // loaded, leadership may move between restores, and a restore sent to a
-    // follower is refused (FAILED_PRECONDITION). Such a move is reported.
+    // every node). The leader is looked up before every restore: on a
+    // machine this loaded leadership may move between restores (a restore
+    // sent to a follower is refused); such a move is reported.
     Agents cluster = StartAgents(agent, work + "/cluster", nodes, max_state, no_safety);
     std::vector<double> times;
     uint64_t term = 0;
