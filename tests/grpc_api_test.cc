@@ -475,23 +475,32 @@ TEST(GrpcApi, Limits) {
   for (absl::Time until = In(absl::Seconds(5)); absl::Now() < until;) {
     if (testing::Take(r.snaps.get()).status.ok()) break;
   }
-  grpc::ClientContext idle_ctx;
-  v1::VerifySnapshotResponse idle_resp;
-  auto idle = r.snaps->VerifySnapshot(&idle_ctx, &idle_resp);
   // Until the server has seen the idle call, a Take may still get the slot.
+  // On a loaded machine the first Take may even reach the server before the
+  // idle call does, which is then refused ("already serving"): try again.
   testing::Taken second;
-  for (absl::Time until = In(absl::Seconds(5)); absl::Now() < until;) {
-    second = testing::Take(r.snaps.get());
-    if (second.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+  grpc::Status idle_status;
+  absl::Duration idle_finish;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    grpc::ClientContext idle_ctx;
+    v1::VerifySnapshotResponse idle_resp;
+    auto idle = r.snaps->VerifySnapshot(&idle_ctx, &idle_resp);
+    for (absl::Time until = In(absl::Seconds(5)); absl::Now() < until;) {
+      second = testing::Take(r.snaps.get());
+      if (second.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    }
+    absl::Time t0 = absl::Now();
+    idle_status = idle->Finish();
+    idle_finish = absl::Now() - t0;
+    if (idle_status.error_message().find("already serving") == std::string::npos) break;
   }
   EXPECT_EQ(second.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << second.status.error_message();
-  absl::Time t0 = absl::Now();
-  grpc::Status idle_status = idle->Finish();
   EXPECT_EQ(idle_status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << idle_status.error_message();
-  EXPECT_NE(idle_status.error_message().find("idle"), std::string::npos);
-  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  EXPECT_NE(idle_status.error_message().find("idle"), std::string::npos)
+      << idle_status.error_message();
+  EXPECT_LT(idle_finish, absl::Seconds(5));
   // The slot was freed before the idle call heard its status.
   EXPECT_TRUE(testing::Take(r.snaps.get()).status.ok());
 }
