@@ -26,7 +26,7 @@ namespace snapshot {
 // 0x04C11DB7, not reflected, no inversion.
 unsigned LibraftCrc32(const void* data, std::size_t size, unsigned init);
 
-// libraft's own (byte-at-a-time) implementation, for tests and benchmarks.
+// libraft's own (byte-at-a-time) implementation, for tests.
 unsigned LibraftCrc32Reference(const void* data, std::size_t size,
                                unsigned init);
 

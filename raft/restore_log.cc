@@ -92,9 +92,8 @@ absl::StatusOr<uint64_t> ProposeState(ReplicatedLog* log, const std::string& id,
     c.restore_id = id;
     c.offset = offset;
     c.data = chunk;
-    // Compressible runs deflated when that saves 3%: fewer bytes for
-    // libraft to checksum (its CRC-32 runs a byte at a time on the loop
-    // thread), write and send.
+    // Compressible runs deflated when that saves 3%: fewer bytes for every
+    // node to write to its log (with O_DSYNC), send and checksum.
     if (kv::EncodeChunkSegments(chunk, &deflater, &deflated)) {
       c.type = kv::Command::kRestoreChunkDeflated;
       c.raw_size = n;
