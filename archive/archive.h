@@ -61,9 +61,6 @@ struct WriterOptions {
   // Modification time written into the tar headers (seconds since the epoch);
   // negative means now.
   int64_t mtime = -1;
-  // The most state bytes pulled from the source at once (reads go straight
-  // into the state hash's 1 MiB blocks, so larger values act as 1 MiB).
-  size_t read_buffer_size = 1 << 20;
 };
 
 // Streams the archive of `meta` and the `meta.size` bytes of `state` to `out`,

@@ -42,9 +42,6 @@ absl::Status WriteFile(Compressor* c, absl::string_view name,
 absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
                                          ByteSource* state, ByteSink* out,
                                          const WriterOptions& options) {
-  if (options.read_buffer_size == 0) {
-    return absl::InvalidArgumentError("read_buffer_size must be positive");
-  }
   SA_ASSIGN_OR_RETURN(std::string meta_json, EncodeMetaJson(meta));
   const int64_t mtime = options.mtime >= 0 ? options.mtime : time(nullptr);
   CompressorFactory factory = options.compressor
@@ -67,8 +64,7 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
   for (;;) {
     size_t room;
     char* buf = state_hash.Space(&room);
-    SA_ASSIGN_OR_RETURN(size_t n,
-                        state->Read(buf, std::min(room, options.read_buffer_size)));
+    SA_ASSIGN_OR_RETURN(size_t n, state->Read(buf, room));
     if (n == 0) break;
     if (n > meta.size - got) {
       return absl::FailedPreconditionError(absl::StrCat(
