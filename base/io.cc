@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace snapshot {
 
@@ -215,15 +217,76 @@ absl::StatusOr<FileSink> FileSink::CreateUnique(const std::string& prefix) {
   return FileSink(fd, path);
 }
 
+// Calls fdatasync on the file, again and again while Request()s come in, on
+// a thread of its own, so that the disk's cache flush runs beside the writes.
+class FileSink::Syncer {
+ public:
+  explicit Syncer(int fd) : fd_(fd), thread_([this] { Run(); }) {}
+  ~Syncer() { Stop(); }
+
+  // Asks for one more fdatasync after the one under way (requests coalesce).
+  void Request() {
+    absl::MutexLock lock(&mu_);
+    pending_ = true;
+  }
+
+  // Joins the thread; returns the errno of the first failed fdatasync, or 0.
+  int Stop() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+    return error_;
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](Syncer* s) { return s->pending_ || s->stop_; }, this));
+        if (stop_) return;  // the final fsync does the rest
+        pending_ = false;
+      }
+      if (::fdatasync(fd_) != 0 && error_ == 0) error_ = errno;
+    }
+  }
+
+  const int fd_;
+  absl::Mutex mu_;
+  bool pending_ = false;  // guarded by mu_
+  bool stop_ = false;     // guarded by mu_
+  int error_ = 0;         // written by the thread only, read after the join
+  std::thread thread_;    // last: starts once the members above exist
+};
+
+FileSink::FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+
 FileSink::FileSink(FileSink&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       path_(std::move(other.path_)),
       written_(other.written_),
       write_behind_(other.write_behind_),
-      kicked_(other.kicked_) {}
+      kicked_(other.kicked_),
+      syncer_(std::move(other.syncer_)) {}
 
 FileSink::~FileSink() {
+  StopSyncer();
   if (fd_ >= 0) ::close(fd_);
+}
+
+void FileSink::EnableWriteBehind(uint64_t every) {
+  write_behind_ = every;
+  if (fd_ >= 0 && syncer_ == nullptr) syncer_ = std::make_unique<Syncer>(fd_);
+}
+
+int FileSink::StopSyncer() {
+  if (syncer_ == nullptr) return 0;
+  int err = syncer_->Stop();
+  syncer_.reset();
+  return err;
 }
 
 absl::Status FileSink::Write(absl::string_view data) {
@@ -245,12 +308,14 @@ absl::Status FileSink::Write(absl::string_view data) {
     (void)::sync_file_range(fd_, static_cast<off64_t>(kicked_),
                             static_cast<off64_t>(written_ - kicked_), SYNC_FILE_RANGE_WRITE);
     kicked_ = written_;
+    if (syncer_ != nullptr) syncer_->Request();
   }
   return absl::OkStatus();
 }
 
 absl::Status FileSink::Close() {
   if (fd_ < 0) return absl::FailedPreconditionError("file sink is closed");
+  StopSyncer();  // a file closed without fsync does not care how far it got
   if (::close(std::exchange(fd_, -1)) != 0) {
     return ErrnoStatus(errno, "cannot close", path_);
   }
@@ -259,9 +324,10 @@ absl::Status FileSink::Close() {
 
 absl::Status FileSink::SyncAndClose() {
   if (fd_ < 0) return absl::FailedPreconditionError("file sink is closed");
+  const int background = StopSyncer();
   int fd = std::exchange(fd_, -1);
-  if (::fsync(fd) != 0) {
-    int err = errno;
+  if (::fsync(fd) != 0 || background != 0) {
+    int err = background != 0 ? background : errno;
     ::close(fd);
     return ErrnoStatus(err, "cannot fsync", path_);
   }

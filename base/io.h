@@ -3,7 +3,8 @@
 // the client share (directory lock, directory fsync).
 //
 // Threading: none of these classes is thread-safe; each instance is used by
-// one thread at a time. Errors are absl::Status values; file errors come from
+// one thread at a time (a FileSink with write-behind runs a thread of its own
+// inside, invisible to its user). Errors are absl::Status values; file errors come from
 // ErrnoStatus (the path and strerror text in the message, and a payload that
 // IsLocalFileError recognises).
 #ifndef SNAPSHOT_AGENT_BASE_IO_H_
@@ -118,10 +119,16 @@ class FileSink : public ByteSink {
   absl::Status Write(absl::string_view data) override;
   // For a file that will be SyncAndClose()d: from now on, every `every`
   // bytes written start their write-back to the disk at once
-  // (sync_file_range, without waiting), so that the final fsync waits for
-  // the last stretch only instead of the whole file. Errors surface at the
-  // fsync. Not for temporary files, which need never reach the disk.
-  void EnableWriteBehind(uint64_t every = uint64_t{8} << 20) { write_behind_ = every; }
+  // (sync_file_range, without waiting), and a background thread of the sink
+  // keeps calling fdatasync while writes go on, so that the final fsync waits
+  // for the last stretch only. The fdatasync is what counts: the disk's cache
+  // flush costs time in proportion to the bytes written since the last one
+  // (measured here: ~0.19 s at the end of a 136 MB file whose write-back had
+  // all been started or even waited for, ~0.005 s with the background
+  // fdatasync). An error of a background fdatasync is kept and returned by
+  // SyncAndClose() (a later fsync would not see it again). Not for temporary
+  // files, which need never reach the disk. Call at most once.
+  void EnableWriteBehind(uint64_t every = uint64_t{8} << 20);
   // Flushes the data to stable storage (fsync) and closes the file.
   absl::Status SyncAndClose();
   // Closes the file without fsync (for temporary files).
@@ -129,12 +136,17 @@ class FileSink : public ByteSink {
   const std::string& path() const { return path_; }
 
  private:
-  FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  class Syncer;  // the background fdatasync thread of write-behind
+  FileSink(int fd, std::string path);
+  // Stops the syncer (if any); returns the errno of its first failed
+  // fdatasync, or 0.
+  int StopSyncer();
   int fd_;
   std::string path_;
   uint64_t written_ = 0;       // bytes written
   uint64_t write_behind_ = 0;  // 0: off
   uint64_t kicked_ = 0;        // write-back started up to here
+  std::unique_ptr<Syncer> syncer_;
 };
 
 // Reads `source` to its end and returns the SHA-256 of its bytes; `bytes`

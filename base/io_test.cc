@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <string>
+#include <thread>
 
 namespace snapshot {
 namespace {
@@ -54,6 +56,47 @@ TEST(FileSink, WriteBehindKeepsEveryByteAcrossAMove) {
   std::ifstream in(path, std::ios::binary);
   std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_TRUE(got == expected) << got.size() << " vs " << expected.size();
+}
+
+// A pipe takes writes but no fdatasync (EINVAL): write-behind's background
+// syncs fail, and SyncAndClose must say so instead of reporting success.
+TEST(FileSink, WriteBehindSyncFailureSurfacesAtSyncAndClose) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::thread drain([&] {
+    char buf[4096];
+    while (read(fds[0], buf, sizeof buf) > 0) {
+    }
+  });
+  {
+    auto made = FileSink::Create("/proc/self/fd/" + std::to_string(fds[1]), 0600, false);
+    ASSERT_TRUE(made.ok()) << made.status();
+    made->EnableWriteBehind(1024);
+    for (int i = 0; i < 64; ++i) {
+      ASSERT_TRUE(made->Write(std::string(1000, 'x')).ok());
+      usleep(200);  // give the syncer a chance to run between writes
+    }
+    absl::Status s = made->SyncAndClose();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+    EXPECT_NE(s.message().find("cannot fsync"), std::string::npos) << s;
+  }
+  close(fds[1]);
+  drain.join();
+  close(fds[0]);
+}
+
+// A sink dropped half-way (an error elsewhere) stops its syncer and closes.
+TEST(FileSink, WriteBehindSinkDroppedWithoutSyncStopsCleanly) {
+  const std::string path = TempPath("write-behind-dropped");
+  {
+    auto made = FileSink::Create(path, 0600, false);
+    ASSERT_TRUE(made.ok()) << made.status();
+    made->EnableWriteBehind(4096);
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(made->Write(std::string(5000, 'y')).ok());
+  }
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 50 * 5000);
 }
 
 TEST(ReadSmallFile, ReadsAndBoundsTheSize) {
