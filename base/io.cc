@@ -210,6 +210,20 @@ absl::StatusOr<FileSink> FileSink::Create(const std::string& path, int mode,
   return FileSink(fd, path);
 }
 
+absl::StatusOr<FileSink> FileSink::Append(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoStatus(err, "cannot stat", path);
+  }
+  FileSink sink(fd, path);
+  sink.written_ = sink.kicked_ = static_cast<uint64_t>(st.st_size);  // write-behind offsets
+  return sink;
+}
+
 absl::StatusOr<FileSink> FileSink::CreateUnique(const std::string& prefix) {
   std::string path = prefix + "XXXXXX";
   int fd = mkostemp(&path[0], O_CLOEXEC);

@@ -109,6 +109,9 @@ class FileSink : public ByteSink {
  public:
   static absl::StatusOr<FileSink> Create(const std::string& path, int mode,
                                          bool exclusive);
+  // Opens `path` for appending, creating it (mode 0600) when missing: a
+  // download resumed at the end of what an earlier one left.
+  static absl::StatusOr<FileSink> Append(const std::string& path);
   // Creates a new file of mode 0600 named `prefix` + six random characters
   // (mkstemp), e.g. prefix "/var/lib/x/.restore-".
   static absl::StatusOr<FileSink> CreateUnique(const std::string& prefix);
@@ -143,7 +146,7 @@ class FileSink : public ByteSink {
   int StopSyncer();
   int fd_;
   std::string path_;
-  uint64_t written_ = 0;       // bytes written
+  uint64_t written_ = 0;       // the file's size: bytes written (and found, by Append)
   uint64_t write_behind_ = 0;  // 0: off
   uint64_t kicked_ = 0;        // write-back started up to here
   std::unique_ptr<Syncer> syncer_;

@@ -58,6 +58,30 @@ TEST(FileSink, WriteBehindKeepsEveryByteAcrossAMove) {
   EXPECT_TRUE(got == expected) << got.size() << " vs " << expected.size();
 }
 
+TEST(FileSink, AppendContinuesAFileAndCreatesAMissingOne) {
+  const std::string path = TempPath("append");
+  unlink(path.c_str());
+  {
+    auto made = FileSink::Append(path);  // missing: created
+    ASSERT_TRUE(made.ok()) << made.status();
+    ASSERT_TRUE(made->Write("head-").ok());
+    ASSERT_TRUE(made->SyncAndClose().ok());
+  }
+  {
+    auto made = FileSink::Append(path);
+    ASSERT_TRUE(made.ok()) << made.status();
+    made->EnableWriteBehind(4096);
+    ASSERT_TRUE(made->Write(std::string(10000, 'z')).ok());
+    ASSERT_TRUE(made->SyncAndClose().ok());
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(got == "head-" + std::string(10000, 'z')) << got.size();
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 // A pipe takes writes but no fdatasync (EINVAL): write-behind's background
 // syncs fail, and SyncAndClose must say so instead of reporting success.
 TEST(FileSink, WriteBehindSyncFailureSurfacesAtSyncAndClose) {

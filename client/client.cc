@@ -432,11 +432,11 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
   struct stat st;
   if (resume && stat(part.c_str(), &st) == 0) offset = static_cast<uint64_t>(st.st_size);
   RemoveOnExit remove_part(part);
-  {
-    int fd = open(part.c_str(), O_WRONLY | O_CREAT | (offset > 0 ? O_APPEND : O_TRUNC), 0600);
-    if (fd < 0) return ErrnoStatus(errno, "cannot open", part);
-    close(fd);
-  }
+  absl::StatusOr<FileSink> opened =
+      offset > 0 ? FileSink::Append(part) : FileSink::Create(part, 0600, /*exclusive=*/false);
+  if (!opened.ok()) return opened.status();
+  FileSink out = std::move(*opened);
+  out.EnableWriteBehind();
   Call call(this, /*unary=*/false);
   v1::FetchSnapshotRequest req;
   req.set_id(id);
@@ -447,8 +447,6 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
   bool have_entry = false, have_trailer = false;
   absl::Status local;
   {
-    int fd = open(part.c_str(), O_WRONLY | O_APPEND);
-    if (fd < 0) return ErrnoStatus(errno, "cannot open", part);
     uint64_t done = offset;
     v1::FetchSnapshotResponse resp;
     while (local.ok() && reader->Read(&resp)) {
@@ -463,12 +461,7 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
             break;
           }
           const std::string& c = resp.chunk();
-          for (size_t w = 0; w < c.size() && local.ok();) {
-            ssize_t n = write(fd, c.data() + w, c.size() - w);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) local = ErrnoStatus(errno, "cannot write", part);
-            else w += static_cast<size_t>(n);
-          }
+          local = out.Write(c);
           done += c.size();
           if (progress) progress(done, entry.archive_size());
           break;
@@ -481,8 +474,7 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
           local = absl::DataLossError("the agent sent an unknown message");
       }
     }
-    if (local.ok() && fsync(fd) != 0) local = ErrnoStatus(errno, "cannot fsync", part);
-    close(fd);
+    if (local.ok()) local = out.SyncAndClose();
   }
   if (!local.ok()) {
     call.ctx()->TryCancel();
