@@ -36,12 +36,14 @@ class Engine {
   }
 
   // Compresses `in` into `out` (appended): members of runs of pieces.
-  void CompressBlock(const std::string& in, std::string* out) {
+  // `entropy`: FastDeflater::SampledEntropy of each piece of `in`, or empty.
+  void CompressBlock(const std::string& in, const std::vector<double>& entropy,
+                     std::string* out) {
     const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
     if (level_ == 0) {
       runs_.assign(1, Run{0, in.size(), true});
     } else {
-      fast_.Classify(in, &runs_);
+      fast_.Classify(in, &runs_, entropy.empty() ? nullptr : &entropy);
     }
     if (runs_.empty()) runs_.push_back(Run{0, 0, false});
     libdeflate_compressor* c = ChooseCompressor(p);
@@ -175,13 +177,17 @@ struct Slot {
   Slot(const Slot&) = delete;
   Slot& operator=(const Slot&) = delete;
   std::string in, out;
+  // FastDeflater::SampledEntropy of each piece of `in`, taken by the filling
+  // thread as it writes them (the bytes are then in its cache; a worker's
+  // sample of them would be cache misses).
+  std::vector<double> entropy;
   bool ready = false;
 };
 
 class ParallelCompressor : public Compressor {
  public:
   ParallelCompressor(ByteSink* out, int level, int threads, size_t block)
-      : out_(out), block_(block), slots_(2 * threads) {
+      : out_(out), block_(block), classify_(level != 0), slots_(2 * threads) {
     for (auto& s : slots_) s.in.reserve(block_);
     for (int i = 0; i < threads; ++i) {
       engines_.push_back(std::make_unique<Engine>(level));
@@ -212,7 +218,15 @@ class ParallelCompressor : public Compressor {
       Slot& s = slots_[fill_ % slots_.size()];
       if (!slot_taken_) SA_RETURN_IF_ERROR(TakeSlot());
       size_t n = std::min(block_ - s.in.size(), data.size());
-      s.in.append(data.data(), n);
+      if (classify_) {
+        // A piece at a time, its entropy sampled right after it is written.
+        const size_t piece = FastDeflater::kPiece;
+        n = std::min(n, piece - s.in.size() % piece);
+        s.in.append(data.data(), n);
+        if (s.in.size() % piece == 0) SampleLastPiece(&s);
+      } else {
+        s.in.append(data.data(), n);
+      }
       data.remove_prefix(n);
       if (s.in.size() == block_) Submit();
     }
@@ -236,11 +250,22 @@ class ParallelCompressor : public Compressor {
     if (fill_ - written_ == slots_.size()) SA_RETURN_IF_ERROR(WriteOldest());
     Slot& s = slots_[fill_ % slots_.size()];
     s.in.clear();
+    s.entropy.clear();
     slot_taken_ = true;
     return absl::OkStatus();
   }
 
+  // Records the entropy of the slot's last piece (complete, or the block's
+  // short tail).
+  void SampleLastPiece(Slot* s) {
+    const size_t piece = FastDeflater::kPiece, start = s->entropy.size() * piece;
+    if (start >= s->in.size()) return;
+    s->entropy.push_back(FastDeflater::SampledEntropy(
+        absl::string_view(s->in).substr(start, piece)));
+  }
+
   void Submit() {
+    if (classify_) SampleLastPiece(&slots_[fill_ % slots_.size()]);
     {
       std::lock_guard<std::mutex> l(mu_);
       queue_.push_back(fill_);
@@ -273,7 +298,7 @@ class ParallelCompressor : public Compressor {
       }
       Slot& s = slots_[index % slots_.size()];
       s.out.clear();
-      e->CompressBlock(s.in, &s.out);
+      e->CompressBlock(s.in, s.entropy, &s.out);
       {
         std::lock_guard<std::mutex> l(mu_);
         s.ready = true;
@@ -284,6 +309,7 @@ class ParallelCompressor : public Compressor {
 
   ByteSink* out_;
   const size_t block_;
+  const bool classify_;  // levels other than 0 classify pieces
   std::vector<Slot> slots_;
   std::vector<std::unique_ptr<Engine>> engines_;
   std::vector<std::thread> workers_;

@@ -45,7 +45,7 @@ const double* CountLogTable() {
   return table;
 }
 
-double SampledEntropy(const uint8_t* p, size_t n) {
+double SampleEntropy(const uint8_t* p, size_t n) {
   uint16_t h[4][256] = {};  // a sample holds at most kMaxSample bytes
   size_t m = 0;
   const size_t stride = n > FastDeflater::kPiece / 2 ? kSampleStride : 2 * kSampleRun;
@@ -76,20 +76,31 @@ double SampledEntropy(const uint8_t* p, size_t n) {
 FastDeflater::FastDeflater()
     : level_buf_(ISAL_DEF_LVL1_DEFAULT, '\0'), table_(size_t{1} << kHashBits) {}
 
-bool FastDeflater::LooksIncompressible(absl::string_view piece) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(piece.data());
-  if (SampledEntropy(p, piece.size()) < kRandomEntropy) return false;
-  // Looks random; but random bytes that repeat have high byte entropy and
-  // still compress.
-  return !HasRepeats(p, piece.size());
+double FastDeflater::SampledEntropy(absl::string_view piece) {
+  return SampleEntropy(reinterpret_cast<const uint8_t*>(piece.data()), piece.size());
 }
 
-void FastDeflater::Classify(absl::string_view data, std::vector<Run>* runs) {
+bool FastDeflater::LooksIncompressible(absl::string_view piece) {
+  return LooksIncompressible(piece, SampledEntropy(piece));
+}
+
+bool FastDeflater::LooksIncompressible(absl::string_view piece, double entropy) {
+  if (entropy < kRandomEntropy) return false;
+  // Looks random; but random bytes that repeat have high byte entropy and
+  // still compress.
+  return !HasRepeats(reinterpret_cast<const uint8_t*>(piece.data()), piece.size());
+}
+
+void FastDeflater::Classify(absl::string_view data, std::vector<Run>* runs,
+                            const std::vector<double>* entropy) {
   runs->clear();
   const size_t pieces = (data.size() + kPiece - 1) / kPiece;
+  if (entropy != nullptr && entropy->size() != pieces) entropy = nullptr;
   verdicts_.resize(pieces);
   for (size_t i = 0; i < pieces; ++i) {
-    verdicts_[i] = LooksIncompressible(data.substr(i * kPiece, kPiece));
+    const absl::string_view piece = data.substr(i * kPiece, kPiece);
+    verdicts_[i] = entropy != nullptr ? LooksIncompressible(piece, (*entropy)[i])
+                                      : LooksIncompressible(piece);
   }
   auto add = [runs](size_t start, size_t size, bool incompressible) {
     if (!runs->empty() && runs->back().incompressible == incompressible) {

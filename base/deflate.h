@@ -34,6 +34,12 @@ class FastDeflater {
   // of a trial deflate's cost. Pieces under 256 bytes count as compressible.
   bool LooksIncompressible(absl::string_view piece);
 
+  // The first of LooksIncompressible's two tests: the byte entropy of
+  // `piece`, in bits per byte, estimated from a sample of it. It costs little
+  // but cache misses, so a caller that has just written the piece may take it
+  // then, while the bytes are in its cache, and hand it to Classify.
+  static double SampledEntropy(absl::string_view piece);
+
   // A stretch of bytes with one verdict.
   struct Run {
     size_t start = 0, size = 0;
@@ -45,10 +51,14 @@ class FastDeflater {
   // from the incompressible side(s) up to the first compressible quarter, so
   // that where random bytes begin or end inside a piece at most a quarter
   // of them is compressed (random bytes cost a deflater several times more
-  // than text, and its reader too). Empty data gives no run.
-  void Classify(absl::string_view data, std::vector<Run>* runs);
+  // than text, and its reader too). Empty data gives no run. `entropy`, when
+  // given, holds SampledEntropy of each kPiece of `data` (the last one as
+  // long as it is), taken by the caller; otherwise Classify samples them.
+  void Classify(absl::string_view data, std::vector<Run>* runs,
+                const std::vector<double>* entropy = nullptr);
 
  private:
+  bool LooksIncompressible(absl::string_view piece, double entropy);
   bool HasRepeats(const uint8_t* p, size_t n);
 
   std::string level_buf_;

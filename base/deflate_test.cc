@@ -76,6 +76,31 @@ TEST(FastDeflater, ClassifyFindsWhereRandomBytesBeginAndEndWithinAQuarter) {
   EXPECT_LT(random_compressed, random_spans.size() * FastDeflater::kPiece);
   d.Classify("", &runs);
   EXPECT_TRUE(runs.empty());
+
+  // The entropy of each piece, taken beforehand by the caller: the same runs.
+  // A hint of the wrong length is ignored.
+  d.Classify(data, &runs);
+  std::vector<double> entropy;
+  for (size_t off = 0; off < data.size(); off += FastDeflater::kPiece) {
+    entropy.push_back(
+        FastDeflater::SampledEntropy(absl::string_view(data).substr(off, FastDeflater::kPiece)));
+  }
+  auto same = [](const std::vector<FastDeflater::Run>& a, const std::vector<FastDeflater::Run>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (a[i].start != b[i].start || a[i].size != b[i].size ||
+          a[i].incompressible != b[i].incompressible) {
+        return false;
+      }
+    }
+    return true;
+  };
+  std::vector<FastDeflater::Run> hinted;
+  d.Classify(data, &hinted, &entropy);
+  EXPECT_TRUE(same(runs, hinted));
+  entropy.pop_back();
+  d.Classify(data, &hinted, &entropy);
+  EXPECT_TRUE(same(runs, hinted));
 }
 
 TEST(Crc64, KnownValueAndChunkingDoesNotMatter) {
