@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/coding.h"
@@ -224,32 +226,102 @@ FsmImage KvFsm::Capture() {
 
 namespace {
 
-// Writes at a cursor; the size was computed beforehand.
-struct Out {
+// The envelope's layout, written through `o`, which takes Bytes(data, n)
+// (copied) and View(view, skip) (a state view's serialized form after its
+// first `skip` bytes).
+template <typename O>
+void WriteImage(const FsmImage& img, O& o) {
+  auto u64 = [&o](uint64_t v) {
+    std::string b;
+    PutFixed64(v, &b);
+    o.Bytes(b.data(), 8);
+  };
+  auto str = [&](absl::string_view s) {
+    u64(s.size());
+    o.Bytes(s.data(), s.size());
+  };
+  o.Bytes(kImageMagic, sizeof(kImageMagic));
+  const char version[4] = {static_cast<char>(kImageVersion), 0, 0, 0};
+  o.Bytes(version, 4);
+  // The key-value state in its own serialized form.
+  u64(img.kv.SerializedSize());
+  o.View(img.kv, 0);
+  u64(img.committed_restores.size());
+  for (const auto& id : img.committed_restores) str(id);
+  const char has_staging = img.staging ? 1 : 0;
+  o.Bytes(&has_staging, 1);
+  if (!img.staging) return;
+  const StagingImage& s = *img.staging;
+  str(s.id);
+  u64(s.size);
+  const char reserved[32] = {};  // a SHA-256 in earlier versions
+  o.Bytes(reserved, sizeof(reserved));
+  u64(s.received);
+  const char invalid = s.invalid ? 1 : 0;
+  o.Bytes(&invalid, 1);
+  if (s.invalid) return;
+  // The bytes received, rebuilt: the header, the decoded entries (a view's
+  // serialized form after its own header) and the incomplete rest.
+  if (s.header_done) {
+    const std::string h = EncodeStateHeader(s.expected);
+    o.Bytes(h.data(), h.size());
+    o.View(s.entries, kHeaderBytes);
+  }
+  o.Bytes(s.pending.data(), s.pending.size());
+}
+
+// Calls fn for the pieces of `view`'s serialized form after its first `skip`
+// bytes.
+template <typename Fn>
+void ViewPieces(const StateView& view, uint64_t skip, Fn fn) {
+  view.ForEachPiece([&](absl::string_view piece, bool stable) {
+    const size_t k = std::min<uint64_t>(skip, piece.size());
+    skip -= k;
+    piece.remove_prefix(k);
+    if (!piece.empty()) fn(piece, stable);
+  });
+}
+
+// Copies to a cursor; the size was computed beforehand.
+struct CopyOut {
   char* p;
   void Bytes(const void* d, size_t n) {
     memcpy(p, d, n);
     p += n;
   }
-  void U64(uint64_t v) {
-    std::string b;
-    PutFixed64(v, &b);
-    Bytes(b.data(), 8);
+  void View(const StateView& v, uint64_t skip) {
+    ViewPieces(v, skip, [this](absl::string_view piece, bool) { Bytes(piece.data(), piece.size()); });
   }
-  void Str(absl::string_view s) {
-    U64(s.size());
-    Bytes(s.data(), s.size());
+};
+
+// Collects pieces: the image's values by reference, the rest copied into
+// arena strings of up to kArenaPiece bytes.
+struct PieceOut {
+  static constexpr size_t kByReference = 4 << 10;  // values this large are not copied
+  static constexpr size_t kArenaPiece = 1 << 20;
+  std::deque<std::string>* arena;
+  std::vector<absl::string_view>* pieces;
+  std::string current;
+
+  void Bytes(const void* d, size_t n) {
+    if (current.size() + n > kArenaPiece) Flush();
+    current.append(static_cast<const char*>(d), n);
   }
-  // Copies `n` bytes of `src`, after skipping `skip`.
-  void From(ByteSource* src, uint64_t skip, uint64_t n) {
-    char scratch[kHeaderBytes];
-    while (skip > 0) skip -= *src->Read(scratch, std::min<uint64_t>(skip, sizeof(scratch)));
-    while (n > 0) {
-      size_t k = *src->Read(p, n);
-      if (k == 0) abort();  // a view's source yields exactly its size
-      p += k;
-      n -= k;
-    }
+  void View(const StateView& v, uint64_t skip) {
+    ViewPieces(v, skip, [this](absl::string_view piece, bool stable) {
+      if (stable && piece.size() >= kByReference) {
+        Flush();
+        pieces->push_back(piece);
+      } else {
+        Bytes(piece.data(), piece.size());
+      }
+    });
+  }
+  void Flush() {
+    if (current.empty()) return;
+    arena->push_back(std::move(current));  // a deque never moves its elements
+    pieces->push_back(arena->back());
+    current = std::string();
   }
 };
 
@@ -265,35 +337,16 @@ uint64_t FsmImage::SerializedSize() const {
 }
 
 void FsmImage::SerializeTo(char* out) const {
-  Out o{out};
-  o.Bytes(kImageMagic, sizeof(kImageMagic));
-  const char version[4] = {static_cast<char>(kImageVersion), 0, 0, 0};
-  o.Bytes(version, 4);
-  // The key-value state in its own serialized form.
-  o.U64(kv.SerializedSize());
-  o.From(kv.NewSource().get(), 0, kv.SerializedSize());
-  o.U64(committed_restores.size());
-  for (const auto& id : committed_restores) o.Str(id);
-  const char has_staging = staging ? 1 : 0;
-  o.Bytes(&has_staging, 1);
-  if (!staging) return;
-  const StagingImage& s = *staging;
-  o.Str(s.id);
-  o.U64(s.size);
-  const char reserved[32] = {};  // a SHA-256 in earlier versions
-  o.Bytes(reserved, sizeof(reserved));
-  o.U64(s.received);
-  const char invalid = s.invalid ? 1 : 0;
-  o.Bytes(&invalid, 1);
-  if (s.invalid) return;
-  // The bytes received, rebuilt: the header, the decoded entries (a view's
-  // serialized form after its own header) and the incomplete rest.
-  if (s.header_done) {
-    const std::string h = EncodeStateHeader(s.expected);
-    o.Bytes(h.data(), h.size());
-    o.From(s.entries.NewSource().get(), kHeaderBytes, s.entries.SerializedSize() - kHeaderBytes);
-  }
-  o.Bytes(s.pending.data(), s.pending.size());
+  CopyOut o{out};
+  WriteImage(*this, o);
+}
+
+std::vector<absl::string_view> FsmImage::Pieces(std::deque<std::string>* arena) const {
+  std::vector<absl::string_view> pieces;
+  PieceOut o{arena, &pieces, std::string()};
+  WriteImage(*this, o);
+  o.Flush();
+  return pieces;
 }
 
 std::string FsmImage::Serialize() const {

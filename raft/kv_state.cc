@@ -42,18 +42,7 @@ class ViewSource : public ByteSource {
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     size_t written = 0;
     while (written < n) {
-      if (pos_ == pending_.size() && value_.empty()) {
-        if (heap_.empty()) break;
-        Cursor c = heap_.top();
-        heap_.pop();
-        pending_.clear();
-        pos_ = 0;
-        PutFixed32(c.it->first.size(), &pending_);
-        PutFixed32(c.it->second.size(), &pending_);
-        pending_ += c.it->first;
-        value_ = c.it->second;
-        if (++c.it != shards_[c.shard]->map.end()) heap_.push(c);
-      }
+      if (pos_ == pending_.size() && value_.empty() && !Advance()) break;
       absl::string_view from =
           pos_ < pending_.size() ? absl::string_view(pending_).substr(pos_) : value_;
       const size_t k = std::min(n - written, from.size());
@@ -68,7 +57,40 @@ class ViewSource : public ByteSource {
     return written;
   }
 
+  // The rest of the serialized form a piece at a time, without copying: the
+  // state header or an entry's header and key (`stable` false: valid until
+  // the next call), then the entry's value (`stable` true: inside the shard,
+  // valid while the view lives). False at the end. Not mixed with Read.
+  bool NextPiece(absl::string_view* piece, bool* stable) {
+    if (pos_ == pending_.size() && value_.empty() && !Advance()) return false;
+    if (pos_ < pending_.size()) {
+      *piece = absl::string_view(pending_).substr(pos_);
+      *stable = false;
+      pos_ = pending_.size();
+    } else {
+      *piece = value_;
+      *stable = true;
+      value_ = absl::string_view();
+    }
+    return true;
+  }
+
  private:
+  // Loads the next entry into pending_ and value_; false when none is left.
+  bool Advance() {
+    if (heap_.empty()) return false;
+    Cursor c = heap_.top();
+    heap_.pop();
+    pending_.clear();
+    pos_ = 0;
+    PutFixed32(c.it->first.size(), &pending_);
+    PutFixed32(c.it->second.size(), &pending_);
+    pending_ += c.it->first;
+    value_ = c.it->second;
+    if (++c.it != shards_[c.shard]->map.end()) heap_.push(c);
+    return true;
+  }
+
   struct Cursor {
     std::map<std::string, std::string>::const_iterator it;
     size_t shard;
@@ -162,6 +184,14 @@ ListPage StateView::List(absl::string_view prefix,
 
 std::unique_ptr<ByteSource> StateView::NewSource() const {
   return std::make_unique<ViewSource>(*this, shards_, count_);
+}
+
+void StateView::ForEachPiece(
+    const std::function<void(absl::string_view piece, bool stable)>& fn) const {
+  ViewSource src(*this, shards_, count_);
+  absl::string_view piece;
+  bool stable;
+  while (src.NextPiece(&piece, &stable)) fn(piece, stable);
 }
 
 KvState::KvState() {

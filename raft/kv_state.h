@@ -78,6 +78,11 @@ class StateView {
   // A source of the serialized form (SerializedSize() bytes). The source
   // keeps the view alive; it may be read on any thread.
   std::unique_ptr<ByteSource> NewSource() const;
+  // The serialized form without copying it: `fn` gets its pieces in order.
+  // A piece with `stable` true is a value inside the view's shards, valid for
+  // as long as this view or a copy of it lives; any other piece (headers,
+  // keys) is valid only during the call. Runs on the calling thread.
+  void ForEachPiece(const std::function<void(absl::string_view piece, bool stable)>& fn) const;
 
  private:
   friend class KvState;

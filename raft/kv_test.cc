@@ -2,7 +2,10 @@
 // and the state machine (no Raft involved).
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "raft/command.h"
@@ -401,6 +404,68 @@ TEST(KvFsm, StagingImageRebuildsTheExactBytesAtEveryCut) {
   ASSERT_TRUE(copy.Load(fsm.Capture().Serialize()).ok());
   EXPECT_TRUE(copy.staging()->invalid);
   EXPECT_EQ(copy.Apply(bogus.back()), kRestoreInvalidState);
+}
+
+// The engine's compaction snapshot hands libraft FsmImage::Pieces instead of
+// a serialized copy: the pieces must be exactly Serialize()'s bytes, refer to
+// large values in place, and stay valid while the state moves on.
+TEST(KvFsm, PiecesAreTheImageBytesWithLargeValuesInPlace) {
+  std::mt19937_64 rng(11);
+  auto bytes = [&rng](size_t n) {
+    std::string v(n, '\0');
+    for (auto& c : v) c = static_cast<char>(rng());
+    return v;
+  };
+  KvState other;  // what a restore brings: small and large values
+  for (size_t n : {0, 1, 100, 4095, 4096, 70000}) other.Put("r/" + std::to_string(n), bytes(n));
+  const std::string image = Serialize(other.View());
+  auto entries = RestoreEntries("next", image, 8 << 10);
+  for (size_t staged : {size_t{0}, size_t{2}, entries.size() - 1, entries.size()}) {
+    KvFsm fsm;
+    for (size_t n : {0, 5, 4095, 4096, 65536, 1 << 20}) {
+      ASSERT_EQ(fsm.Apply(PutEntry("k/" + std::to_string(n), bytes(n))), kApplied);
+    }
+    for (int i = 0; i < 3000; ++i) {  // small entries: more than one arena piece
+      ASSERT_EQ(fsm.Apply(PutEntry("s/" + std::to_string(i), bytes(400))), kApplied);
+    }
+    for (size_t i = 0; i < staged; ++i) ASSERT_EQ(fsm.Apply(entries[i]), kApplied) << i;
+
+    FsmImage img = fsm.Capture();
+    const std::string want = img.Serialize();
+    std::deque<std::string> arena;
+    const std::vector<absl::string_view> pieces = img.Pieces(&arena);
+    auto in_arena = [&arena](absl::string_view p) {
+      for (const std::string& a : arena) {
+        if (p.data() >= a.data() && p.data() < a.data() + a.size()) return true;
+      }
+      return false;
+    };
+    size_t referenced = 0, arena_bytes = 0;
+    for (absl::string_view p : pieces) {
+      EXPECT_FALSE(p.empty());
+      if (!in_arena(p)) {
+        EXPECT_GE(p.size(), 4096u);
+        referenced += p.size();
+      }
+    }
+    for (const std::string& a : arena) {
+      EXPECT_LE(a.size(), size_t{1} << 20);
+      arena_bytes += a.size();
+    }
+    EXPECT_EQ(referenced + arena_bytes, want.size()) << staged;
+    // The large values of the state: the restore's once it is committed.
+    EXPECT_GE(referenced, staged == entries.size() ? size_t{4096 + 70000}
+                                                   : size_t{4096 + 65536 + (1 << 20)})
+        << staged;
+
+    // The state moves on (the large values replaced, deleted): the pieces
+    // still hold the captured bytes.
+    ASSERT_EQ(fsm.Apply(PutEntry("k/1048576", "small now")), kApplied);
+    ASSERT_EQ(fsm.Apply(PutEntry("k/65536", bytes(65536))), kApplied);
+    std::string got;
+    for (absl::string_view p : pieces) got.append(p.data(), p.size());
+    EXPECT_TRUE(got == want) << staged << ": " << got.size() << " vs " << want.size();
+  }
 }
 
 TEST(KvFsm, ImageRoundTripsWithStaging) {
