@@ -130,7 +130,7 @@ class FileSink : public ByteSink {
   // all been started or even waited for, ~0.005 s with the background
   // fdatasync). An error of a background fdatasync is kept and returned by
   // SyncAndClose() (a later fsync would not see it again). Not for temporary
-  // files, which need never reach the disk. Call at most once.
+  // files, which need never reach the disk.
   void EnableWriteBehind(uint64_t every = uint64_t{8} << 20);
   // Flushes the data to stable storage (fsync) and closes the file.
   absl::Status SyncAndClose();
