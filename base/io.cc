@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 
 namespace snapshot {
 
@@ -169,15 +170,26 @@ absl::StatusOr<size_t> StringSource::Read(char* buf, size_t n) {
   return k;
 }
 
-absl::StatusOr<FileSource> FileSource::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+namespace {
+
+// Opens `path` (a file created is mode 0600) and stats it; the descriptor is
+// the caller's.
+absl::StatusOr<int> OpenAndStat(const std::string& path, int flags, struct stat* st) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
+  if (fstat(fd, st) != 0) {
     int err = errno;
     ::close(fd);
     return ErrnoStatus(err, "cannot stat", path);
   }
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<FileSource> FileSource::Open(const std::string& path) {
+  struct stat st;
+  SA_ASSIGN_OR_RETURN(int fd, OpenAndStat(path, O_RDONLY, &st));
   if (S_ISDIR(st.st_mode)) {
     ::close(fd);
     return ErrnoStatus(EISDIR, "cannot read", path);
@@ -211,14 +223,8 @@ absl::StatusOr<FileSink> FileSink::Create(const std::string& path, int mode,
 }
 
 absl::StatusOr<FileSink> FileSink::Append(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "cannot open", path);
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoStatus(err, "cannot stat", path);
-  }
+  SA_ASSIGN_OR_RETURN(int fd, OpenAndStat(path, O_WRONLY | O_CREAT | O_APPEND, &st));
   FileSink sink(fd, path);
   sink.written_ = sink.kicked_ = static_cast<uint64_t>(st.st_size);  // write-behind offsets
   return sink;
