@@ -45,15 +45,23 @@ const double* CountLogTable() {
   return table;
 }
 
-double SampleEntropy(const uint8_t* p, size_t n) {
+}  // namespace
+
+FastDeflater::FastDeflater()
+    : level_buf_(ISAL_DEF_LVL1_DEFAULT, '\0'), table_(size_t{1} << kHashBits) {}
+
+double FastDeflater::SampledEntropy(absl::string_view piece) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(piece.data());
+  const size_t n = piece.size();
   uint16_t h[4][256] = {};  // a sample holds at most kMaxSample bytes
   size_t m = 0;
-  const size_t stride = n > FastDeflater::kPiece / 2 ? kSampleStride : 2 * kSampleRun;
+  const size_t stride = n > kPiece / 2 ? kSampleStride : 2 * kSampleRun;
   for (size_t i = 0; i + kSampleRun <= n; i += stride) {
     const uint8_t* q = p + i;
-    // The sample's lines are cache misses (the piece was written by another
-    // thread) that the prefetcher does not foresee at this stride: ask for
-    // the lines four runs ahead, so that several are in flight at once.
+    // When the piece is not in this core's cache (written by another
+    // thread), the sample's lines are misses that the prefetcher does not
+    // foresee at this stride: ask for the lines four runs ahead, so that
+    // several are in flight at once.
     if (i + 4 * stride < n) __builtin_prefetch(q + 4 * stride);
     for (size_t j = 0; j < kSampleRun; j += 4) {
       ++h[0][q[j]];
@@ -69,15 +77,6 @@ double SampleEntropy(const uint8_t* p, size_t n) {
   double sum = 0;
   for (int b = 0; b < 256; ++b) sum += t[h[0][b] + h[1][b] + h[2][b] + h[3][b]];
   return std::log2(static_cast<double>(m)) - sum / m;
-}
-
-}  // namespace
-
-FastDeflater::FastDeflater()
-    : level_buf_(ISAL_DEF_LVL1_DEFAULT, '\0'), table_(size_t{1} << kHashBits) {}
-
-double FastDeflater::SampledEntropy(absl::string_view piece) {
-  return SampleEntropy(reinterpret_cast<const uint8_t*>(piece.data()), piece.size());
 }
 
 bool FastDeflater::LooksIncompressible(absl::string_view piece) {

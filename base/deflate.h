@@ -3,7 +3,8 @@
 // Raft log's restore chunks — a quick incompressibility check, and CRC-64.
 //
 // Threading: a FastDeflater is used by one thread at a time (it owns
-// scratch space); InflateRaw is thread-safe. Errors: Deflate returns 0 when
+// scratch space); FastDeflater::SampledEntropy, InflateRaw and Crc64 are
+// thread-safe. Errors: Deflate returns 0 when
 // the output does not fit; InflateRaw returns false for corrupt input or a
 // size other than the one given.
 #ifndef SNAPSHOT_AGENT_BASE_DEFLATE_H_

@@ -1,6 +1,5 @@
 #include "client/client.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
