@@ -16,8 +16,10 @@ PACKAGES=(
   gzip pigz openssl util-linux systemd
   # The etcd engine's tests: real etcd members and etcdctl (3.4).
   etcd-server etcd-client
-  # The archive reader's fuzz target (tools/fuzz-archive.sh).
+  # The fuzz targets (tools/fuzz.sh).
   clang libclang-rt-14-dev
+  # Interoperability of the age encryption with the reference tool.
+  age
   python3-grpcio python3-protobuf python3-yaml
 )
 

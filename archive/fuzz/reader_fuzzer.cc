@@ -1,4 +1,4 @@
-// libFuzzer target for the archive reader (tools/fuzz-archive.sh builds and
+// libFuzzer target for the archive reader (tools/fuzz.sh builds and
 // runs it with ASan and UBSan). Each input is read twice: fed whole, and fed
 // in chunks whose sizes come from a generator seeded by the input itself
 // (so a crash reproduces from the input alone). Both readings must give the

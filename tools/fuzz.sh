@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds one of the project's libFuzzer targets with Debian's clang and
+# -fsanitize=fuzzer,address,undefined, seeds it, and runs it for SECONDS
+# (default 60). Exit status 0 when nothing was found; otherwise libFuzzer's,
+# with the crashing input saved in OUT_DIR (default: a temporary directory;
+# printed).
+#
+#   tools/fuzz.sh TARGET [SECONDS] [OUT_DIR]
+#
+# TARGET: archive (archive/fuzz/reader_fuzzer.cc, seeded from
+# ../shared/interop) or age (age/fuzz/decrypt_fuzzer.cc, seeded with files
+# Debian's `age` encrypts to the fuzzer's key).
+#
+# Needs: clang, libclang-rt-14-dev and the project's -dev packages
+# (tools/install-deps.sh). Runs from a source tree or from Bazel runfiles.
+set -euo pipefail
+target="${1:?usage: tools/fuzz.sh archive|age [SECONDS] [OUT_DIR]}"
+seconds="${2:-60}"
+out="${3:-${TEST_UNDECLARED_OUTPUTS_DIR:-$(mktemp -d)}}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${TEST_TMPDIR:-$out}"  # the corpus and the binary (not kept by Bazel)
+mkdir -p "$out" "$work/corpus"
+base_srcs=(base/io.cc base/sha256.cc)
+case "$target" in
+  archive)
+    interop="${INTEROP_DIR:-$root/../shared/interop}"
+    [ -d "$interop" ] || interop="$root/external/shared/interop"
+    cp "$interop"/*.snap "$interop"/*.tar "$work/corpus/" 2>/dev/null || true
+    srcs=(archive/fuzz/reader_fuzzer.cc archive/reader.cc archive/gzip.cc archive/tar.cc
+          archive/meta.cc archive/writer.cc archive/parallel_gzip.cc base/deflate.cc)
+    max_len=65536
+    ;;
+  age)
+    # The fuzzer's identity is the age spec's example key (32 bytes of 0x42).
+    recipient=age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj
+    for n in 0 100 70000; do
+      head -c "$n" /dev/urandom > "$work/plain"
+      age -r "$recipient" -o "$work/corpus/seed-$n.age" "$work/plain"
+    done
+    srcs=(age/fuzz/decrypt_fuzzer.cc age/age.cc age/bech32.cc)
+    max_len=200000
+    ;;
+  *) echo "fuzz: unknown target $target (archive or age)" >&2; exit 2 ;;
+esac
+
+# Bazel lays out runfiles as symlinks; clang only needs the paths.
+cd "$root"
+# shellcheck disable=SC2046
+clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined -I. "${srcs[@]}" "${base_srcs[@]}" -o "$work/fuzzer" \
+  $(pkg-config --cflags --libs absl_status absl_statusor absl_strings absl_str_format \
+      absl_synchronization absl_time libcrypto zlib libdeflate) -lisal
+echo "fuzz $target: running for ${seconds}s; corpus in $work/corpus, findings in $out"
+"$work/fuzzer" "$work/corpus" -max_total_time="$seconds" -max_len="$max_len" \
+  -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
+  -artifact_prefix="$out/" 2>&1 | tail -n 25
+exit "${PIPESTATUS[0]}"
