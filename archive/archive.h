@@ -73,8 +73,9 @@ absl::StatusOr<ArchiveInfo> WriteArchive(const SnapshotMeta& meta,
 
 struct ReaderOptions {
   // Largest state.bin accepted (checked against the tar header before any
-  // state byte is passed on, and again while streaming).
-  uint64_t max_state_bytes = uint64_t{1} << 40;  // 1 TiB
+  // state byte is passed on, and again while streaming). The agent's limits
+  // are core/limits.h's; the codec's default limits nothing.
+  uint64_t max_state_bytes = UINT64_MAX;
   uint64_t max_meta_bytes = 1 << 20;             // 1 MiB
   uint64_t max_sums_bytes = 64 << 10;            // 64 KiB
   // Largest compressed archive accepted.

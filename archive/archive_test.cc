@@ -197,52 +197,53 @@ TEST(Archive, ParallelArchiveIsStandardGzipForOtherTools) {
   const std::string state = MixedState(80 << 10, 4) + StateBytes(300000, 5);
   const char* tmp = getenv("TEST_TMPDIR");
   const std::string dir = tmp ? tmp : "/tmp";
-  for (int level : {kFastCompression, 0, 1, 6}) {
+  for (Compression level : {Compression::Fast(), Compression(0), Compression(1), Compression(6)}) {
     WriterOptions opts;
     opts.compressor = ParallelGzipCompressor(level, 2, 64 << 10);
     Written w = Write(TestMeta(state.size()), state, opts);
-    const std::string path = dir + "/parallel" + std::to_string(level) + ".snap";
+    const std::string path =
+        dir + "/parallel" + std::to_string(level.fast() ? -1 : level.level()) + ".snap";
     {
       std::ofstream f(path, std::ios::binary);
       f << w.archive;
     }
     int status;
     Shell("gzip -t '" + path + "'", &status);
-    EXPECT_EQ(status, 0) << level;
+    EXPECT_EQ(status, 0) << level.Name();
     EXPECT_EQ(Shell("gzip -dc '" + path + "' | tar tf -", &status),
-              "meta.json\nstate.bin\nSHA256SUMS\n") << level;
-    EXPECT_EQ(status, 0) << level;
+              "meta.json\nstate.bin\nSHA256SUMS\n") << level.Name();
+    EXPECT_EQ(status, 0) << level.Name();
     EXPECT_TRUE(Shell("gzip -dc '" + path + "' | tar xOf - state.bin", &status) == state)
-        << level;
+        << level.Name();
     EXPECT_TRUE(Shell("python3 -c 'import gzip,sys; sys.stdout.buffer.write(gzip.open(sys.argv[1]).read())' '" +
                         path + "' | tar xOf - state.bin", &status) == state)
-        << level;
-    EXPECT_EQ(status, 0) << level;
+        << level.Name();
+    EXPECT_EQ(status, 0) << level.Name();
   }
 }
 
 TEST(Archive, ParallelCompressorStoresRandomPiecesAndCompressesTheRest) {
   const size_t part = 96 << 10;
   const std::string state = MixedState(part, 5);  // text, random, text, random, text
-  for (int level : {kFastCompression, 1, 6, 9}) {
+  for (Compression level : {Compression::Fast(), Compression(1), Compression(6), Compression(9)}) {
     WriterOptions opts;
     opts.compressor = ParallelGzipCompressor(level, 2, 256 << 10);
     Written w = Write(TestMeta(state.size()), state, opts);
     std::string got;
     auto info = Read(w.archive, &got, 4093);
-    ASSERT_TRUE(info.ok()) << level << ": " << info.status();
-    EXPECT_TRUE(got == state) << level;
+    ASSERT_TRUE(info.ok()) << level.Name() << ": " << info.status();
+    EXPECT_TRUE(got == state) << level.Name();
 
     std::vector<Member> members = WalkMembers(w.archive);
-    ASSERT_FALSE(members.empty()) << "level " << level << ": SA sizes do not tile the archive";
+    ASSERT_FALSE(members.empty()) << level.Name() << ": SA sizes do not tile the archive";
     size_t stored = 0, compressed = 0;
     for (const Member& m : members) (m.stored ? stored : compressed) += m.size;
     // The two random parts are stored (a few bytes of framing per 64 KiB),
     // but for the 16 KiB pieces at their edges that hold some text too; the
     // text parts shrink.
-    EXPECT_GE(stored, 2 * (part - 2 * (16 << 10))) << level;
-    EXPECT_LE(stored, 2 * part + 2 * part / 1000 + 4 * 64) << level;
-    EXPECT_LT(compressed, 3 * part / 2) << level;
+    EXPECT_GE(stored, 2 * (part - 2 * (16 << 10))) << level.Name();
+    EXPECT_LE(stored, 2 * part + 2 * part / 1000 + 4 * 64) << level.Name();
+    EXPECT_LT(compressed, 3 * part / 2) << level.Name();
   }
   // Random bytes that repeat are compressed, not stored: 2 KiB random
   // blocks, each written 8 times over.
@@ -253,13 +254,13 @@ TEST(Archive, ParallelCompressorStoresRandomPiecesAndCompressesTheRest) {
     for (int k = 0; k < 2048; ++k) block.push_back(static_cast<char>(rng()));
     for (int k = 0; k < 8; ++k) repeated += block;
   }
-  for (int level : {kFastCompression, 6}) {
+  for (Compression level : {Compression::Fast(), Compression(6)}) {
     WriterOptions o;
     o.compressor = ParallelGzipCompressor(level, 2);
     Written w = Write(TestMeta(repeated.size()), repeated, o);
-    for (const Member& m : WalkMembers(w.archive)) EXPECT_FALSE(m.stored) << level;
+    for (const Member& m : WalkMembers(w.archive)) EXPECT_FALSE(m.stored) << level.Name();
     // (ISA-L's level 1 finds few of these repeats in large inputs.)
-    if (level == 6) {
+    if (!level.fast()) {
       EXPECT_LT(w.archive.size(), repeated.size() / 4);
     }
     std::string got;

@@ -105,6 +105,10 @@ absl::Status CheckCompressionLevel(int level) {
   return absl::OkStatus();
 }
 
+std::string Compression::Name() const {
+  return fast_ ? "fast" : absl::StrCat("level ", level_);
+}
+
 CompressorFactory ZlibGzipCompressor(int level) {
   return [level](ByteSink* out) -> absl::StatusOr<std::unique_ptr<Compressor>> {
     SA_RETURN_IF_ERROR(CheckCompressionLevel(level));

@@ -50,9 +50,34 @@ using CompressorFactory =
 // INVALID_ARGUMENT naming the range otherwise. The one check of the range.
 absl::Status CheckCompressionLevel(int level);
 
-// The "level" of fast mode (ISA-L igzip level 1), for the compressors that
-// offer it (archive/parallel_gzip.h).
-inline constexpr int kFastCompression = -1;
+// How hard a compressor works: a gzip level, or fast mode (ISA-L igzip level
+// 1, for the compressors that offer it: archive/parallel_gzip.h). Fast mode is
+// a value of its own, not a level number, so that no out-of-range level can
+// mean it.
+//
+//   Compression c = 6;                    // level 6
+//   Compression f = Compression::Fast();
+class Compression {
+ public:
+  // Level `level` (checked by Check(): 0 to 9).
+  Compression(int level) : level_(level) {}  // NOLINT: a level is a compression
+  static Compression Fast() {
+    Compression c(0);
+    c.fast_ = true;
+    return c;
+  }
+  bool fast() const { return fast_; }
+  // The gzip level; meaningless in fast mode.
+  int level() const { return level_; }
+  // OK in fast mode or for a level CheckCompressionLevel accepts.
+  absl::Status Check() const { return fast_ ? absl::OkStatus() : CheckCompressionLevel(level_); }
+  // "fast" or "level N" (logs, messages).
+  std::string Name() const;
+
+ private:
+  bool fast_ = false;
+  int level_;
+};
 
 // zlib deflate, one gzip member, header as Go's compress/gzip writes it
 // (1f 8b 08 00 00000000 00 ff). `level` is 0 (store) to 9 (best);

@@ -23,6 +23,9 @@ constexpr size_t kHeaderBytes = 20;      // 10 + XLEN(2) + SI1 SI2 LEN(4) + size
 constexpr size_t kTrailerBytes = 8;      // CRC-32, ISIZE
 constexpr size_t kStoredBlock = 65535;   // largest stored deflate block
 
+// Fast mode inside this file: ISA-L instead of libdeflate.
+constexpr int kFastLevel = -1;
+
 // One worker's compressors and scratch space, reused for every block.
 class Engine {
  public:
@@ -95,7 +98,7 @@ class Engine {
       const size_t cap = n + n / 8 + 1024;
       if (scratch_.size() < cap) scratch_.resize(cap);
       char* dst = &scratch_[0];
-      body = level_ == kFastCompression
+      body = level_ == kFastLevel
                  ? fast_.Deflate(absl::string_view(reinterpret_cast<const char*>(data), n), dst,
                                  cap)
                  : libdeflate_deflate_compress(c, data, n, dst, cap);
@@ -324,10 +327,11 @@ class ParallelCompressor : public Compressor {
 
 }  // namespace
 
-CompressorFactory ParallelGzipCompressor(int level, int threads,
+CompressorFactory ParallelGzipCompressor(Compression compression, int threads,
                                          size_t block_bytes) {
   return [=](ByteSink* out) -> absl::StatusOr<std::unique_ptr<Compressor>> {
-    if (level != kFastCompression) SA_RETURN_IF_ERROR(CheckCompressionLevel(level));
+    SA_RETURN_IF_ERROR(compression.Check());
+    const int level = compression.fast() ? kFastLevel : compression.level();
     if (threads < 1 || block_bytes == 0) {
       return absl::InvalidArgumentError(
           "the parallel compressor needs at least one thread and a block size");

@@ -41,9 +41,9 @@ namespace snapshot {
 // The member-size subfield of our gzip headers ("SA", 4-byte value).
 inline constexpr char kMemberSizeSubfield[2] = {'S', 'A'};
 
-// `level` 0 (store everything) to 9 with libdeflate, or kFastCompression
-// (ISA-L igzip level 1); `threads` >= 1; `block_bytes` of input per block.
-CompressorFactory ParallelGzipCompressor(int level, int threads,
+// A level 0 (store everything) to 9 with libdeflate, or fast mode (ISA-L
+// igzip level 1); `threads` >= 1; `block_bytes` of input per block.
+CompressorFactory ParallelGzipCompressor(Compression compression, int threads,
                                          size_t block_bytes = 4 << 20);
 
 }  // namespace snapshot

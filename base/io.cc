@@ -88,17 +88,21 @@ bool IsLocalFileError(const absl::Status& s) {
   return !s.ok() && s.GetPayload(kLocalFilePayload).has_value();
 }
 
-absl::Status SyncDirectoryOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  if (dir.empty()) dir = "/";
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "cannot open directory", dir);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus(err, "cannot fsync directory", dir);
+absl::Status SyncDirectoryOf(const std::string& path, Env* env) {
+  const std::string dir = DirName(path);
+  if (env->SyncDir(dir) != 0) return ErrnoStatus(errno, "cannot fsync directory", dir);
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> CopyAll(ByteSource* src, ByteSink* sink, size_t buffer_bytes) {
+  std::string buf(buffer_bytes, '\0');
+  uint64_t total = 0;
+  for (;;) {
+    SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
+    if (n == 0) return total;
+    SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
+    total += n;
+  }
 }
 
 absl::StatusOr<std::unique_ptr<DirLock>> DirLock::Acquire(
@@ -215,17 +219,17 @@ absl::StatusOr<size_t> FileSource::Read(char* buf, size_t n) {
 }
 
 absl::StatusOr<FileSink> FileSink::Create(const std::string& path, int mode,
-                                          bool exclusive) {
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (exclusive ? O_EXCL : O_TRUNC);
-  int fd = ::open(path.c_str(), flags, mode);
+                                          bool exclusive, Env* env) {
+  int flags = O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC);
+  int fd = env->Open(path, flags, mode);
   if (fd < 0) return ErrnoStatus(errno, "cannot create", path);
-  return FileSink(fd, path);
+  return FileSink(fd, path, env);
 }
 
-absl::StatusOr<FileSink> FileSink::Append(const std::string& path) {
+absl::StatusOr<FileSink> FileSink::Append(const std::string& path, Env* env) {
   struct stat st;
   SA_ASSIGN_OR_RETURN(int fd, OpenAndStat(path, O_WRONLY | O_CREAT | O_APPEND, &st));
-  FileSink sink(fd, path);
+  FileSink sink(fd, path, env);
   sink.written_ = sink.kicked_ = static_cast<uint64_t>(st.st_size);  // write-behind offsets
   return sink;
 }
@@ -234,14 +238,14 @@ absl::StatusOr<FileSink> FileSink::CreateUnique(const std::string& prefix) {
   std::string path = prefix + "XXXXXX";
   int fd = mkostemp(&path[0], O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "cannot create a file named", path);
-  return FileSink(fd, path);
+  return FileSink(fd, path, Env::Default());
 }
 
 // Calls fdatasync on the file, again and again while Request()s come in, on
 // a thread of its own, so that the disk's cache flush runs beside the writes.
 class FileSink::Syncer {
  public:
-  explicit Syncer(int fd) : fd_(fd), thread_([this] { Run(); }) {}
+  Syncer(int fd, Env* env) : fd_(fd), env_(env), thread_([this] { Run(); }) {}
   ~Syncer() { Stop(); }
 
   // Asks for one more fdatasync after the one under way (requests coalesce).
@@ -270,11 +274,12 @@ class FileSink::Syncer {
         if (stop_) return;  // the final fsync does the rest
         pending_ = false;
       }
-      if (::fdatasync(fd_) != 0 && error_ == 0) error_ = errno;
+      if (env_->Fdatasync(fd_) != 0 && error_ == 0) error_ = errno;
     }
   }
 
   const int fd_;
+  Env* const env_;
   absl::Mutex mu_;
   bool pending_ = false;  // guarded by mu_
   bool stop_ = false;     // guarded by mu_
@@ -282,11 +287,13 @@ class FileSink::Syncer {
   std::thread thread_;    // last: starts once the members above exist
 };
 
-FileSink::FileSink(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+FileSink::FileSink(int fd, std::string path, Env* env)
+    : fd_(fd), path_(std::move(path)), env_(env) {}
 
 FileSink::FileSink(FileSink&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       path_(std::move(other.path_)),
+      env_(other.env_),
       written_(other.written_),
       write_behind_(other.write_behind_),
       kicked_(other.kicked_),
@@ -294,12 +301,12 @@ FileSink::FileSink(FileSink&& other) noexcept
 
 FileSink::~FileSink() {
   StopSyncer();
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) env_->Close(fd_);
 }
 
 void FileSink::EnableWriteBehind(uint64_t every) {
   write_behind_ = every;
-  if (fd_ >= 0 && syncer_ == nullptr) syncer_ = std::make_unique<Syncer>(fd_);
+  if (fd_ >= 0 && syncer_ == nullptr) syncer_ = std::make_unique<Syncer>(fd_, env_);
 }
 
 int FileSink::StopSyncer() {
@@ -314,7 +321,7 @@ absl::Status FileSink::Write(absl::string_view data) {
   const char* p = data.data();
   size_t left = data.size();
   while (left > 0) {
-    ssize_t w = ::write(fd_, p, left);
+    ssize_t w = env_->Write(fd_, p, left);
     if (w < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "cannot write", path_);
@@ -336,7 +343,7 @@ absl::Status FileSink::Write(absl::string_view data) {
 absl::Status FileSink::Close() {
   if (fd_ < 0) return absl::FailedPreconditionError("file sink is closed");
   StopSyncer();  // a file closed without fsync does not care how far it got
-  if (::close(std::exchange(fd_, -1)) != 0) {
+  if (env_->Close(std::exchange(fd_, -1)) != 0) {
     return ErrnoStatus(errno, "cannot close", path_);
   }
   return absl::OkStatus();
@@ -346,12 +353,12 @@ absl::Status FileSink::SyncAndClose() {
   if (fd_ < 0) return absl::FailedPreconditionError("file sink is closed");
   const int background = StopSyncer();
   int fd = std::exchange(fd_, -1);
-  if (::fsync(fd) != 0 || background != 0) {
+  if (env_->Fsync(fd) != 0 || background != 0) {
     int err = background != 0 ? background : errno;
-    ::close(fd);
+    env_->Close(fd);
     return ErrnoStatus(err, "cannot fsync", path_);
   }
-  if (::close(fd) != 0) return ErrnoStatus(errno, "cannot close", path_);
+  if (env_->Close(fd) != 0) return ErrnoStatus(errno, "cannot close", path_);
   return absl::OkStatus();
 }
 

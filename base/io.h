@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/env.h"
 #include "base/sha256.h"
 
 namespace snapshot {
@@ -42,6 +43,11 @@ class ByteSource {
 // pipes return short reads); returns how many bytes were read (< n only at
 // the end of the stream), or the source's error.
 absl::StatusOr<size_t> ReadFully(ByteSource* src, char* buf, size_t n);
+
+// Copies `src` to its end into `sink` through a buffer of `buffer_bytes`;
+// returns the number of bytes copied, or the first error of either side.
+absl::StatusOr<uint64_t> CopyAll(ByteSource* src, ByteSink* sink,
+                                 size_t buffer_bytes = 1 << 20);
 
 // Discards everything; counts the bytes.
 class DiscardSink : public ByteSink {
@@ -104,14 +110,17 @@ class FileSource : public ByteSource {
 };
 
 // Writes a file through a file descriptor it owns. The file is created with
-// the given mode (truncating an existing one unless `exclusive`).
+// the given mode (truncating an existing one unless `exclusive`). Every write,
+// sync and close goes through `env` (borrowed; the real file system by
+// default), so that tests can make them fail.
 class FileSink : public ByteSink {
  public:
   static absl::StatusOr<FileSink> Create(const std::string& path, int mode,
-                                         bool exclusive);
+                                         bool exclusive, Env* env = Env::Default());
   // Opens `path` for appending, creating it (mode 0600) when missing: a
   // download resumed at the end of what an earlier one left.
-  static absl::StatusOr<FileSink> Append(const std::string& path);
+  static absl::StatusOr<FileSink> Append(const std::string& path,
+                                         Env* env = Env::Default());
   // Creates a new file of mode 0600 named `prefix` + six random characters
   // (mkstemp), e.g. prefix "/var/lib/x/.restore-".
   static absl::StatusOr<FileSink> CreateUnique(const std::string& prefix);
@@ -137,15 +146,18 @@ class FileSink : public ByteSink {
   // Closes the file without fsync (for temporary files).
   absl::Status Close();
   const std::string& path() const { return path_; }
+  // Bytes in the file: found (Append) and written.
+  uint64_t size() const { return written_; }
 
  private:
   class Syncer;  // the background fdatasync thread of write-behind
-  FileSink(int fd, std::string path);
+  FileSink(int fd, std::string path, Env* env);
   // Stops the syncer (if any); returns the errno of its first failed
   // fdatasync, or 0.
   int StopSyncer();
   int fd_;
   std::string path_;
+  Env* env_;
   uint64_t written_ = 0;       // the file's size: bytes written (and found, by Append)
   uint64_t write_behind_ = 0;  // 0: off
   uint64_t kicked_ = 0;        // write-back started up to here
@@ -177,7 +189,7 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
 bool IsLocalFileError(const absl::Status& s);
 
 // fsyncs the directory that holds `path` (after a rename into it).
-absl::Status SyncDirectoryOf(const std::string& path);
+absl::Status SyncDirectoryOf(const std::string& path, Env* env = Env::Default());
 
 // An exclusive lock on a directory, held from Acquire until destruction,
 // through flock(2) on the file DIR/LOCK (which records the holder's pid). The

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <mutex>
 
@@ -56,6 +58,52 @@ std::string ReadAll(ByteSource* src) {
     if (n == 0) return out;
     out.append(buf.data(), n);
   }
+}
+
+ssize_t FaultEnv::Write(int fd, const char* data, size_t n) {
+  n = std::min(n, max_write.load());
+  const uint64_t before = written_.load();
+  if (before >= disk_bytes) {
+    errno = ENOSPC;
+    return -1;
+  }
+  n = static_cast<size_t>(std::min<uint64_t>(n, disk_bytes - before));
+  ssize_t w = Env::Write(fd, data, n);
+  if (w > 0) written_ += static_cast<uint64_t>(w);
+  return w;
+}
+
+int FaultEnv::Fsync(int fd) {
+  if (int e = fsync_errno.load()) {
+    errno = e;
+    return -1;
+  }
+  return Env::Fsync(fd);
+}
+
+int FaultEnv::Fdatasync(int fd) {
+  ++fdatasync_calls;
+  if (int e = fdatasync_errno.load()) {
+    errno = e;
+    return -1;
+  }
+  return Env::Fdatasync(fd);
+}
+
+int FaultEnv::Rename(const std::string& from, const std::string& to) {
+  if (int e = rename_errno.load()) {
+    errno = e;
+    return -1;
+  }
+  return Env::Rename(from, to);
+}
+
+int FaultEnv::SyncDir(const std::string& dir) {
+  if (int e = syncdir_errno.load()) {
+    errno = e;
+    return -1;
+  }
+  return Env::SyncDir(dir);
 }
 
 }  // namespace testing

@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
+#include "base/atomic_file.h"
+#include "base/grpc_credentials.h"
 #include "base/io.h"
 #include "base/sha256.h"
 #include "base/status_macros.h"
@@ -18,19 +20,6 @@ namespace snapshot {
 namespace {
 
 constexpr size_t kUploadChunk = 1 << 20;
-
-// Removes a path when destroyed, unless released.
-class RemoveOnExit {
- public:
-  explicit RemoveOnExit(std::string path) : path_(std::move(path)) {}
-  ~RemoveOnExit() {
-    if (!path_.empty()) unlink(path_.c_str());
-  }
-  void Release() { path_.clear(); }
-
- private:
-  std::string path_;
-};
 
 
 constexpr char kTlsPayload[] = "type.snapshot-agent/tls-handshake";
@@ -153,26 +142,14 @@ bool IsTlsError(const absl::Status& s) {
 
 absl::StatusOr<std::unique_ptr<SnapshotClient>> SnapshotClient::Connect(
     const ClientOptions& options) {
-  std::shared_ptr<grpc::ChannelCredentials> creds;
   const bool tls = !options.ca_file.empty() || !options.cert_file.empty() ||
                    !options.key_file.empty();
-  if (!tls) {
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    grpc::SslCredentialsOptions ssl;
-    if (!options.ca_file.empty()) {
-      SA_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(options.ca_file));
-    }
-    if (options.cert_file.empty() != options.key_file.empty()) {
-      return absl::InvalidArgumentError(
-          "a client certificate needs both --cert and --key");
-    }
-    if (!options.cert_file.empty()) {
-      SA_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadSmallFile(options.cert_file));
-      SA_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(options.key_file));
-    }
-    creds = grpc::SslCredentials(ssl);
-  }
+  TlsClientFiles files;
+  files.ca_file = options.ca_file;
+  files.cert_file = options.cert_file;
+  files.key_file = options.key_file;
+  SA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds,
+                      ChannelCredentialsFromFiles(files));
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(16 << 20);
   std::shared_ptr<grpc::Channel> channel =
@@ -252,18 +229,11 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
     return absl::AlreadyExistsError(absl::StrCat(
         path, " already exists; remove it or choose another name"));
   }
-  const std::string part = path + ".part";
-  SA_ASSIGN_OR_RETURN(FileSink out,
-                      FileSink::Create(part, 0600, /*exclusive=*/false));
-  out.EnableWriteBehind();  // the fsync below then waits for the tail only
-  RemoveOnExit remove_part(part);
+  SA_ASSIGN_OR_RETURN(AtomicFile out, AtomicFile::Create(path + ".part", 0600, Env::Default(),
+                                                        /*exclusive=*/false));
+  out.EnableWriteBehind();  // the fsync of Commit then waits for the tail only
   SA_ASSIGN_OR_RETURN(SaveResult result, SaveTo(&out, options, progress));
-  SA_RETURN_IF_ERROR(out.SyncAndClose());
-  if (rename(part.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, "cannot rename to", path);
-  }
-  remove_part.Release();
-  SA_RETURN_IF_ERROR(SyncDirectoryOf(path));
+  SA_RETURN_IF_ERROR(out.Commit(path));
   return result;
 }
 
@@ -430,11 +400,11 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
   uint64_t offset = 0;
   struct stat st;
   if (resume && stat(part.c_str(), &st) == 0) offset = static_cast<uint64_t>(st.st_size);
-  RemoveOnExit remove_part(part);
-  absl::StatusOr<FileSink> opened =
-      offset > 0 ? FileSink::Append(part) : FileSink::Create(part, 0600, /*exclusive=*/false);
+  absl::StatusOr<AtomicFile> opened =
+      offset > 0 ? AtomicFile::Resume(part)
+                 : AtomicFile::Create(part, 0600, Env::Default(), /*exclusive=*/false);
   if (!opened.ok()) return opened.status();
-  FileSink out = std::move(*opened);
+  AtomicFile out = std::move(*opened);
   out.EnableWriteBehind();
   Call call(this, /*unary=*/false);
   v1::FetchSnapshotRequest req;
@@ -473,7 +443,7 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
           local = absl::DataLossError("the agent sent an unknown message");
       }
     }
-    if (local.ok()) local = out.SyncAndClose();
+    if (local.ok()) local = out.Sync();
   }
   if (!local.ok()) {
     call.ctx()->TryCancel();
@@ -481,16 +451,16 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
     while (reader->Read(&drain)) {
     }
     reader->Finish();
-    remove_part.Release();  // keep what arrived: --resume continues it
+    out.KeepPart();  // keep what arrived: --resume continues it
     return local;
   }
   absl::Status s = FromGrpc(reader->Finish(), options_.address);
   if (!s.ok()) {
-    if (!absl::IsOutOfRange(s) && !absl::IsNotFound(s)) remove_part.Release();
+    if (!absl::IsOutOfRange(s) && !absl::IsNotFound(s)) out.KeepPart();
     return s;
   }
   if (!have_trailer) {
-    remove_part.Release();
+    out.KeepPart();
     return absl::DataLossError(
         "the agent's stream ended without a trailer: the download is incomplete");
   }
@@ -505,11 +475,7 @@ absl::StatusOr<v1::CatalogEntry> SnapshotClient::Fetch(const std::string& id,
         offset > 0 ? ": the part resumed from was not a prefix of this snapshot; removed it"
                    : ""));
   }
-  if (rename(part.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, "cannot rename to", path);
-  }
-  remove_part.Release();
-  SA_RETURN_IF_ERROR(SyncDirectoryOf(path));
+  SA_RETURN_IF_ERROR(out.Commit(path));
   return entry;
 }
 

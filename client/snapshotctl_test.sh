@@ -121,11 +121,21 @@ check "read token may save" "$ctl" save --address="$B" --token-file="$work/read.
 check "read token may not restore: exits 5" test $rc -eq 5
 check "admin token may restore" "$ctl" restore --yes --address="$B" --token-file="$work/admin.token" "$work/b.snap"
 
-# Limits: an archive over the agent's limit exits 7.
-start_agent small --max-archive-bytes=1000; C=$ADDR
+# Limits: a state over the agent's limit exits 7, and the agent does not take
+# a snapshot its own verify would refuse (nor store a file for it).
+start_agent small --max-state-bytes=100000; C=$ADDR
 check "limited agent is up" wait_up "$C"
 "$ctl" verify --address="$C" "$dir/medium.snap" >/dev/null 2>&1; rc=$?
-check "archive over the limit exits 7" test $rc -eq 7
+check "state over the limit exits 7" test $rc -eq 7
+"$ctl" kv put --address="$C" big "$(head -c 120000 /dev/zero | tr '\0' x)" >/dev/null
+out=$("$ctl" save --address="$C" "$work/too-big.snap" 2>&1); rc=$?
+check "a take over the limit exits 7" test $rc -eq 7
+check "it says which limit" grep -q -- "--max-state-bytes" <<<"$out"
+check "and leaves no file" test ! -e "$work/too-big.snap" -a ! -e "$work/too-big.snap.part"
+# Limits that disagree stop the agent at start-up.
+out=$("$agent" --data-dir="$work/agent-bad" --max-state-bytes=1000000 --max-archive-bytes=1000 2>&1); rc=$?
+check "an archive limit below the state limit is refused at start-up" test $rc -eq 2
+check "naming both flags" grep -q -- "--max-archive-bytes=1000 cannot hold" <<<"$out"
 
 # --json never fails on bytes that are not UTF-8: they come as base64.
 "$ctl" kv put bin $'\xff\xfe' >/dev/null

@@ -1,6 +1,5 @@
 #include "core/catalog.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +13,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "archive/meta.h"
+#include "base/atomic_file.h"
+#include "base/env.h"
 #include "base/failpoint.h"
 #include "base/log.h"
 #include "base/status_macros.h"
@@ -130,13 +131,11 @@ std::string Catalog::SidecarPath(const std::string& id) const {
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
   std::unique_ptr<Catalog> c(new Catalog(dir, std::move(lock)));
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return ErrnoStatus(errno, "cannot list", dir);
+  SA_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir));
   std::vector<std::string> archives, sidecars;
   int removed = 0;
-  while (struct dirent* de = readdir(d)) {
-    const std::string name = de->d_name;
-    if (name == "." || name == ".." || name == "LOCK") continue;
+  for (const std::string& name : names) {
+    if (name == "LOCK") continue;
     if (absl::EndsWith(name, ".part")) {
       // A write that did not finish (a crash, a full disk).
       if (Unlink(absl::StrCat(dir, "/", name)).ok()) ++removed;
@@ -146,7 +145,6 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
       sidecars.push_back(name.substr(0, name.size() - strlen(kSidecarSuffix)));
     }
   }
-  closedir(d);
   if (removed > 0) {
     Log(LogLevel::kWarning, "removed unfinished snapshot files from the catalog",
         {{"dir", dir}, {"files", removed}});
@@ -196,22 +194,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
 }
 
 absl::Status Catalog::WriteSidecar(const CatalogEntry& e) {
-  const std::string tmp = absl::StrCat(dir_, "/.", RandomName(), ".json.part");
-  {
-    SA_ASSIGN_OR_RETURN(FileSink f, FileSink::Create(tmp, 0600, true));
-    absl::Status s = f.Write(CatalogEntryJson(e));
-    if (s.ok()) s = f.SyncAndClose();
-    if (!s.ok()) {
-      (void)Unlink(tmp);
-      return s;
-    }
-  }
-  if (rename(tmp.c_str(), SidecarPath(e.id).c_str()) != 0) {
-    absl::Status s = ErrnoStatus(errno, "cannot rename into", SidecarPath(e.id));
-    (void)Unlink(tmp);
-    return s;
-  }
-  return SyncDirectoryOf(SidecarPath(e.id));
+  return WriteFileAtomically(SidecarPath(e.id), CatalogEntryJson(e));
 }
 
 namespace {
@@ -245,13 +228,13 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
   const std::string part = absl::StrCat(dir_, "/.", RandomName(), ".part");
   CatalogEntry e;
   e.origin = origin;
+  SA_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::Create(part));
   absl::Status s = [&]() -> absl::Status {
-    SA_ASSIGN_OR_RETURN(FileSink sink, FileSink::Create(part, 0600, true));
-    sink.EnableWriteBehind();
-    StoppableSink stoppable(&sink, cancel, deadline);
+    file.EnableWriteBehind();
+    StoppableSink stoppable(&file, cancel, deadline);
     SA_ASSIGN_OR_RETURN(ArchiveInfo info,
                         TakeArchive(node, options, &stoppable, deadline, nullptr));
-    SA_RETURN_IF_ERROR(sink.SyncAndClose());
+    SA_RETURN_IF_ERROR(file.Sync());
     Failpoint("catalog-archive-written");
     // Read it back: what is in the catalog has been verified from the disk.
     SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(part));
@@ -268,10 +251,7 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
     e.state_sha256 = HexLower(info.state_sha256);
     return absl::OkStatus();
   }();
-  if (!s.ok()) {
-    (void)Unlink(part);
-    return s;
-  }
+  if (!s.ok()) return s;  // `file` removes the part
   {
     // The id: creation time, index and origin; a suffix on a clash.
     std::lock_guard<std::mutex> l(mu_);
@@ -283,11 +263,7 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
     for (int n = 2; entries_.count(e.id) || stat(ArchivePath(e.id).c_str(), &st) == 0; ++n) {
       e.id = absl::StrCat(base, "-", n);
     }
-    if (rename(part.c_str(), ArchivePath(e.id).c_str()) != 0) {
-      s = ErrnoStatus(errno, "cannot rename into", ArchivePath(e.id));
-      (void)Unlink(part);
-      return s;
-    }
+    SA_RETURN_IF_ERROR(file.Commit(ArchivePath(e.id)));
     entries_[e.id] = e;
   }
   s = WriteSidecar(e);  // without it, the next Open rebuilds it

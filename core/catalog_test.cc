@@ -129,7 +129,7 @@ TEST(Catalog, AFailedWriteLeavesNothingAndKeepsTheRest) {
   StringNode node;
   ASSERT_TRUE((*c)->Create(&node, TakeOptions(), SnapshotOrigin::kScheduled, Later()).ok());
   TakeOptions bad;
-  bad.compression_level = 42;  // refused before anything is written
+  bad.compression = 42;  // refused before anything is written
   EXPECT_EQ((*c)->Create(&node, bad, SnapshotOrigin::kScheduled, Later()).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*c)->List().size(), 1u);

@@ -19,18 +19,16 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
     RaftNode* node, const TakeOptions& options, ByteSink* out,
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured) {
-  if (options.compression_level != kFastCompression) {
-    SA_RETURN_IF_ERROR(CheckCompressionLevel(options.compression_level));
-  }
+  SA_RETURN_IF_ERROR(options.compression.Check());
   if (options.compress_threads < 1) {
     return absl::InvalidArgumentError("compress_threads must be at least 1");
   }
   SA_ASSIGN_OR_RETURN(CapturedSnapshot snap,
                       node->Snapshot(options.snapshot, capture_deadline));
+  SA_RETURN_IF_ERROR(options.limits.CheckState(snap.meta.size));
   if (on_captured) SA_RETURN_IF_ERROR(on_captured(snap));
   WriterOptions writer;
-  writer.compressor = ParallelGzipCompressor(options.compression_level,
-                                             options.compress_threads);
+  writer.compressor = ParallelGzipCompressor(options.compression, options.compress_threads);
   return WriteArchive(snap.meta, snap.state.get(), out, writer);
 }
 
@@ -87,11 +85,9 @@ absl::StatusOr<ArchiveInfo> Verifier::Finish() {
 
 absl::StatusOr<SpoolCleanup> RemoveStaleSpools(const std::string& dir) {
   SpoolCleanup done;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return ErrnoStatus(errno, "cannot list", dir);
+  SA_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir));
   constexpr size_t kPrefixLen = sizeof(kSpoolPrefix) - 1;
-  while (struct dirent* e = readdir(d)) {
-    absl::string_view name(e->d_name);
+  for (absl::string_view name : names) {
     // Exactly our mkstemp pattern: the prefix and six characters.
     if (!absl::StartsWith(name, kSpoolPrefix) ||
         name.size() != kPrefixLen + 6) {
@@ -101,14 +97,11 @@ absl::StatusOr<SpoolCleanup> RemoveStaleSpools(const std::string& dir) {
     struct stat st;
     if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     if (unlink(path.c_str()) != 0) {
-      int err = errno;
-      closedir(d);
-      return ErrnoStatus(err, "cannot remove stale restore spool", path);
+      return ErrnoStatus(errno, "cannot remove stale restore spool", path);
     }
     ++done.files;
     done.bytes += static_cast<uint64_t>(st.st_size);
   }
-  closedir(d);
   return done;
 }
 
@@ -163,7 +156,7 @@ RestoreSpool::~RestoreSpool() {
   owner_->busy_ = false;
 }
 
-absl::Status RestoreSpool::Feed(absl::string_view archive_bytes) {
+absl::Status RestoreSpool::Write(absl::string_view archive_bytes) {
   return verifier_->Feed(archive_bytes);
 }
 

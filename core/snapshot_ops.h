@@ -31,29 +31,25 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "archive/archive.h"
+#include "core/limits.h"
 #include "engine/node.h"
 
 namespace snapshot {
 
-// The agent's limits on what it receives. One setting each, for every RPC.
-struct Limits {
-  // Largest compressed archive accepted by Verify and Restore.
-  uint64_t max_archive_bytes = uint64_t{64} << 30;
-  // Largest state.bin accepted by Verify and Restore, refused from the tar
-  // header before the state is decompressed.
-  uint64_t max_state_bytes = uint64_t{1} << 30;
-};
-
 struct TakeOptions {
   SnapshotOptions snapshot;
-  // gzip level 0 to 9 (CheckCompressionLevel), or kFastCompression.
-  int compression_level = 6;
+  // A state over limits.max_state_bytes is refused once captured, before any
+  // archive byte: the agent's Verify and Restore would refuse it.
+  Limits limits;
+  // A gzip level 0 to 9, or fast mode.
+  Compression compression = 6;
   // Threads compressing gzip members in parallel (>= 1).
   int compress_threads = 1;
 };
 
 // Checks `options` (INVALID_ARGUMENT), captures a snapshot (waiting at most
-// until `capture_deadline`), calls `on_captured` with it before any archive
+// until `capture_deadline`), checks its size against options.limits
+// (RESOURCE_EXHAUSTED), calls `on_captured` with it before any archive
 // byte is produced (the gRPC layer sends the metadata first; an error from it
 // aborts), then streams the archive to `out`. Memory stays fixed whatever the
 // state size.
@@ -120,17 +116,18 @@ class Restorer {
 // free space of the spool directory (from meta.json's Size, which comes
 // first in every archive written by us or Nomad); a disk that fills up anyway
 // is RESOURCE_EXHAUSTED.
-class RestoreSpool {
+class RestoreSpool : public ByteSink {
  public:
   // Removes the spool file and frees the restore slot.
-  ~RestoreSpool();
+  ~RestoreSpool() override;
 
   // The checksum ("sha-256=<base64>") the archive must have; may be called
   // at any time before Finish(). Empty: no expectation.
   void ExpectChecksum(std::string checksum) {
     expected_checksum_ = std::move(checksum);
   }
-  absl::Status Feed(absl::string_view archive_bytes);
+  // The next bytes of the archive.
+  absl::Status Write(absl::string_view archive_bytes) override;
   // Ends the archive; returns its metadata once everything is verified,
   // including the expected checksum.
   absl::StatusOr<ArchiveInfo> Finish();

@@ -74,15 +74,4 @@ std::unique_ptr<StateCheck> StateCheck::For(const SnapshotMeta& meta,
   return std::make_unique<PassThrough>(next);
 }
 
-absl::Status CheckEtcdState(ByteSource* state) {
-  EtcdDbCheck check(nullptr);
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    SA_ASSIGN_OR_RETURN(size_t n, state->Read(&buf[0], buf.size()));
-    if (n == 0) break;
-    SA_RETURN_IF_ERROR(check.Write(absl::string_view(buf.data(), n)));
-  }
-  return check.Finish();
-}
-
 }  // namespace snapshot

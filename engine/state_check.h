@@ -33,9 +33,6 @@ class StateCheck : public ByteSink {
   virtual absl::Status Finish() = 0;
 };
 
-// Reads the state bytes of an etcd snapshot (database + SHA-256) from a
-// source in one pass and checks the hash; for tests and tools.
-absl::Status CheckEtcdState(ByteSource* state);
 
 }  // namespace snapshot
 

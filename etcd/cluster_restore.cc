@@ -1,10 +1,7 @@
 #include "etcd/cluster_restore.h"
 
-#include <dirent.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,14 +17,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "base/atomic_file.h"
+#include "base/env.h"
 #include "base/failpoint.h"
+#include "base/grpc_credentials.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/status_macros.h"
+#include "base/subprocess.h"
 #include "engine/state_check.h"
-
-extern char** environ;
 
 namespace snapshot {
 
@@ -54,52 +53,19 @@ bool Exists(const std::string& path) {
   return lstat(path.c_str(), &st) == 0;
 }
 
-// Writes `text` to `path` atomically and durably.
-absl::Status WriteDurably(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  SA_ASSIGN_OR_RETURN(FileSink out, FileSink::Create(tmp, 0600, false));
-  SA_RETURN_IF_ERROR(out.Write(text));
-  SA_RETURN_IF_ERROR(out.SyncAndClose());
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(errno, "cannot rename to", path);
-  }
-  return SyncDirectoryOf(path);
-}
-
 // Runs argv with ETCDCTL_API=3, output to `log`. INTERNAL with the end of
 // the output when it fails.
 absl::Status RunTool(const std::vector<std::string>& args, const std::string& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (!absl::StartsWith(*e, "ETCDCTL_API=")) envp.push_back(*e);
+  SubprocessOptions o;
+  o.argv = args;
+  o.env = {"ETCDCTL_API=3"};
+  o.output_path = log;
+  absl::Status s = RunToCompletion(o);
+  if (absl::IsFailedPrecondition(s)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(s.message(), " (is etcd-client installed? see --etcdctl)"));
   }
-  std::string api = "ETCDCTL_API=3";
-  envp.push_back(&api[0]);
-  envp.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot run ", args[0], ": ", strerror(rc),
-        " (is etcd-client installed? see --etcdctl)"));
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-  std::string out = ReadSmallFile(log, 1 << 20).value_or("");
-  if (out.size() > 600) out = out.substr(out.size() - 600);
-  return absl::InternalError(absl::StrCat(absl::StrJoin(args, " "),
-                                          " failed: ", out));
+  return s;
 }
 
 // Runs `fn` for every member at once; returns "member: error" for failures.
@@ -134,18 +100,16 @@ class ClusterRestore::Peer {
  public:
   static absl::StatusOr<std::unique_ptr<Peer>> Connect(const std::string& address,
                                                        const PeerOptions& o) {
-    std::shared_ptr<grpc::ChannelCredentials> creds;
-    if (o.ca_file.empty()) {
-      creds = grpc::InsecureChannelCredentials();
-    } else {
-      grpc::SslCredentialsOptions ssl;
-      SA_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(o.ca_file));
-      if (!o.cert_file.empty()) {
-        SA_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadSmallFile(o.cert_file));
-        SA_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(o.key_file));
-      }
-      creds = grpc::SslCredentials(ssl);
+    TlsClientFiles files;
+    files.ca_file = o.ca_file;
+    if (!o.ca_file.empty()) {  // peers speak TLS when given a CA
+      files.cert_file = o.cert_file;
+      files.key_file = o.key_file;
     }
+    files.cert_flag = "--peer-cert";
+    files.key_flag = "--peer-key";
+    SA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds,
+                        ChannelCredentialsFromFiles(files));
     auto peer = std::make_unique<Peer>();
     peer->address_ = address;
     peer->token_ = o.token;
@@ -192,7 +156,7 @@ class ClusterRestore::PrepareImpl : public ClusterRestore::Prepare {
     if (!prepared_) owner_->Abort(header_.restore_id()).IgnoreError();
   }
 
-  absl::Status Feed(absl::string_view chunk) override {
+  absl::Status Write(absl::string_view chunk) override {
     received_ += chunk.size();
     if (received_ > header_.state_size()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -266,7 +230,7 @@ std::string ClusterRestore::RecordPath(const std::string& id, const char* kind) 
 
 absl::Status ClusterRestore::Save(const Record& r) {
   nlohmann::json j = {{"id", r.id}, {"phase", r.phase}, {"coordinator", r.coordinator}};
-  return WriteDurably(RecordPath(r.id, "state"), j.dump() + "\n");
+  return WriteFileAtomically(RecordPath(r.id, "state"), j.dump() + "\n");
 }
 
 absl::StatusOr<ClusterRestore::Record> ClusterRestore::Load(const std::string& id) {
@@ -430,16 +394,12 @@ absl::Status ClusterRestore::PrepareOn(const std::string& m, const std::string& 
   header.set_state_sha256(sha256);
   header.set_snapshot_id(meta.id);
   SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-  std::string buf(kChunk, '\0');
   if (m == member()) {
     SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
-    for (;;) {
-      SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
-      if (n == 0) break;
-      SA_RETURN_IF_ERROR(p->Feed(absl::string_view(buf.data(), n)));
-    }
+    SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
     return p->Finish();
   }
+  std::string buf(kChunk, '\0');
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Peer> peer,
                       Peer::Connect(config_.agents.at(m), config_.peers));
   grpc::ClientContext ctx;
@@ -585,7 +545,7 @@ absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
   // The decision. From here on the restore happens.
   nlohmann::json decision = {{"id", id}, {"members", members},
                              {"revision", meta.etcd.revision}};
-  absl::Status decided = WriteDurably(RecordPath(id, "decision"), decision.dump() + "\n");
+  absl::Status decided = WriteFileAtomically(RecordPath(id, "decision"), decision.dump() + "\n");
   if (!decided.ok()) {
     AbortEverywhere(id, members);
     done_coordinating();
@@ -694,15 +654,12 @@ absl::StatusOr<std::unique_ptr<ClusterRestore>> ClusterRestore::Start(
   std::unique_ptr<ClusterRestore> cr(new ClusterRestore(std::move(config), local));
   // Records that keep etcd stopped until the decision is known.
   bool hold = false;
-  DIR* d = opendir(cr->config_.state_dir.c_str());
-  if (d == nullptr) return ErrnoStatus(errno, "cannot list", cr->config_.state_dir);
-  while (struct dirent* e = readdir(d)) {
-    absl::string_view name(e->d_name);
+  SA_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(cr->config_.state_dir));
+  for (absl::string_view name : names) {
     if (!absl::ConsumeSuffix(&name, ".state")) continue;
     absl::StatusOr<Record> r = cr->Load(std::string(name));
     if (r.ok() && r->phase == "stopped") hold = true;
   }
-  closedir(d);
   cr->supervisor_ = std::make_unique<Supervisor>(cr->config_.command, !hold);
   cr->recovery_ = std::thread([p = cr.get()] { p->Recover(); });
   return cr;
@@ -743,14 +700,11 @@ absl::Status ClusterRestore::Resolve(const Record& r) {
 
 void ClusterRestore::Recover() {
   std::vector<std::string> records, decisions;
-  if (DIR* d = opendir(config_.state_dir.c_str())) {
-    while (struct dirent* e = readdir(d)) {
-      absl::string_view name(e->d_name);
-      if (absl::ConsumeSuffix(&name, ".state")) records.emplace_back(name);
-      name = e->d_name;
-      if (absl::ConsumeSuffix(&name, ".decision")) decisions.emplace_back(name);
-    }
-    closedir(d);
+  for (const std::string& file : ListDir(config_.state_dir).value_or(std::vector<std::string>{})) {
+    absl::string_view name = file;
+    if (absl::ConsumeSuffix(&name, ".state")) records.emplace_back(name);
+    name = file;
+    if (absl::ConsumeSuffix(&name, ".decision")) decisions.emplace_back(name);
   }
   // A commit that was under way: finish it (etcd then runs the restored
   // data; the coordinator finalizes).
@@ -809,9 +763,10 @@ void ClusterRestore::Recover() {
     ++round;
     for (int i = 0; i < 10 && !stopping_; ++i) absl::SleepFor(absl::Milliseconds(100));
     undecided.clear();
-    if (DIR* d = opendir(config_.state_dir.c_str())) {
-      while (struct dirent* e = readdir(d)) {
-        absl::string_view name(e->d_name);
+    for (const std::string& file :
+         ListDir(config_.state_dir).value_or(std::vector<std::string>{})) {
+      {
+        absl::string_view name = file;
         if (!absl::ConsumeSuffix(&name, ".state")) continue;
         const std::string id(name);
         {
@@ -828,7 +783,6 @@ void ClusterRestore::Recover() {
           undecided.push_back(*r);
         }
       }
-      closedir(d);
     }
   }
   redrive.join();

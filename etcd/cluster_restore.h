@@ -73,8 +73,8 @@ struct ClusterRestoreConfig {
   // Every member's agent, by etcd member name (this one included).
   std::map<std::string, std::string> agents;
   PeerOptions peers;
-  // Largest state accepted by Prepare.
-  uint64_t max_state_bytes = uint64_t{8} << 30;
+  // Largest state accepted by Prepare: the agent's (core/limits.h).
+  uint64_t max_state_bytes = 0;
   // A member left prepared or stopped this long without word from the
   // coordinator asks it for the decision (and drops the restore when none
   // was recorded).
@@ -107,10 +107,9 @@ class ClusterRestore {
   // --- Participant steps (the EtcdRestoreService glue calls these) -------
 
   // Receives the state of a Prepare: chunks, then Finish().
-  class Prepare {
+  // The state bytes of a prepare (Write), then Finish.
+  class Prepare : public ByteSink {
    public:
-    virtual ~Prepare() = default;
-    virtual absl::Status Feed(absl::string_view chunk) = 0;
     virtual absl::Status Finish() = 0;
   };
   absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(

@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/grpc_credentials.h"
 #include "base/io.h"
 #include "base/status_macros.h"
 
@@ -12,22 +13,13 @@ namespace {
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCreds(
     const EtcdClientOptions& o, bool tls) {
-  if (!tls && o.ca_file.empty() && o.cert_file.empty()) {
-    return grpc::InsecureChannelCredentials();
-  }
-  grpc::SslCredentialsOptions ssl;
-  if (!o.ca_file.empty()) {
-    SA_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadSmallFile(o.ca_file));
-  }
-  if (o.cert_file.empty() != o.key_file.empty()) {
-    return absl::InvalidArgumentError(
-        "a client certificate for etcd needs both --etcd-cert and --etcd-key");
-  }
-  if (!o.cert_file.empty()) {
-    SA_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadSmallFile(o.cert_file));
-    SA_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadSmallFile(o.key_file));
-  }
-  return grpc::SslCredentials(ssl);
+  TlsClientFiles files;
+  files.ca_file = o.ca_file;
+  files.cert_file = o.cert_file;
+  files.key_file = o.key_file;
+  files.cert_flag = "--etcd-cert";
+  files.key_flag = "--etcd-key";
+  return ChannelCredentialsFromFiles(files, tls);
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 #include "etcd/supervisor.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -11,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/log.h"
+#include "base/subprocess.h"
 
 namespace snapshot {
 namespace {
@@ -112,11 +111,6 @@ pid_t Supervisor::pid() const {
   return pid_;
 }
 
-int Supervisor::starts() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return starts_;
-}
-
 void Supervisor::Resume() {
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -145,28 +139,6 @@ absl::Status Supervisor::Stop(absl::Duration grace) {
   return absl::OkStatus();
 }
 
-// Runs on the monitor thread only, so that PR_SET_PDEATHSIG (which follows
-// the thread that forked) lasts as long as the supervisor.
-pid_t Supervisor::Spawn() {
-  std::vector<char*> argv;
-  for (const auto& a : command_.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const pid_t parent = getpid();
-  pid_t child = fork();
-  if (child == 0) {
-    // Only async-signal-safe calls between fork and exec.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);  // the agent blocks some
-    signal(SIGPIPE, SIG_DFL);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  return child;
-}
-
 void Supervisor::Monitor() {
   absl::Duration backoff = absl::Seconds(1);
   absl::Time next_start = absl::InfinitePast();
@@ -180,27 +152,27 @@ void Supervisor::Monitor() {
       }
       continue;
     }
-    const pid_t child = Spawn();
-    if (child < 0) {
-      Log(LogLevel::kError, "cannot start etcd", {{"error", strerror(errno)}});
+    // Started from the monitor thread only, so that PR_SET_PDEATHSIG (which
+    // follows the thread that forked) lasts as long as the supervisor.
+    SubprocessOptions o;
+    o.argv = command_.argv;
+    o.death_signal = SIGTERM;
+    absl::StatusOr<Subprocess> child = Subprocess::Start(o);
+    if (!child.ok()) {
+      Log(LogLevel::kError, "cannot start etcd", {{"error", child.status().message()}});
       next_start = absl::Now() + backoff;
       continue;
     }
-    pid_ = child;
-    ++starts_;
+    pid_ = child->pid();
     const absl::Time started = absl::Now();
     Log(LogLevel::kInfo, "etcd started",
-        {{"pid", static_cast<int64_t>(child)}, {"data_dir", command_.data_dir}});
+        {{"pid", static_cast<int64_t>(pid_)}, {"data_dir", command_.data_dir}});
     l.unlock();
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
+    absl::StatusOr<int> status = child->Wait();
     l.lock();
     pid_ = -1;
     cv_.notify_all();
-    const std::string how =
-        WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
-                          : absl::StrCat("signal ", WTERMSIG(status));
+    const std::string how = status.ok() ? DescribeExit(*status) : status.status().ToString();
     if (!want_running_) {
       Log(LogLevel::kInfo, "etcd stopped", {{"how", how}});
       continue;

@@ -61,12 +61,9 @@ class Supervisor {
   const EtcdCommand& command() const { return command_; }
   // The running child's pid, or -1.
   pid_t pid() const;
-  // Times etcd has been started.
-  int starts() const;
 
  private:
   void Monitor();
-  pid_t Spawn();
 
   const EtcdCommand command_;
   mutable std::mutex mu_;
@@ -74,7 +71,6 @@ class Supervisor {
   bool want_running_;   // guarded by mu_
   bool shutdown_ = false;
   pid_t pid_ = -1;      // guarded by mu_
-  int starts_ = 0;      // guarded by mu_
   std::thread monitor_;
 };
 

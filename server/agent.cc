@@ -1,5 +1,8 @@
 #include "server/agent.h"
 
+#include "server/metrics.h"
+#include "server/rpc.h"
+
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -119,10 +122,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   agent->restorer_ = std::make_unique<Restorer>(
       agent->node_.get(), config.data_dir, config.service.limits);
   if (config.job.snapshot_dir.empty()) config.job.snapshot_dir = config.data_dir + "/snapshots";
-  config.job.take.compress_threads =
-      config.service.compress_threads > 0
-          ? config.service.compress_threads
-          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  config.job.take.compress_threads = CompressThreads(config.service.compress_threads);
+  config.job.take.limits = config.service.limits;
+  config.job.metrics = &Metrics::Get();
   {
     absl::StatusOr<std::unique_ptr<SnapshotJob>> job = SnapshotJob::Start(
         agent->node_.get(), config.job,
@@ -144,7 +146,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   }
   if (agent->etcd_restore_ != nullptr) {
     agent->etcd_service_ = std::make_unique<EtcdRestoreServiceImpl>(
-        agent->etcd_restore_.get(), agent->auth_.get());
+        agent->etcd_restore_.get(), agent->auth_.get(), agent->snapshots_->stream_limits());
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -156,6 +158,12 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
                                : grpc::InsecureServerCredentials(),
                            &port);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
+  {
+    // The RPC frame: every call's method, for its Rpc (server/rpc.h).
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> frame;
+    frame.push_back(MakeRpcFrameFactory());
+    builder.experimental().SetInterceptorCreators(std::move(frame));
+  }
   builder.RegisterService(agent->snapshots_.get());
   if (agent->kv_) builder.RegisterService(agent->kv_.get());
   if (agent->etcd_service_) builder.RegisterService(agent->etcd_service_.get());

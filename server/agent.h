@@ -39,7 +39,7 @@
 #include "server/etcd_restore_service.h"
 #include "server/metrics.h"
 #include "server/service.h"
-#include "server/snapshot_job.h"
+#include "core/snapshot_job.h"
 #include "server/tls.h"
 
 namespace snapshot {
@@ -85,7 +85,7 @@ struct AgentConfig {
   // grpc.health.v1.Health (for Kubernetes gRPC probes, which cannot speak
   // TLS). It carries no data and needs no token.
   std::string health_listen;
-  // The catalog, schedule and retention (server/snapshot_job.h). An empty
+  // The catalog, schedule and retention (core/snapshot_job.h). An empty
   // job.snapshot_dir means DATA_DIR/snapshots; job.take is filled by Start.
   JobOptions job;
   // Optional host:port of the plaintext Prometheus endpoint (/metrics).

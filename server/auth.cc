@@ -13,50 +13,9 @@
 #include "base/status_macros.h"
 
 namespace snapshot {
-namespace {
-
-struct MethodPermission {
-  const char* method;
-  Permission need;
-};
-
-// Every RPC of every service the agent serves, with the role it needs.
-constexpr MethodPermission kMethodPermissions[] = {
-    // snapshot.v1.SnapshotService
-    {"TakeSnapshot", Permission::kRead},
-    {"VerifySnapshot", Permission::kRead},
-    {"RestoreSnapshot", Permission::kAdmin},
-    {"GetStatus", Permission::kRead},
-    {"ListSnapshots", Permission::kRead},
-    {"FetchSnapshot", Permission::kRead},
-    {"CreateSnapshot", Permission::kAdmin},
-    {"DeleteSnapshot", Permission::kAdmin},
-    // snapshot.v1.KeyValueService
-    {"Get", Permission::kRead},
-    {"List", Permission::kRead},
-    {"Put", Permission::kAdmin},
-    {"Delete", Permission::kAdmin},
-    // snapshot.v1.EtcdRestoreService (between agents)
-    {"Prepare", Permission::kAdmin},
-    {"Stop", Permission::kAdmin},
-    {"Commit", Permission::kAdmin},
-    {"Abort", Permission::kAdmin},
-    {"Finalize", Permission::kAdmin},
-    {"Decision", Permission::kAdmin},
-};
 
 const char* RoleName(Permission p) {
   return p == Permission::kAdmin ? "admin" : "read";
-}
-
-}  // namespace
-
-absl::StatusOr<Permission> RequiredPermission(absl::string_view method) {
-  for (const MethodPermission& m : kMethodPermissions) {
-    if (method == m.method) return m.need;
-  }
-  return absl::NotFoundError(
-      absl::StrCat("no role is defined for method ", method));
 }
 
 absl::StatusOr<TokenAuth> TokenAuth::LoadFile(const std::string& path) {
@@ -159,9 +118,9 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromFile(
   return a;
 }
 
-absl::StatusOr<std::string> Authorizer::Authorize(
-    const grpc::ServerContextBase& context, absl::string_view method) const {
-  SA_ASSIGN_OR_RETURN(Permission need, RequiredPermission(method));
+absl::StatusOr<std::string> Authorizer::Authorize(const grpc::ServerContextBase& context,
+                                                  Permission need,
+                                                  absl::string_view method) const {
   std::shared_ptr<const TokenAuth> tokens;
   {
     std::lock_guard<std::mutex> l(mu_);

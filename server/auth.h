@@ -1,5 +1,5 @@
-// Bearer-token authentication with two roles, and the one table of which RPC
-// needs which role.
+// Bearer-token authentication with two roles (which RPC needs which role is
+// the method table's: server/methods.h).
 //
 // Token file: one token per line, "ROLE TOKEN", ROLE `read` or `admin`;
 // blank lines and lines starting with '#' are ignored. `admin` may do
@@ -25,9 +25,7 @@ namespace snapshot {
 
 enum class Permission { kRead, kAdmin };
 
-// The role each RPC needs, by method name ("TakeSnapshot", "Put", ...).
-// NOT_FOUND for a method that is not in the table (refused: fail closed).
-absl::StatusOr<Permission> RequiredPermission(absl::string_view method);
+const char* RoleName(Permission p);  // "read", "admin"
 
 class TokenAuth {
  public:
@@ -69,9 +67,10 @@ class Authorizer {
       const std::string& token_file);
 
   // The caller's role name ("admin", "read", or "anonymous" without a token
-  // file) when it may call `method`; the error otherwise.
+  // file) when it has the role `need` that `method` (its name, for messages)
+  // needs; the error otherwise.
   absl::StatusOr<std::string> Authorize(const grpc::ServerContextBase& context,
-                                        absl::string_view method) const;
+                                        Permission need, absl::string_view method) const;
 
   // Reads the token file again. On success the new tokens apply to calls
   // that start from now on, and the result says what changed; on error the

@@ -7,13 +7,21 @@ namespace snapshot {
 grpc::Status EtcdRestoreServiceImpl::Prepare(
     grpc::ServerContext* ctx, grpc::ServerReader<v1::EtcdPrepareRequest>* reader,
     v1::EtcdRestoreStepResponse* resp) {
-  Rpc rpc(ctx, "Prepare", auth_);
+  Rpc rpc(ctx, auth_);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
+  // A stream slot, and the idle and minimum-rate limits, as for a client's
+  // upload: a stalled coordinator cannot hold this agent's resources.
+  absl::StatusOr<std::unique_ptr<StreamSlot>> slot = streams_->Acquire();
+  if (!slot.ok()) return rpc.Done(slot.status());
+  std::shared_ptr<StreamWatchdog::Stream> watch =
+      streams_->Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   v1::EtcdPrepareRequest req;
   if (!reader->Read(&req) || !req.has_header()) {
+    if (ctx->IsCancelled()) return rpc.Done(Interrupted(*watch));
     return rpc.Done(absl::InvalidArgumentError(
         "Prepare starts with a header message"));
   }
+  watch->Touch(0);
   absl::StatusOr<std::unique_ptr<ClusterRestore::Prepare>> prepare =
       restore_->BeginPrepare(req.header());
   if (!prepare.ok()) return rpc.Done(prepare.status());
@@ -22,22 +30,26 @@ grpc::Status EtcdRestoreServiceImpl::Prepare(
       return rpc.Done(absl::InvalidArgumentError("only chunks follow the header"));
     }
     rpc.bytes += req.chunk().size();
-    absl::Status s = (*prepare)->Feed(req.chunk());
+    watch->Touch(req.chunk().size());
+    absl::Status s = (*prepare)->Write(req.chunk());
     if (!s.ok()) return rpc.Done(s);
   }
   if (ctx->IsCancelled()) {
-    return rpc.Done(absl::CancelledError("the coordinator cancelled the prepare"));
+    absl::Status why = watch->why();
+    return rpc.Done(why.ok() ? absl::CancelledError("the coordinator cancelled the prepare")
+                             : why);
   }
+  watch->Disarm();  // the rest moves no data (etcdctl snapshot restore)
   absl::Status s = (*prepare)->Finish();
   resp->set_member(restore_->member());
   return rpc.Done(s);
 }
 
 grpc::Status EtcdRestoreServiceImpl::Step(
-    grpc::ServerContext* ctx, const char* method, const v1::EtcdRestoreStep* req,
+    grpc::ServerContext* ctx, const v1::EtcdRestoreStep* req,
     v1::EtcdRestoreStepResponse* resp,
     const std::function<absl::Status(const std::string&)>& step) {
-  Rpc rpc(ctx, method, auth_);
+  Rpc rpc(ctx, auth_);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   resp->set_member(restore_->member());
   return rpc.Done(step(req->restore_id()));
@@ -46,7 +58,7 @@ grpc::Status EtcdRestoreServiceImpl::Step(
 grpc::Status EtcdRestoreServiceImpl::Stop(grpc::ServerContext* ctx,
                                           const v1::EtcdRestoreStep* req,
                                           v1::EtcdRestoreStepResponse* resp) {
-  return Step(ctx, "Stop", req, resp,
+  return Step(ctx, req, resp,
               [this](const std::string& id) { return restore_->Stop(id); });
 }
 
@@ -54,7 +66,7 @@ grpc::Status EtcdRestoreServiceImpl::Commit(grpc::ServerContext* ctx,
                                             const v1::EtcdRestoreStep* req,
                                             v1::EtcdRestoreStepResponse* resp) {
   const absl::Time deadline = absl::FromChrono(ctx->deadline());
-  return Step(ctx, "Commit", req, resp, [this, deadline](const std::string& id) {
+  return Step(ctx, req, resp, [this, deadline](const std::string& id) {
     return restore_->Commit(id, std::min(deadline, absl::Now() + absl::Minutes(5)));
   });
 }
@@ -62,21 +74,21 @@ grpc::Status EtcdRestoreServiceImpl::Commit(grpc::ServerContext* ctx,
 grpc::Status EtcdRestoreServiceImpl::Abort(grpc::ServerContext* ctx,
                                            const v1::EtcdRestoreStep* req,
                                            v1::EtcdRestoreStepResponse* resp) {
-  return Step(ctx, "Abort", req, resp,
+  return Step(ctx, req, resp,
               [this](const std::string& id) { return restore_->Abort(id); });
 }
 
 grpc::Status EtcdRestoreServiceImpl::Finalize(grpc::ServerContext* ctx,
                                               const v1::EtcdRestoreStep* req,
                                               v1::EtcdRestoreStepResponse* resp) {
-  return Step(ctx, "Finalize", req, resp,
+  return Step(ctx, req, resp,
               [this](const std::string& id) { return restore_->Finalize(id); });
 }
 
 grpc::Status EtcdRestoreServiceImpl::Decision(grpc::ServerContext* ctx,
                                               const v1::EtcdRestoreStep* req,
                                               v1::EtcdDecisionResponse* resp) {
-  Rpc rpc(ctx, "Decision", auth_);
+  Rpc rpc(ctx, auth_);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   resp->set_decision(restore_->Decision(req->restore_id()));
   return rpc.Done(absl::OkStatus());

@@ -13,13 +13,16 @@
 #include "etcd/cluster_restore.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "server/auth.h"
+#include "server/streams.h"
 
 namespace snapshot {
 
 class EtcdRestoreServiceImpl final : public v1::EtcdRestoreService::Service {
  public:
-  EtcdRestoreServiceImpl(ClusterRestore* restore, const Authorizer* auth)
-      : restore_(restore), auth_(auth) {}
+  // `streams`: the agent's stream limits, which a Prepare (an archive's
+  // state from the coordinating agent) lives under like a client's upload.
+  EtcdRestoreServiceImpl(ClusterRestore* restore, const Authorizer* auth, StreamLimits* streams)
+      : restore_(restore), auth_(auth), streams_(streams) {}
 
   grpc::Status Prepare(grpc::ServerContext* ctx,
                        grpc::ServerReader<v1::EtcdPrepareRequest>* reader,
@@ -36,12 +39,13 @@ class EtcdRestoreServiceImpl final : public v1::EtcdRestoreService::Service {
                         v1::EtcdDecisionResponse* resp) override;
 
  private:
-  grpc::Status Step(grpc::ServerContext* ctx, const char* method,
+  grpc::Status Step(grpc::ServerContext* ctx,
                     const v1::EtcdRestoreStep* req,
                     v1::EtcdRestoreStepResponse* resp,
                     const std::function<absl::Status(const std::string&)>& step);
   ClusterRestore* restore_;
   const Authorizer* auth_;
+  StreamLimits* streams_;
 };
 
 }  // namespace snapshot

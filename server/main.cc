@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "base/version.h"
+#include "core/limits.h"
 #include "server/agent.h"
 
 #include <grpc/grpc.h>
@@ -99,13 +100,19 @@ ABSL_FLAG(int, compress_threads, 0,
           "Threads compressing a snapshot archive (gzip members in "
           "parallel); 0 = one per core.");
 ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest gRPC message received.");
-ABSL_FLAG(uint64_t, max_archive_bytes, uint64_t{64} << 30,
-          "Largest archive accepted by VerifySnapshot and RestoreSnapshot.");
-ABSL_FLAG(uint64_t, max_state_bytes, uint64_t{1} << 30,
-          "Largest snapshot state (state.bin) VerifySnapshot and "
-          "RestoreSnapshot accept, refused from the archive's tar header "
-          "before it is decompressed (the embedded engine holds its state in "
-          "memory).");
+ABSL_FLAG(uint64_t, max_archive_bytes, 0,
+          "Largest archive accepted by VerifySnapshot and RestoreSnapshot; 0 = "
+          "enough for any state within --max-state-bytes (a smaller value that "
+          "cannot hold one is refused at start-up).");
+ABSL_FLAG(uint64_t, max_state_bytes, 0,
+          "Largest snapshot state (state.bin) the agent takes, verifies and "
+          "restores: a larger state is refused by TakeSnapshot and scheduled "
+          "snapshots before any byte is written, and by VerifySnapshot and "
+          "RestoreSnapshot from the archive's tar header before it is "
+          "decompressed. 0 = the engine's default: 1 GiB for the embedded "
+          "engine (it holds its state in memory), 8 GiB for etcd (the largest "
+          "--quota-backend-bytes etcd recommends). Give every agent of a "
+          "cluster the same value.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "End a snapshot stream that moves no message for this long "
           "(RESOURCE_EXHAUSTED).");
@@ -213,8 +220,6 @@ int Run() {
   c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   c.service.max_concurrent_streams = absl::GetFlag(FLAGS_max_streams);
   c.service.compress_threads = absl::GetFlag(FLAGS_compress_threads);
-  c.service.limits.max_archive_bytes = absl::GetFlag(FLAGS_max_archive_bytes);
-  c.service.limits.max_state_bytes = absl::GetFlag(FLAGS_max_state_bytes);
   c.service.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   c.service.min_transfer_rate = absl::GetFlag(FLAGS_min_transfer_rate);
   c.job.snapshot_dir = absl::GetFlag(FLAGS_snapshot_dir);
@@ -238,6 +243,15 @@ int Run() {
     return 2;
   }
   c.engine = absl::GetFlag(FLAGS_engine);
+  {
+    auto limits = snapshot::MakeLimits(c.engine, absl::GetFlag(FLAGS_max_state_bytes),
+                                       absl::GetFlag(FLAGS_max_archive_bytes));
+    if (!limits.ok()) {
+      std::cerr << "snapshot-agent: " << limits.status().message() << "\n";
+      return 2;
+    }
+    c.service.limits = *limits;
+  }
   if (c.engine == snapshot::kEngineEtcd) {
     snapshot::EtcdAgentConfig& e = c.etcd;
     e.node.client.endpoint = absl::GetFlag(FLAGS_etcd_endpoint);

@@ -13,11 +13,6 @@
 namespace snapshot {
 namespace {
 
-// Which way an RPC's payload bytes go.
-const char* Direction(const std::string& method) {
-  return method == "VerifySnapshot" || method == "RestoreSnapshot" ? "in" : "out";
-}
-
 prometheus::Histogram::BucketBoundaries DurationBuckets() {
   return {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600};
 }
@@ -92,20 +87,17 @@ Metrics& Metrics::Get() {
 
 std::shared_ptr<prometheus::Registry> Metrics::registry() { return impl_->registry; }
 
-void Metrics::Rpc(const std::string& method, const std::string& code, uint64_t bytes,
+void Metrics::Rpc(const MethodInfo& method, const std::string& code, uint64_t bytes,
                   absl::Duration d) {
-  impl_->rpcs.Add({{"method", method}, {"code", code}}).Increment();
+  impl_->rpcs.Add({{"method", method.name}, {"code", code}}).Increment();
   if (bytes > 0) {
-    impl_->bytes.Add({{"method", method}, {"direction", Direction(method)}})
+    impl_->bytes
+        .Add({{"method", method.name},
+              {"direction", method.bytes == Direction::kIn ? "in" : "out"}})
         .Increment(static_cast<double>(bytes));
   }
-  const char* op = method == "TakeSnapshot"      ? "take"
-                   : method == "VerifySnapshot"  ? "verify"
-                   : method == "RestoreSnapshot" ? "restore"
-                   : method == "FetchSnapshot"   ? "fetch"
-                                                 : nullptr;
-  if (op != nullptr) {
-    impl_->durations.Add({{"operation", op}}, DurationBuckets())
+  if (method.operation != nullptr) {
+    impl_->durations.Add({{"operation", method.operation}}, DurationBuckets())
         .Observe(absl::ToDoubleSeconds(d));
   }
 }

@@ -14,6 +14,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/job_metrics.h"
+#include "server/methods.h"
 
 namespace prometheus {
 class Exposer;
@@ -22,21 +24,20 @@ class Registry;
 
 namespace snapshot {
 
-class Metrics {
+class Metrics : public JobMetrics {
  public:
   static Metrics& Get();
 
-  // One finished RPC: method, canonical code name, payload bytes, duration.
-  void Rpc(const std::string& method, const std::string& code, uint64_t bytes,
+  // One finished RPC: its method's entry, canonical code name, payload
+  // bytes (in the method's direction), duration.
+  void Rpc(const MethodInfo& method, const std::string& code, uint64_t bytes,
            absl::Duration d);
-  // A snapshot written into the catalog (scheduled, on demand, pre-restore).
-  void CatalogWrite(const std::string& origin, bool ok, absl::Duration d);
-  // One run of the schedule: "success", "unchanged", "failure" or
-  // "not_leader".
-  void ScheduleRun(const std::string& result);
-  void SetScheduleLastSuccess(absl::Time t);
-  void SetScheduleConsecutiveFailures(int n);
-  void SetCatalog(uint64_t snapshots, uint64_t bytes);
+  // JobMetrics (core/job_metrics.h).
+  void CatalogWrite(const std::string& origin, bool ok, absl::Duration d) override;
+  void ScheduleRun(const std::string& result) override;
+  void SetScheduleLastSuccess(absl::Time t) override;
+  void SetScheduleConsecutiveFailures(int n) override;
+  void SetCatalog(uint64_t snapshots, uint64_t bytes) override;
   void RestoreApplied();
 
   std::shared_ptr<prometheus::Registry> registry();

@@ -6,48 +6,19 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "core/restore_request.h"
 #include "server/metrics.h"
 #include "server/rpc.h"
+#include "server/upload.h"
 
 namespace snapshot {
 namespace {
 
-constexpr uint32_t kMinChunk = 16 << 10;
-constexpr uint32_t kMaxChunk = 4 << 20;
-constexpr uint32_t kDefaultChunk = 1 << 20;
 constexpr uint32_t kDefaultListLimit = 1000;
 constexpr uint32_t kMaxListLimit = 10000;
 // Keys and values per List response (plus at most one entry): far below
 // gRPC's default 4 MiB receive limit of every client.
 constexpr uint64_t kListPageBytes = 1 << 20;
-
-// A place among the concurrent snapshot streams.
-class StreamSlot {
- public:
-  StreamSlot(std::atomic<int>* count, int max) : count_(count) {
-    ok_ = count_->fetch_add(1) < max;
-  }
-  ~StreamSlot() { count_->fetch_sub(1); }
-  bool ok() const { return ok_; }
-
- private:
-  std::atomic<int>* count_;
-  bool ok_;
-};
-
-absl::Status TooManyStreams(const ServiceOptions& o) {
-  return absl::ResourceExhaustedError(absl::StrFormat(
-      "already serving %d snapshot streams (limit --max-streams); retry later",
-      o.max_concurrent_streams));
-}
-
-// Why a stream ended early: stopped by the watchdog (idle, too slow,
-// shutdown), or cancelled by the client.
-absl::Status Interrupted(const StreamWatchdog::Stream& watch) {
-  absl::Status why = watch.why();
-  if (!why.ok()) return why;
-  return absl::CancelledError("the call was cancelled");
-}
 
 void ToProto(const SnapshotMeta& m, bool stale, v1::SnapshotMetadata* out) {
   out->set_id(m.id);
@@ -145,213 +116,9 @@ class ChunkSink : public ByteSink {
 
 }  // namespace
 
-// --- StreamWatchdog ---------------------------------------------------------
-
-void StreamWatchdog::Stream::Disarm() {
-  std::lock_guard<std::mutex> l(mu_);
-  armed_ = false;
-}
-
-absl::Status StreamWatchdog::Stream::why() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return why_;
-}
-
-void StreamWatchdog::Stream::Stop(const absl::Status& why) {
-  // Under the lock, so that Disarm() returns only once no stop is running.
-  std::lock_guard<std::mutex> l(mu_);
-  if (!armed_ || !why_.ok()) return;
-  why_ = why;
-  stop_(why);
-}
-
-StreamWatchdog::StreamWatchdog(absl::Duration window, uint64_t min_rate)
-    : window_(window), min_rate_(min_rate), thread_([this] { Run(); }) {}
-
-StreamWatchdog::~StreamWatchdog() {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  thread_.join();
-}
-
-std::shared_ptr<StreamWatchdog::Stream> StreamWatchdog::Watch(
-    std::function<void(const absl::Status&)> stop) {
-  auto s = std::make_shared<Stream>();
-  s->stop_ = std::move(stop);
-  s->Touch(0);
-  s->window_start_ns_ = absl::GetCurrentTimeNanos();
-  std::lock_guard<std::mutex> l(mu_);
-  streams_.push_back(s);
-  return s;
-}
-
-void StreamWatchdog::StopAll(const absl::Status& why) {
-  std::vector<std::shared_ptr<Stream>> live;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const auto& weak : streams_) {
-      if (auto s = weak.lock()) live.push_back(std::move(s));
-    }
-  }
-  for (auto& s : live) s->Stop(why);
-}
-
-void StreamWatchdog::Run() {
-  const absl::Duration tick = std::min(absl::Milliseconds(250), window_ / 4);
-  const int64_t window_ns = absl::ToInt64Nanoseconds(window_);
-  const uint64_t window_min_bytes = static_cast<uint64_t>(
-      static_cast<double>(min_rate_) * absl::ToDoubleSeconds(window_));
-  const absl::Status idle = absl::ResourceExhaustedError(absl::StrFormat(
-      "no data moved for %s; the transfer was abandoned (limit "
-      "--idle-timeout)",
-      absl::FormatDuration(window_)));
-  const absl::Status slow = absl::ResourceExhaustedError(absl::StrFormat(
-      "fewer than %d bytes moved in %s, slower than the minimum of %d "
-      "bytes/s; the transfer was abandoned (limit --min-transfer-rate)",
-      window_min_bytes, absl::FormatDuration(window_), min_rate_));
-  std::unique_lock<std::mutex> l(mu_);
-  while (!stop_) {
-    cv_.wait_for(l, absl::ToChronoNanoseconds(tick));
-    const int64_t now = absl::GetCurrentTimeNanos();
-    std::vector<std::pair<std::shared_ptr<Stream>, absl::Status>> to_stop;
-    for (auto it = streams_.begin(); it != streams_.end();) {
-      std::shared_ptr<Stream> s = it->lock();
-      if (!s) {
-        it = streams_.erase(it);
-        continue;
-      }
-      if (now - s->last_ns_ > window_ns) {
-        to_stop.emplace_back(std::move(s), idle);
-      } else if (now - s->window_start_ns_ >= window_ns) {
-        const uint64_t moved = s->window_bytes_.exchange(0);
-        s->window_start_ns_ = now;
-        if (moved < window_min_bytes) to_stop.emplace_back(std::move(s), slow);
-      }
-      ++it;
-    }
-    l.unlock();
-    for (auto& [s, why] : to_stop) s->Stop(why);
-    l.lock();
-  }
-}
-
 // --- Upload RPCs (callback API) ---------------------------------------------
 
 namespace {
-
-// What an upload RPC does with the messages it receives, apart from the
-// transport: OnMessage for each (fast), OnEnd once the client has sent
-// everything (may be slow: it runs on its own thread).
-template <typename Req>
-class UploadSession {
- public:
-  virtual ~UploadSession() = default;
-  virtual absl::Status OnMessage(const Req& req, uint64_t* bytes) = 0;
-  virtual absl::Status OnEnd() = 0;
-};
-
-// Drives an UploadSession from gRPC's callback API. Deletes itself when the
-// call is done. Ends the call with RESOURCE_EXHAUSTED when the client stays
-// idle or too slow (the watchdog), UNAVAILABLE at shutdown, CANCELLED when
-// cancelled. The session (e.g. a restore's spool and the restore slot) and
-// the stream slot are released before the client hears the final status, so
-// that it can start its next call at once.
-template <typename Req>
-class UploadReactor : public grpc::ServerReadReactor<Req> {
- public:
-  // `rpc` has been authorized already; `start` not OK ends the call at once.
-  UploadReactor(grpc::CallbackServerContext* ctx, std::unique_ptr<Rpc> rpc,
-                StreamWatchdog* watchdog, absl::Status start,
-                std::unique_ptr<StreamSlot> slot,
-                std::unique_ptr<UploadSession<Req>> session)
-      : ctx_(ctx), rpc_(std::move(rpc)), slot_(std::move(slot)),
-        session_(std::move(session)) {
-    if (!start.ok()) {
-      FinishOnce(start);
-      return;
-    }
-    watch_ = watchdog->Watch([this](const absl::Status& why) { FinishOnce(why); });
-    this->StartRead(&req_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The client finished sending, or the call was cancelled or stopped.
-      if (Finished()) return;
-      if (ctx_->IsCancelled()) {
-        FinishOnce(absl::CancelledError("the call was cancelled"));
-        return;
-      }
-      // Nothing moves from here on (verifying the end, applying): the
-      // transfer limits and the shutdown stop no longer apply. The reactor
-      // lives until Finish() is called, at the end of this thread.
-      watch_->Disarm();
-      std::thread([this] {
-        absl::Status s;
-        {
-          std::lock_guard<std::mutex> l(session_mu_);
-          s = session_->OnEnd();
-        }
-        FinishOnce(s);
-      }).detach();
-      return;
-    }
-    absl::Status s;
-    uint64_t before = rpc_->bytes;
-    {
-      std::lock_guard<std::mutex> l(session_mu_);
-      if (!session_) return;  // finished meanwhile (idle, shutdown)
-      s = session_->OnMessage(req_, &rpc_->bytes);
-    }
-    watch_->Touch(rpc_->bytes - before);
-    if (!s.ok()) {
-      FinishOnce(s);
-      return;
-    }
-    std::lock_guard<std::mutex> l(mu_);
-    if (!finished_) this->StartRead(&req_);
-  }
-
-  void OnDone() override {
-    if (watch_) watch_->Disarm();
-    delete this;
-  }
-
- private:
-  bool Finished() {
-    std::lock_guard<std::mutex> l(mu_);
-    return finished_;
-  }
-  // Finish() may lead to OnDone() (and `delete this`) on another thread at
-  // once: nothing may touch the reactor after it.
-  void FinishOnce(const absl::Status& s) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (finished_) return;
-      finished_ = true;
-    }
-    {
-      std::lock_guard<std::mutex> l(session_mu_);
-      session_.reset();
-    }
-    slot_.reset();
-    grpc::Status final_status = rpc_->Done(s);
-    this->Finish(final_status);
-  }
-
-  grpc::CallbackServerContext* ctx_;
-  std::unique_ptr<Rpc> rpc_;
-  std::unique_ptr<StreamSlot> slot_;
-  std::mutex session_mu_;  // held while the session is in use
-  std::unique_ptr<UploadSession<Req>> session_;
-  std::shared_ptr<StreamWatchdog::Stream> watch_;
-  Req req_;
-  std::mutex mu_;
-  bool finished_ = false;
-};
 
 class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
  public:
@@ -378,116 +145,65 @@ class VerifySession : public UploadSession<v1::VerifySnapshotRequest> {
   v1::VerifySnapshotResponse* resp_;
 };
 
+// Translates the RestoreSnapshot stream into a core RestoreRequest, which
+// holds the rules (core/restore_request.h).
 class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
  public:
   RestoreSession(const Rpc* rpc, const ServiceOptions& o, SnapshotJob* job,
-                 std::unique_ptr<RestoreSpool> spool,
-                 v1::RestoreSnapshotResponse* resp)
-      : rpc_(rpc), options_(o), job_(job), spool_(std::move(spool)), resp_(resp) {}
+                 std::unique_ptr<RestoreSpool> spool, v1::RestoreSnapshotResponse* resp)
+      : rpc_(rpc),
+        options_(o),
+        request_(std::move(spool), job != nullptr ? job->catalog() : nullptr,
+                 job != nullptr && job->safety_snapshot()
+                     ? SafetySnapshotFn([job](absl::Time deadline) -> absl::StatusOr<std::string> {
+                         SA_ASSIGN_OR_RETURN(CatalogEntry e,
+                                             job->Create(SnapshotOrigin::kPreRestore, deadline));
+                         return e.id;
+                       })
+                     : nullptr),
+        resp_(resp) {}
 
   absl::Status OnMessage(const v1::RestoreSnapshotRequest& req,
                          uint64_t* bytes) override {
-    const bool first = first_;
-    first_ = false;
-    if (ended_) {
-      return absl::InvalidArgumentError(
-          "expected_checksum must be the last message; nothing may follow it");
-    }
-    if (stored_ && req.message_case() != v1::RestoreSnapshotRequest::kOptions) {
-      return absl::InvalidArgumentError(
-          "a restore of a catalog snapshot (options.catalog_id) takes no other message");
-    }
     switch (req.message_case()) {
       case v1::RestoreSnapshotRequest::kOptions:
-        if (!first) {
-          return absl::InvalidArgumentError(
-              "options may only come in the first message");
-        }
-        expected_ = req.options().expected_checksum();
-        spool_->ExpectChecksum(expected_);
-        if (!req.options().catalog_id().empty()) {
-          if (job_ == nullptr) {
-            return absl::FailedPreconditionError("this agent keeps no snapshot catalog");
-          }
-          // Pinned: not deleted (retention, DeleteSnapshot) while in use.
-          SA_ASSIGN_OR_RETURN(stored_, job_->catalog()->Acquire(req.options().catalog_id()));
-        }
-        return absl::OkStatus();
+        return request_.Options(req.options().expected_checksum(), req.options().catalog_id());
       case v1::RestoreSnapshotRequest::kExpectedChecksum:
-        ended_ = true;
-        if (!expected_.empty() && expected_ != req.expected_checksum()) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "the first message expects checksum ", expected_,
-              " but the last one ", req.expected_checksum()));
-        }
-        spool_->ExpectChecksum(req.expected_checksum());
-        return absl::OkStatus();
+        return request_.ExpectedChecksum(req.expected_checksum());
       case v1::RestoreSnapshotRequest::kChunk:
         *bytes += req.chunk().size();
-        return spool_->Feed(req.chunk());
+        return request_.Chunk(req.chunk());
       default:
         return absl::InvalidArgumentError("empty RestoreSnapshotRequest");
     }
   }
 
   absl::Status OnEnd() override {
-    if (stored_) {
-      // The stored archive goes through the same verification as an upload
-      // (a file on disk may have rotted since it was written).
-      SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(stored_->path()));
-      std::string buf(1 << 20, '\0');
-      for (;;) {
-        SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
-        if (n == 0) break;
-        SA_RETURN_IF_ERROR(spool_->Feed(absl::string_view(buf.data(), n)));
-      }
-    }
-    SA_ASSIGN_OR_RETURN(ArchiveInfo info, spool_->Finish());
-    SA_RETURN_IF_ERROR(spool_->CheckEngine());
-    std::string safety_id;
-    if (job_ != nullptr && job_->safety_snapshot()) {
-      absl::StatusOr<CatalogEntry> safety = job_->Create(
-          SnapshotOrigin::kPreRestore, absl::Now() + options_.restore_timeout);
-      if (!safety.ok()) {
-        return absl::Status(
-            safety.status().code(),
-            absl::StrCat("the safety snapshot of the current state could not be stored (",
-                         safety.status().message(),
-                         "); nothing was restored. Free space in the catalog, or run the "
-                         "agent with --no-safety-snapshot"));
-      }
-      safety_id = safety->id;
-    }
-    SA_ASSIGN_OR_RETURN(RestoreResult result,
-                        spool_->Apply(absl::Now() + options_.restore_timeout));
+    SA_ASSIGN_OR_RETURN(RestoreOutcome o,
+                        request_.Finish(absl::Now() + options_.restore_timeout));
     Metrics::Get().RestoreApplied();
     Log(LogLevel::kInfo, "restore applied",
         {{"peer", rpc_->peer()},
          {"role", rpc_->role()},
-         {"snapshot_id", info.meta.id},
-         {"snapshot_index", info.meta.index},
-         {"checksum", info.checksum},
-         {"catalog_id", stored_ ? stored_->entry().id : ""},
-         {"safety_snapshot_id", safety_id},
-         {"restored_index", result.index}});
-    ToProto(info.meta, false, resp_->mutable_metadata());
-    resp_->set_archive_size(info.archive_size);
-    resp_->set_checksum(info.checksum);
-    resp_->set_restored_index(result.index);
-    resp_->set_safety_snapshot_id(safety_id);
+         {"snapshot_id", o.info.meta.id},
+         {"snapshot_index", o.info.meta.index},
+         {"checksum", o.info.checksum},
+         {"catalog_id", o.catalog_id},
+         {"safety_snapshot_id", o.safety_id},
+         {"restored_index", o.result.index}});
+    ToProto(o.info.meta, false, resp_->mutable_metadata());
+    resp_->set_archive_size(o.info.archive_size);
+    resp_->set_checksum(o.info.checksum);
+    resp_->set_restored_index(o.result.index);
+    resp_->set_safety_snapshot_id(o.safety_id);
     return absl::OkStatus();
   }
 
  private:
   const Rpc* rpc_;
   const ServiceOptions& options_;
-  SnapshotJob* job_;
-  std::unique_ptr<RestoreSpool> spool_;
-  std::unique_ptr<Catalog::Pin> stored_;  // restore of a catalog snapshot
+  RestoreRequest request_;
   v1::RestoreSnapshotResponse* resp_;
-  bool first_ = true;
-  bool ended_ = false;
-  std::string expected_;
 };
 
 }  // namespace
@@ -497,12 +213,22 @@ class RestoreSession : public UploadSession<v1::RestoreSnapshotRequest> {
 SnapshotServiceImpl::SnapshotServiceImpl(RaftNode* node, Restorer* restorer,
                                          ServiceOptions options, SnapshotJob* job)
     : node_(node), restorer_(restorer), options_(std::move(options)), job_(job),
-      watchdog_(options_.idle_timeout, options_.min_transfer_rate) {}
+      streams_(options_.max_concurrent_streams, options_.idle_timeout,
+               options_.min_transfer_rate),
+      workers_(options_.max_concurrent_streams) {}
+
+SnapshotServiceImpl::~SnapshotServiceImpl() {
+  // Every upload reactor is done once the server has shut down; they use the
+  // stream limits and the workers, which go with this object.
+  if (!workers_.Drain(absl::Now() + absl::Minutes(1))) {
+    Log(LogLevel::kError, "upload calls still running when the service was destroyed", {});
+  }
+}
 
 grpc::Status SnapshotServiceImpl::TakeSnapshot(
     grpc::ServerContext* ctx, const v1::TakeSnapshotRequest* req,
     grpc::ServerWriter<v1::TakeSnapshotResponse>* writer) {
-  Rpc rpc(ctx, "TakeSnapshot", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   return rpc.Done(Take(ctx, *req, writer, &rpc.bytes));
 }
@@ -511,13 +237,9 @@ absl::Status SnapshotServiceImpl::Take(
     grpc::ServerContext* ctx, const v1::TakeSnapshotRequest& req,
     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
     uint64_t* bytes) {
-  uint32_t chunk = req.chunk_size() == 0 ? kDefaultChunk : req.chunk_size();
-  if (chunk < kMinChunk || chunk > kMaxChunk) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("chunk_size must be %d to %d bytes, got %d", kMinChunk,
-                        kMaxChunk, chunk));
-  }
+  SA_ASSIGN_OR_RETURN(const uint32_t chunk, ChunkSize(req.chunk_size()));
   TakeOptions opts;
+  opts.limits = options_.limits;
   opts.snapshot.allow_stale = req.allow_stale();
   if (req.fast() && req.has_compression_level()) {
     return absl::InvalidArgumentError(
@@ -525,18 +247,14 @@ absl::Status SnapshotServiceImpl::Take(
         "for a level");
   }
   if (req.has_compression_level()) {
-    opts.compression_level = req.compression_level();
+    opts.compression = req.compression_level();
   } else if (req.fast()) {
-    opts.compression_level = kFastCompression;
+    opts.compression = Compression::Fast();
   }
-  opts.compress_threads =
-      options_.compress_threads > 0
-          ? options_.compress_threads
-          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  StreamSlot slot(&streams_, options_.max_concurrent_streams);
-  if (!slot.ok()) return TooManyStreams(options_);
+  opts.compress_threads = CompressThreads(options_.compress_threads);
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
   std::shared_ptr<StreamWatchdog::Stream> watch =
-      watchdog_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
+      streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   ChunkSink sink(ctx, writer, chunk, watch.get(), bytes);
   absl::StatusOr<ArchiveInfo> info = TakeArchive(
       node_, opts, &sink, absl::Now() + options_.raft_timeout,
@@ -564,24 +282,28 @@ absl::Status SnapshotServiceImpl::Take(
 grpc::ServerReadReactor<v1::VerifySnapshotRequest>*
 SnapshotServiceImpl::VerifySnapshot(grpc::CallbackServerContext* ctx,
                                     v1::VerifySnapshotResponse* resp) {
-  auto rpc = std::make_unique<Rpc>(ctx, "VerifySnapshot", options_.auth);
+  auto rpc = std::make_unique<Rpc>(ctx, options_.auth);
   absl::Status start = rpc->authorized();
-  auto slot = std::make_unique<StreamSlot>(&streams_,
-                                           options_.max_concurrent_streams);
-  if (start.ok() && !slot->ok()) start = TooManyStreams(options_);
+  std::unique_ptr<StreamSlot> slot;
+  if (start.ok()) {
+    absl::StatusOr<std::unique_ptr<StreamSlot>> got = streams_.Acquire();
+    if (got.ok()) slot = std::move(*got); else start = got.status();
+  }
   return new UploadReactor<v1::VerifySnapshotRequest>(
-      ctx, std::move(rpc), &watchdog_, start, std::move(slot),
+      ctx, std::move(rpc), &streams_, &workers_, start, std::move(slot),
       std::make_unique<VerifySession>(options_.limits, resp));
 }
 
 grpc::ServerReadReactor<v1::RestoreSnapshotRequest>*
 SnapshotServiceImpl::RestoreSnapshot(grpc::CallbackServerContext* ctx,
                                      v1::RestoreSnapshotResponse* resp) {
-  auto rpc = std::make_unique<Rpc>(ctx, "RestoreSnapshot", options_.auth);
+  auto rpc = std::make_unique<Rpc>(ctx, options_.auth);
   absl::Status start = rpc->authorized();
-  auto slot = std::make_unique<StreamSlot>(&streams_,
-                                           options_.max_concurrent_streams);
-  if (start.ok() && !slot->ok()) start = TooManyStreams(options_);
+  std::unique_ptr<StreamSlot> slot;
+  if (start.ok()) {
+    absl::StatusOr<std::unique_ptr<StreamSlot>> got = streams_.Acquire();
+    if (got.ok()) slot = std::move(*got); else start = got.status();
+  }
   std::unique_ptr<UploadSession<v1::RestoreSnapshotRequest>> session;
   if (start.ok()) {
     // Refuses on a follower, or while another restore runs, before
@@ -596,12 +318,11 @@ SnapshotServiceImpl::RestoreSnapshot(grpc::CallbackServerContext* ctx,
     }
   }
   return new UploadReactor<v1::RestoreSnapshotRequest>(
-      ctx, std::move(rpc), &watchdog_, start, std::move(slot),
-      std::move(session));
+      ctx, std::move(rpc), &streams_, &workers_, start, std::move(slot), std::move(session));
 }
 
 void SnapshotServiceImpl::StopStreams() {
-  watchdog_.StopAll(absl::UnavailableError(
+  streams_.StopAll(absl::UnavailableError(
       "the agent is shutting down; retry against it when it is back, or "
       "against another node"));
 }
@@ -609,7 +330,7 @@ void SnapshotServiceImpl::StopStreams() {
 grpc::Status SnapshotServiceImpl::GetStatus(grpc::ServerContext* ctx,
                                             const v1::GetStatusRequest*,
                                             v1::GetStatusResponse* resp) {
-  Rpc rpc(ctx, "GetStatus", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   absl::StatusOr<NodeStatus> st = node_->Status();
   if (!st.ok()) return rpc.Done(st.status());
@@ -645,7 +366,7 @@ absl::Status SnapshotServiceImpl::NeedCatalog() const {
 grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
                                                 const v1::ListSnapshotsRequest*,
                                                 v1::ListSnapshotsResponse* resp) {
-  Rpc rpc(ctx, "ListSnapshots", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
   for (const CatalogEntry& e : job_->catalog()->List()) ToProto(e, resp->add_snapshots());
@@ -656,21 +377,16 @@ grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
 grpc::Status SnapshotServiceImpl::FetchSnapshot(
     grpc::ServerContext* ctx, const v1::FetchSnapshotRequest* req,
     grpc::ServerWriter<v1::FetchSnapshotResponse>* writer) {
-  Rpc rpc(ctx, "FetchSnapshot", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   return rpc.Done(Fetch(ctx, *req, writer, &rpc.bytes));
 }
 
-absl::Status SnapshotServiceImpl::Fetch(grpc::ServerContext* ctx,
-                                        const v1::FetchSnapshotRequest& req,
-                                        grpc::ServerWriter<v1::FetchSnapshotResponse>* writer,
-                                        uint64_t* bytes) {
+absl::Status SnapshotServiceImpl::Fetch(
+    grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
+    grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer, uint64_t* bytes) {
   SA_RETURN_IF_ERROR(NeedCatalog());
-  const uint32_t chunk = req.chunk_size() == 0 ? kDefaultChunk : req.chunk_size();
-  if (chunk < kMinChunk || chunk > kMaxChunk) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "chunk_size must be %d to %d bytes, got %d", kMinChunk, kMaxChunk, chunk));
-  }
+  SA_ASSIGN_OR_RETURN(const uint32_t chunk, ChunkSize(req.chunk_size()));
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, job_->catalog()->Acquire(req.id()));
   const CatalogEntry& e = pin->entry();
   if (req.offset() > e.archive_size) {
@@ -678,10 +394,9 @@ absl::Status SnapshotServiceImpl::Fetch(grpc::ServerContext* ctx,
         "offset %d is past the end of snapshot %s (%d bytes)", req.offset(), e.id,
         e.archive_size));
   }
-  StreamSlot slot(&streams_, options_.max_concurrent_streams);
-  if (!slot.ok()) return TooManyStreams(options_);
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
   std::shared_ptr<StreamWatchdog::Stream> watch =
-      watchdog_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
+      streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   v1::FetchSnapshotResponse first;
   ToProto(e, first.mutable_entry());
   if (!writer->Write(first)) return Interrupted(*watch);
@@ -725,7 +440,7 @@ absl::Status SnapshotServiceImpl::Fetch(grpc::ServerContext* ctx,
 grpc::Status SnapshotServiceImpl::CreateSnapshot(grpc::ServerContext* ctx,
                                                  const v1::CreateSnapshotRequest*,
                                                  v1::CatalogEntry* resp) {
-  Rpc rpc(ctx, "CreateSnapshot", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
   absl::StatusOr<CatalogEntry> e =
@@ -739,7 +454,7 @@ grpc::Status SnapshotServiceImpl::CreateSnapshot(grpc::ServerContext* ctx,
 grpc::Status SnapshotServiceImpl::DeleteSnapshot(grpc::ServerContext* ctx,
                                                  const v1::DeleteSnapshotRequest* req,
                                                  v1::DeleteSnapshotResponse*) {
-  Rpc rpc(ctx, "DeleteSnapshot", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
   return rpc.Done(job_->Delete(req->id()));
@@ -754,7 +469,7 @@ KeyValueServiceImpl::KeyValueServiceImpl(KeyValueStore* store,
 grpc::Status KeyValueServiceImpl::Put(grpc::ServerContext* ctx,
                                       const v1::PutRequest* req,
                                       v1::PutResponse* resp) {
-  Rpc rpc(ctx, "Put", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   rpc.bytes = req->key().size() + req->value().size();
   auto index = store_->Put(req->key(), req->value(),
@@ -767,7 +482,7 @@ grpc::Status KeyValueServiceImpl::Put(grpc::ServerContext* ctx,
 grpc::Status KeyValueServiceImpl::Get(grpc::ServerContext* ctx,
                                       const v1::GetRequest* req,
                                       v1::GetResponse* resp) {
-  Rpc rpc(ctx, "Get", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   auto v = store_->Get(req->key(), req->allow_stale(),
                        absl::Now() + options_.raft_timeout);
@@ -783,7 +498,7 @@ grpc::Status KeyValueServiceImpl::Get(grpc::ServerContext* ctx,
 grpc::Status KeyValueServiceImpl::Delete(grpc::ServerContext* ctx,
                                          const v1::DeleteRequest* req,
                                          v1::DeleteResponse* resp) {
-  Rpc rpc(ctx, "Delete", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   auto index = store_->Delete(req->key(), absl::Now() + options_.raft_timeout);
   if (!index.ok()) return rpc.Done(index.status());
@@ -794,7 +509,7 @@ grpc::Status KeyValueServiceImpl::Delete(grpc::ServerContext* ctx,
 grpc::Status KeyValueServiceImpl::List(grpc::ServerContext* ctx,
                                        const v1::ListRequest* req,
                                        v1::ListResponse* resp) {
-  Rpc rpc(ctx, "List", options_.auth);
+  Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   ListOptions lo;
   lo.limit = req->limit() == 0 ? kDefaultListLimit : req->limit();

@@ -25,17 +25,21 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "core/limits.h"
 #include "core/snapshot_ops.h"
 #include "engine/node.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "server/auth.h"
 #include "server/rpc.h"
-#include "server/snapshot_job.h"
+#include "core/snapshot_job.h"
+#include "server/streams.h"
+#include "server/upload.h"
 
 namespace snapshot {
 
 struct ServiceOptions {
-  // Sizes accepted by Verify (and, through the Restorer, Restore).
+  // The agent's limits (core/limits.h): Take, Verify and, through the
+  // Restorer, Restore.
   Limits limits;
   // Snapshot streams (Take, Verify, Restore) served at once; more are
   // refused with RESOURCE_EXHAUSTED.
@@ -60,58 +64,6 @@ struct ServiceOptions {
   const Authorizer* auth = nullptr;
 };
 
-// Ends streams that move too little data, and all streams at shutdown.
-// One background thread.
-class StreamWatchdog {
- public:
-  // `min_rate` in bytes per second (0: none), checked per `window`.
-  StreamWatchdog(absl::Duration window, uint64_t min_rate);
-  ~StreamWatchdog();
-
-  class Stream {
-   public:
-    // Records that `bytes` moved (0: a message without payload).
-    void Touch(uint64_t bytes) {
-      last_ns_ = absl::GetCurrentTimeNanos();
-      window_bytes_ += bytes;
-    }
-    // From now on the stream is not stopped any more (call before the owner
-    // goes away, or before work that moves no data, such as an apply).
-    void Disarm();
-    // Why the stream was stopped; OK while it was not.
-    absl::Status why() const;
-
-   private:
-    friend class StreamWatchdog;
-    void Stop(const absl::Status& why);
-    mutable std::mutex mu_;
-    bool armed_ = true;
-    absl::Status why_;
-    std::function<void(const absl::Status&)> stop_;
-    std::atomic<int64_t> last_ns_{0};
-    std::atomic<uint64_t> window_bytes_{0};
-    int64_t window_start_ns_ = 0;  // watchdog thread only
-  };
-
-  // Watches a stream until the handle is destroyed or disarmed. `stop` is
-  // called at most once, from the watchdog's thread, with
-  // RESOURCE_EXHAUSTED (idle, too slow) or UNAVAILABLE (shutdown); it must
-  // make the stream end promptly (cancel it or finish it with that status).
-  std::shared_ptr<Stream> Watch(std::function<void(const absl::Status&)> stop);
-  // Stops every watched stream now with `why`.
-  void StopAll(const absl::Status& why);
-
- private:
-  void Run();
-  const absl::Duration window_;
-  const uint64_t min_rate_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::list<std::weak_ptr<Stream>> streams_;
-  std::thread thread_;
-};
-
 // TakeSnapshot runs on gRPC's synchronous API; VerifySnapshot and
 // RestoreSnapshot on the callback API, so that an idle upload can be ended
 // with RESOURCE_EXHAUSTED (a synchronous Read() cannot time out).
@@ -125,6 +77,9 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
   // then answer FAILED_PRECONDITION and restores take no safety snapshot.
   SnapshotServiceImpl(RaftNode* node, Restorer* restorer,
                       ServiceOptions options, SnapshotJob* job = nullptr);
+  // Waits (up to a minute) for upload calls still running: call after the
+  // server has shut down.
+  ~SnapshotServiceImpl() override;
 
   grpc::Status TakeSnapshot(
       grpc::ServerContext* ctx, const v1::TakeSnapshotRequest* req,
@@ -157,23 +112,28 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
                     const v1::TakeSnapshotRequest& req,
                     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
                     uint64_t* bytes);
+  // The FetchSnapshot stream loop, likewise.
+  absl::Status Fetch(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
+                     grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
+                     uint64_t* bytes);
 
   // Ends every snapshot stream in progress with UNAVAILABLE (a restore
   // already applying is left to finish); for the end of the shutdown grace
   // period.
   void StopStreams();
+  // The agent's stream limits, for its other streaming services (the etcd
+  // restore's Prepare between agents).
+  StreamLimits* stream_limits() { return &streams_; }
 
  private:
-  absl::Status Fetch(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
-                     grpc::ServerWriter<v1::FetchSnapshotResponse>* writer, uint64_t* bytes);
   absl::Status NeedCatalog() const;
 
   RaftNode* node_;
   Restorer* restorer_;
   ServiceOptions options_;
   SnapshotJob* job_;
-  StreamWatchdog watchdog_;
-  std::atomic<int> streams_{0};
+  StreamLimits streams_;
+  UploadWorkers workers_;  // after streams_: its reactors use them
 };
 
 class KeyValueServiceImpl final : public v1::KeyValueService::Service {

@@ -1,10 +1,14 @@
 // Unit tests of the gRPC glue with mock streams and an in-memory RaftNode;
 // tests/grpc_api_test.cc covers the same paths over real sockets.
 #include "server/service.h"
+#include "server/methods.h"
+#include "server/rpc.h"
 
 #include <gmock/gmock.h>
 #include <grpcpp/test/mock_stream.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include <sys/stat.h>
 
@@ -161,7 +165,8 @@ TEST(SnapshotService, TakeRefusesBadCompressionRequestsBeforeCapturing) {
     bool fast;
     const char* says;
   };
-  for (const Case& c : {Case{11, false, "0 to 9"}, Case{1, true, "fast"}}) {
+  // -1 is no level: fast mode is asked for with `fast`, never by a level.
+  for (const Case& c : {Case{11, false, "0 to 9"}, Case{-1, false, "0 to 9"}, Case{1, true, "fast"}}) {
     FixedNode node("x");
     Svc s_(&node);
     grpc::testing::MockServerWriter<v1::TakeSnapshotResponse> writer;
@@ -177,24 +182,47 @@ TEST(SnapshotService, TakeRefusesBadCompressionRequestsBeforeCapturing) {
   }
 }
 
-TEST(Auth, EveryMethodHasARoleAndUnknownOnesAreRefused) {
+// The method table and the services' descriptors hold the same methods, in
+// both directions: a new RPC cannot be served without a role, and an entry
+// cannot name a method that does not exist (a misspelt or copied name).
+TEST(Methods, TheTableIsExactlyTheServicesMethods) {
   // Link the generated descriptors in, then walk every service.
   (void)v1::TakeSnapshotRequest::descriptor();
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
-  for (const char* name : {"snapshot.v1.SnapshotService",
-                           "snapshot.v1.KeyValueService",
-                           "snapshot.v1.EtcdRestoreService"}) {
+  std::set<std::string> from_protos;
+  for (const char* name : TableServices()) {
     const auto* service = pool->FindServiceByName(name);
     ASSERT_NE(service, nullptr) << name;
     for (int i = 0; i < service->method_count(); ++i) {
-      EXPECT_TRUE(RequiredPermission(service->method(i)->name()).ok())
-          << service->method(i)->name();
+      const std::string full = absl::StrCat("/", name, "/", service->method(i)->name());
+      from_protos.insert(full);
+      const MethodInfo* m = FindMethod(full);
+      ASSERT_NE(m, nullptr) << full << " has no entry in server/methods.cc";
+      EXPECT_EQ(m->name, service->method(i)->name());
+      // Uploads bring bytes in; what streams to the client sends them out.
+      if (service->method(i)->client_streaming()) {
+        EXPECT_EQ(m->bytes, Direction::kIn) << full;
+      }
+      if (service->method(i)->server_streaming()) {
+        EXPECT_EQ(m->bytes, Direction::kOut) << full;
+      }
     }
   }
-  EXPECT_EQ(*RequiredPermission("RestoreSnapshot"), Permission::kAdmin);
-  EXPECT_EQ(*RequiredPermission("TakeSnapshot"), Permission::kRead);
-  EXPECT_EQ(RequiredPermission("Nope").status().code(),
-            absl::StatusCode::kNotFound);
+  std::set<std::string> from_table;
+  for (const MethodInfo& m : AllMethods()) from_table.insert(m.full_name);
+  EXPECT_EQ(from_table, from_protos);
+  EXPECT_EQ(FindMethod("/snapshot.v1.SnapshotService/RestoreSnapshot")->role, Permission::kAdmin);
+  EXPECT_EQ(FindMethod("/snapshot.v1.SnapshotService/TakeSnapshot")->role, Permission::kRead);
+  EXPECT_EQ(FindMethod("/snapshot.v1.KeyValueService/Put")->bytes, Direction::kIn);
+  EXPECT_EQ(FindMethod("/snapshot.v1.SnapshotService/Nope"), nullptr);
+}
+
+// A call the frame did not record (or whose method has no entry) is refused,
+// with or without tokens.
+TEST(Methods, AnUnrecordedCallIsRefused) {
+  grpc::ServerContext ctx;
+  Rpc rpc(&ctx, nullptr);
+  EXPECT_EQ(rpc.authorized().code(), absl::StatusCode::kUnimplemented);
 }
 
 std::string WriteTokenFile(const std::string& name, const std::string& text,
@@ -228,7 +256,7 @@ TEST(Auth, ReloadSaysWhatChangedAndKeepsOldTokensOnError) {
   WriteTokenFile("reload", "garbage\n", 0600);
   EXPECT_FALSE((*auth)->Reload().ok());
   grpc::ServerContext ctx;
-  EXPECT_EQ((*auth)->Authorize(ctx, "GetStatus").status().code(),
+  EXPECT_EQ((*auth)->Authorize(ctx, Permission::kRead, "GetStatus").status().code(),
             absl::StatusCode::kUnauthenticated);
 }
 

@@ -1,5 +1,7 @@
 #include "tests/agent_testing.h"
 
+#include "base/subprocess.h"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -216,23 +218,15 @@ void WritePrivateFile(const std::string& path, const std::string& text) {
 void Spawn(Daemon* d, const std::string& program,
            const std::vector<std::string>& args, const std::string& log,
            const std::vector<std::string>& env) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
-                                   O_WRONLY | O_CREAT | O_APPEND, 0600);
-  posix_spawn_file_actions_adddup2(&actions, STDERR_FILENO, STDOUT_FILENO);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(program.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  int rc = posix_spawn(&d->pid, program.c_str(), &actions, nullptr, argv.data(),
-                       envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  ASSERT_EQ(rc, 0) << strerror(rc);
+  SubprocessOptions o;
+  o.argv.push_back(program);
+  o.argv.insert(o.argv.end(), args.begin(), args.end());
+  o.env = env;
+  o.output_path = log;
+  o.append_output = true;
+  absl::StatusOr<Subprocess> p = Subprocess::Start(o);
+  ASSERT_TRUE(p.ok()) << p.status();
+  d->pid = p->Release();
 }
 
 // Waits until the agent answers GetStatus (with `token`) and knows a leader.

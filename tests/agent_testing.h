@@ -91,10 +91,9 @@ struct Daemon {
   }
 };
 
-// Starts `program` with `args`; its stdout and stderr go to `log`
-// (appended); `env` entries ("NAME=value") are added to its environment.
-// posix_spawn, not fork: fork's atfork handlers in this multi-threaded
-// (gRPC) process stall the parent's own connections for seconds.
+// Starts `program` with `args` (base/subprocess.h); its stdout and stderr go
+// to `log` (appended); `env` entries ("NAME=value") are added to its
+// environment.
 void Spawn(Daemon* d, const std::string& program,
            const std::vector<std::string>& args, const std::string& log,
            const std::vector<std::string>& env = {});

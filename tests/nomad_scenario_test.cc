@@ -51,7 +51,7 @@ absl::StatusOr<ArchiveInfo> Spool(RestoreSpool* spool, const std::string& file,
     n = std::min(n, limit - total);
     if (n == 0) break;
     total += n;
-    absl::Status s = spool->Feed(absl::string_view(buf.data(), n));
+    absl::Status s = spool->Write(absl::string_view(buf.data(), n));
     if (!s.ok()) return s;
   }
   return spool->Finish();

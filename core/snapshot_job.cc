@@ -1,13 +1,25 @@
-#include "server/snapshot_job.h"
+#include "core/snapshot_job.h"
 
 #include <random>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status_macros.h"
-#include "server/metrics.h"
 
 namespace snapshot {
+
+JobMetrics* NoJobMetrics() {
+  class None : public JobMetrics {
+   public:
+    void CatalogWrite(const std::string&, bool, absl::Duration) override {}
+    void ScheduleRun(const std::string&) override {}
+    void SetScheduleLastSuccess(absl::Time) override {}
+    void SetScheduleConsecutiveFailures(int) override {}
+    void SetCatalog(uint64_t, uint64_t) override {}
+  };
+  static None* none = new None;
+  return none;
+}
 
 absl::StatusOr<std::unique_ptr<SnapshotJob>> SnapshotJob::Start(
     RaftNode* node, JobOptions options, std::function<void(bool)> on_health) {
@@ -15,7 +27,7 @@ absl::StatusOr<std::unique_ptr<SnapshotJob>> SnapshotJob::Start(
   std::unique_ptr<SnapshotJob> job(
       new SnapshotJob(node, std::move(options), std::move(catalog), std::move(on_health)));
   job->UpdateCatalogMetrics();
-  Metrics::Get().SetScheduleConsecutiveFailures(0);
+  job->options_.metrics->SetScheduleConsecutiveFailures(0);
   job->on_health_(true);
   if (job->options_.interval > absl::ZeroDuration()) {
     job->thread_ = std::thread([j = job.get()] { j->Run(); });
@@ -42,7 +54,7 @@ void SnapshotJob::Stop() {
 }
 
 void SnapshotJob::UpdateCatalogMetrics() {
-  Metrics::Get().SetCatalog(catalog_->List().size(), catalog_->TotalBytes());
+  options_.metrics->SetCatalog(catalog_->List().size(), catalog_->TotalBytes());
 }
 
 absl::Duration SnapshotJob::Jitter() {
@@ -54,7 +66,7 @@ absl::StatusOr<CatalogEntry> SnapshotJob::Create(SnapshotOrigin origin, absl::Ti
   const absl::Time start = absl::Now();
   absl::StatusOr<CatalogEntry> e =
       catalog_->Create(node_, options_.take, origin, deadline, &stop_);
-  Metrics::Get().CatalogWrite(OriginName(origin), e.ok(), absl::Now() - start);
+  options_.metrics->CatalogWrite(OriginName(origin), e.ok(), absl::Now() - start);
   if (e.ok()) {
     ApplyRetention();
   }
@@ -89,10 +101,10 @@ void SnapshotJob::Attempt() {
   if (stop_) return;
   if (!e.ok() && !IsLeader()) {
     // Leadership moved between the check and the capture: not a failure.
-    Metrics::Get().ScheduleRun("not_leader");
+    options_.metrics->ScheduleRun("not_leader");
     return;
   }
-  Metrics::Get().CatalogWrite(OriginName(SnapshotOrigin::kScheduled), e.ok(),
+  options_.metrics->CatalogWrite(OriginName(SnapshotOrigin::kScheduled), e.ok(),
                               absl::Now() - start);
   const char* result = "failure";
   if (e.ok() && !before.empty() && before.front().state_sha256 == e->state_sha256) {
@@ -108,7 +120,7 @@ void SnapshotJob::Attempt() {
   UpdateCatalogMetrics();
   if (e.ok()) {
     failures_ = 0;
-    Metrics::Get().SetScheduleLastSuccess(absl::Now());
+    options_.metrics->SetScheduleLastSuccess(absl::Now());
   } else {
     ++failures_;
     Log(LogLevel::kWarning, "scheduled snapshot failed",
@@ -116,8 +128,8 @@ void SnapshotJob::Attempt() {
          {"code", absl::StatusCodeToString(e.status().code())},
          {"consecutive_failures", failures_}});
   }
-  Metrics::Get().ScheduleRun(result);
-  Metrics::Get().SetScheduleConsecutiveFailures(failures_);
+  options_.metrics->ScheduleRun(result);
+  options_.metrics->SetScheduleConsecutiveFailures(failures_);
   const bool healthy = failures_ < options_.max_failures;
   if (healthy != healthy_) {
     healthy_ = healthy;
@@ -158,7 +170,7 @@ void SnapshotJob::Run() {
       last = absl::Now();
       jitter = Jitter();
     } else if (counted != due) {
-      Metrics::Get().ScheduleRun("not_leader");
+      options_.metrics->ScheduleRun("not_leader");
       counted = due;
     }
     l.lock();

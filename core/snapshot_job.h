@@ -15,9 +15,9 @@
 // until an attempt succeeds.
 //
 // Threading: thread-safe; one scheduler thread of its own. Ownership: the
-// node is borrowed and must outlive the job.
-#ifndef SNAPSHOT_AGENT_SERVER_SNAPSHOT_JOB_H_
-#define SNAPSHOT_AGENT_SERVER_SNAPSHOT_JOB_H_
+// node and the metrics are borrowed and must outlive the job.
+#ifndef SNAPSHOT_AGENT_CORE_SNAPSHOT_JOB_H_
+#define SNAPSHOT_AGENT_CORE_SNAPSHOT_JOB_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/catalog.h"
+#include "core/job_metrics.h"
 #include "core/retention.h"
 #include "core/snapshot_ops.h"
 
@@ -46,8 +47,10 @@ struct JobOptions {
   RetentionPolicy retention;
   // Store the state before every restore (origin pre-restore).
   bool safety_snapshot = true;
-  // How archives are written (level, threads).
+  // How archives are written (level, threads, the agent's limits).
   TakeOptions take;
+  // Where the catalog and the schedule report (never null).
+  JobMetrics* metrics = NoJobMetrics();
 };
 
 class SnapshotJob {
@@ -95,4 +98,4 @@ class SnapshotJob {
 
 }  // namespace snapshot
 
-#endif  // SNAPSHOT_AGENT_SERVER_SNAPSHOT_JOB_H_
+#endif  // SNAPSHOT_AGENT_CORE_SNAPSHOT_JOB_H_
