@@ -114,9 +114,6 @@ class ArchiveReader {
   // archive's metadata, size and checksum when everything holds.
   absl::StatusOr<ArchiveInfo> Finish();
 
-  // Compressed bytes consumed so far.
-  uint64_t archive_bytes() const;
-
  private:
   class TarParser;
   std::unique_ptr<TarParser> tar_;

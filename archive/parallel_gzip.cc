@@ -88,7 +88,7 @@ class Engine {
     // Header: magic, CM=8, FLG=FEXTRA, MTIME 0, XFL 0, OS unknown; then the
     // extra field: XLEN 8, subfield "SA" of 4 bytes (member size, below).
     static const char kHeader[kHeaderBytes] = {
-        '\x1f', '\x8b', 8, 4, 0, 0, 0, 0, 0, '\xff', 8, 0, 'S', 'A', 4, 0, 0, 0, 0, 0};
+        '\x1f', '\x8b', 8, 4, 0, 0, 0, 0, 0, '\xff', 8, 0, kMemberSizeSubfield[0], kMemberSizeSubfield[1], 4, 0, 0, 0, 0, 0};
     out->append(kHeader, kHeaderBytes);
     size_t body = 0;
     if (!store && n > 0) {

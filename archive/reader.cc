@@ -365,7 +365,6 @@ ArchiveReader::ArchiveReader(ByteSink* state_sink, ReaderOptions options)
 
 ArchiveReader::~ArchiveReader() = default;
 
-uint64_t ArchiveReader::archive_bytes() const { return archive_bytes_; }
 
 absl::Status ArchiveReader::Feed(absl::string_view data) {
   if (!error_.ok()) return error_;

@@ -44,7 +44,7 @@ Probe RunProbe(EmbeddedNode* node, std::atomic<bool>* stop) {
   Probe p;
   while (!*stop) {
     auto t0 = Clock::now();
-    if (!node->Status().ok()) break;
+    if (!node->Status(absl::Now() + absl::Seconds(10)).ok()) break;
     p.ms.push_back(Ms(Clock::now() - t0));
   }
   return p;

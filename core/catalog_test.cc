@@ -17,7 +17,7 @@ namespace {
 class StringNode : public RaftNode {
  public:
   const char* engine() const override { return "test"; }
-  absl::StatusOr<NodeStatus> Status() override { return NodeStatus{}; }
+  absl::StatusOr<NodeStatus> Status(absl::Time) override { return NodeStatus{}; }
   absl::Status CheckLeader(absl::Time) override { return absl::OkStatus(); }
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&, absl::Time) override {
     CapturedSnapshot c;

@@ -89,7 +89,7 @@ absl::Status SnapshotJob::Delete(const std::string& id) {
 bool SnapshotJob::IsLeader() {
   // The node's own role, not CheckLeader: engines such as etcd serve
   // snapshots on every member, but one member's agent runs the schedule.
-  absl::StatusOr<NodeStatus> st = node_->Status();
+  absl::StatusOr<NodeStatus> st = node_->Status(absl::Now() + absl::Seconds(10));
   return st.ok() && st->role == Role::kLeader;
 }
 

@@ -110,8 +110,9 @@ class Restorer {
   std::atomic<bool> busy_{false};
 };
 
-// One restore in progress: the archive goes to a private spool file (mode
-// 0600) while it is verified. The reader refuses, before the state arrives, a
+// One restore in progress: the archive is verified as it arrives, and its
+// decompressed state (state.bin, not the archive) goes to a private spool
+// file (mode 0600) that Apply reads once everything has verified. The reader refuses, before the state arrives, a
 // state larger than max_state_bytes (from the state.bin header) or than the
 // free space of the spool directory (from meta.json's Size, which comes
 // first in every archive written by us or Nomad); a disk that fills up anyway

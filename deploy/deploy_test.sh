@@ -18,8 +18,7 @@ for u in snapshot-agent.service snapshot-agent-etcd.service snapshot-backup.serv
 done
 out=$(cd "$work/units" && systemd-analyze verify --man=no \
         ./snapshot-agent.service ./snapshot-agent-etcd.service ./snapshot-backup.service \
-        ./snapshot-backup.timer 2>&1 | grep -v "etcd.env" || true) \
-  || echo "systemd-analyze exited non-zero"
+        ./snapshot-backup.timer 2>&1 | grep -v "etcd.env" || true)
 echo "$out"
 check "systemd-analyze verify reports no problem" test -z "$out"
 check "unit runs as a dedicated user with a state directory" \

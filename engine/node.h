@@ -1,6 +1,14 @@
 // RaftNode: the one interface through which the agent drives the local Raft
-// node. The gRPC layer uses this and nothing else; engines (the embedded
-// libraft node, later a sidecar for an external Raft system) implement it.
+// node. The gRPC layer uses this and nothing else; engines implement it: the
+// embedded libraft node (raft/embedded_node.h) and etcd, whose member the
+// agent runs beside (etcd/etcd_node.h).
+//
+// What an engine may relax, and must then say in its header: CheckLeader and
+// Snapshot may accept a follower when the engine's own snapshot is
+// consistent there (etcd's is: any member streams its whole database), and
+// Restore may run from any node when the engine coordinates the cluster
+// itself (the etcd engine's supervised mode). Everything else holds for
+// every engine.
 //
 // Threading: every method may be called from any thread, concurrently. Calls
 // block until done or until `deadline`; a call that gives up returns
@@ -99,7 +107,8 @@ class RaftNode {
   // kEngineEmbedded, kEngineEtcd, ...
   virtual const char* engine() const = 0;
 
-  virtual absl::StatusOr<NodeStatus> Status() = 0;
+  // The node's view of the cluster, waiting at most until `deadline`.
+  virtual absl::StatusOr<NodeStatus> Status(absl::Time deadline) = 0;
 
   // OK when this node is the leader; otherwise the error a leader-only call
   // would get (FAILED_PRECONDITION naming the leader, or UNAVAILABLE when no

@@ -122,7 +122,6 @@ class ClusterRestore {
 
   // This member's etcd name.
   const std::string& member() const { return config_.command.name; }
-  Supervisor* supervisor() { return supervisor_.get(); }
 
   struct Record;  // a participant's durable record of one restore
 

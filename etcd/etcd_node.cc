@@ -55,7 +55,6 @@ class EtcdSnapshotSource : public ByteSource {
  private:
   // Accepts a database chunk.
   void Take(etcdserverpb::SnapshotResponse msg) {
-    remaining_ = msg.remaining_bytes();
     db_seen_ += msg.blob().size();
     hash_.Update(msg.blob());
     blob_ = std::move(*msg.mutable_blob());
@@ -118,7 +117,6 @@ class EtcdSnapshotSource : public ByteSource {
   std::unique_ptr<EtcdClient::SnapshotStream> stream_;
   const uint64_t db_size_;
   uint64_t db_seen_ = 0;
-  uint64_t remaining_ = 0;
   Sha256 hash_;
   std::string blob_;
   size_t pos_ = 0;
@@ -162,8 +160,7 @@ absl::StatusOr<std::unique_ptr<EtcdNode>> EtcdNode::Create(
       new EtcdNode(std::move(config), std::move(client), restore));
 }
 
-absl::StatusOr<NodeStatus> EtcdNode::Status() {
-  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+absl::StatusOr<NodeStatus> EtcdNode::Status(absl::Time deadline) {
   SA_ASSIGN_OR_RETURN(etcdserverpb::StatusResponse st, client_->Status(deadline));
   SA_ASSIGN_OR_RETURN(etcdserverpb::MemberListResponse ml,
                       client_->MemberList(deadline));

@@ -54,7 +54,7 @@ class EtcdNode : public RaftNode {
       EtcdNodeConfig config, ClusterRestore* restore);
 
   const char* engine() const override { return kEngineEtcd; }
-  absl::StatusOr<NodeStatus> Status() override;
+  absl::StatusOr<NodeStatus> Status(absl::Time deadline) override;
   // etcd serves snapshots from any member: OK whenever the member answers.
   absl::Status CheckLeader(absl::Time deadline) override;
   absl::Status CheckRestore(absl::Time deadline) override;

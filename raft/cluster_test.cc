@@ -41,7 +41,7 @@ TEST(Cluster, ReplicatesToAllNodes) {
     auto v = c.node(i)->Get("r/199", /*allow_stale=*/true, In(absl::Seconds(5)));
     ASSERT_TRUE(v.ok());
     EXPECT_EQ(v->value_or("missing"), "v") << "node " << i + 1;
-    auto st = c.node(i)->Status();
+    auto st = c.node(i)->Status(absl::Now() + absl::Seconds(10));
     EXPECT_EQ(st->members.size(), 3u);
   }
 }
@@ -174,7 +174,7 @@ TEST(Cluster, LostQuorumIsUnavailable) {
   // Wait until the leader notices (it steps down after an election timeout
   // without a majority).
   for (absl::Time until = In(absl::Seconds(10)); absl::Now() < until;) {
-    auto st = c.node(leader)->Status();
+    auto st = c.node(leader)->Status(absl::Now() + absl::Seconds(10));
     if (st.ok() && st->role != Role::kLeader) break;
     absl::SleepFor(absl::Milliseconds(20));
   }

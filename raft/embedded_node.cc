@@ -504,7 +504,7 @@ void EmbeddedNode::Stop() {
   uv_loop_close(&p->loop);
 }
 
-absl::StatusOr<NodeStatus> EmbeddedNode::Status() {
+absl::StatusOr<NodeStatus> EmbeddedNode::Status(absl::Time deadline) {
   Impl* p = impl_.get();
   return p->Call<NodeStatus>(
       [p](std::shared_ptr<Waiter<NodeStatus>> w) {
@@ -551,7 +551,7 @@ absl::StatusOr<NodeStatus> EmbeddedNode::Status() {
         }
         w->Set(std::move(s));
       },
-      absl::Now() + absl::Seconds(10));
+      deadline);
 }
 
 absl::Status EmbeddedNode::CheckLeader(absl::Time deadline) {
@@ -560,7 +560,7 @@ absl::Status EmbeddedNode::CheckLeader(absl::Time deadline) {
 
 absl::Status EmbeddedNode::WaitForLeader(absl::Time deadline) {
   while (absl::Now() < deadline) {
-    auto s = Status();
+    auto s = Status(deadline);
     if (s.ok() && s->leader_id != 0) return absl::OkStatus();
     absl::SleepFor(absl::Milliseconds(20));
   }

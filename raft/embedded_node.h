@@ -8,9 +8,11 @@
 // uv_async_t) and wait with a deadline; request state lives in shared_ptrs, so
 // a callback that fires after the caller gave up is harmless. Slow work for
 // callers (serializing a user snapshot, hashing, validating a restore) runs
-// on the caller's thread, never on the loop; only the engine's own
-// log-compaction snapshots serialize on the loop (libraft 0.15's libuv I/O
-// offers no asynchronous snapshots; see docs/raft-engine.md).
+// on the caller's thread, never on the loop. The engine's own log-compaction
+// snapshots are assembled on the loop (libraft 0.15's libuv I/O offers no
+// asynchronous snapshots) without copying the state: libraft gets the
+// captured, immutable view in pieces, values of 4 KiB or more referenced in
+// place and only headers, keys and small values copied (docs/restore.md).
 //
 // Durability: the Raft log, its snapshots and the term/vote live under
 // `data_dir`; the state survives a clean stop and a kill -9 (auto-recovery is
@@ -55,7 +57,7 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   void Stop();
 
   const char* engine() const override { return kEngineEmbedded; }
-  absl::StatusOr<NodeStatus> Status() override;
+  absl::StatusOr<NodeStatus> Status(absl::Time deadline) override;
   absl::Status CheckLeader(absl::Time deadline) override;
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,
                                             absl::Time deadline) override;

@@ -54,7 +54,7 @@ TEST(EmbeddedNode, KeyValueOperationsAndStatus) {
   TempDir dir;
   auto node = StartLeader(SingleConfig(dir.path()));
   ASSERT_NE(node, nullptr);
-  auto st = node->Status();
+  auto st = node->Status(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->role, Role::kLeader);
   EXPECT_EQ(st->leader_id, 1u);
@@ -87,7 +87,7 @@ TEST(EmbeddedNode, KeyValueOperationsAndStatus) {
             absl::StatusCode::kInvalidArgument);
   auto late = node->Put("k", "v", absl::Now() - absl::Seconds(1));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kDeadlineExceeded);
-  st = node->Status();
+  st = node->Status(absl::Now() + absl::Seconds(10));
   EXPECT_GE(st->applied_index, *i2);
   EXPECT_GE(st->term, 1u);
 }
@@ -266,7 +266,7 @@ TEST(EmbeddedNode, BindsWhereToldWhileAdvertisingAnotherAddress) {
   auto node = StartLeader(c);
   ASSERT_NE(node, nullptr);
   EXPECT_TRUE(node->Put("k", "v", In(absl::Seconds(5))).ok());
-  auto st = node->Status();
+  auto st = node->Status(absl::Now() + absl::Seconds(10));
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->raft_address, c.raft_address);
 }

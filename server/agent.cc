@@ -249,7 +249,9 @@ void Agent::WatchHealth() {
   bool serving = false;
   while (!stopping_) {
     l.unlock();
-    auto st = node_->Status();
+    // A node that cannot say within 5 s whether it knows a leader counts as
+    // not serving.
+    auto st = node_->Status(absl::Now() + absl::Seconds(5));
     bool now = st.ok() && st->leader_id != 0;
     l.lock();
     if (stopping_) break;
@@ -352,7 +354,6 @@ absl::Status Agent::StartEngine(AgentConfig* config) {
     if (node->CheckLeader(absl::Now() + absl::Seconds(1)).ok()) break;
     absl::SleepFor(absl::Milliseconds(100));
   }
-  etcd_ = node.get();
   node_ = std::move(node);
   return absl::OkStatus();
 }

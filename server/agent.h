@@ -135,7 +135,6 @@ class Agent {
   std::unique_ptr<ClusterRestore> etcd_restore_;
   std::unique_ptr<RaftNode> node_;
   EmbeddedNode* embedded_ = nullptr;
-  EtcdNode* etcd_ = nullptr;
   std::unique_ptr<Restorer> restorer_;
   std::unique_ptr<SnapshotJob> job_;
   std::unique_ptr<prometheus::Exposer> metrics_;

@@ -89,9 +89,10 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "CA (PEM) that client certificates must be signed by: enables "
           "mutual TLS.");
 ABSL_FLAG(std::string, token_file, "",
-          "Bearer tokens, one \"read TOKEN\" or \"admin TOKEN\" per line. "
-          "read: TakeSnapshot, VerifySnapshot, GetStatus, Get, List; admin: "
-          "everything. Empty: no authentication.");
+          "Bearer tokens, one \"read TOKEN\" or \"admin TOKEN\" per line "
+          "(mode 0600). read: TakeSnapshot, VerifySnapshot, GetStatus, "
+          "ListSnapshots, FetchSnapshot, Get, List; admin: everything. Empty: no "
+          "authentication.");
 ABSL_FLAG(bool, insecure, false,
           "Allow a non-loopback --listen without TLS and tokens.");
 ABSL_FLAG(int, max_streams, 4,

@@ -332,7 +332,7 @@ grpc::Status SnapshotServiceImpl::GetStatus(grpc::ServerContext* ctx,
                                             v1::GetStatusResponse* resp) {
   Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
-  absl::StatusOr<NodeStatus> st = node_->Status();
+  absl::StatusOr<NodeStatus> st = node_->Status(absl::Now() + options_.raft_timeout);
   if (!st.ok()) return rpc.Done(st.status());
   resp->set_node_id(st->id);
   resp->set_raft_address(st->raft_address);

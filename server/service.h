@@ -4,8 +4,10 @@
 // absl::Status until it leaves through ToGrpcStatus(), and every RPC writes
 // one log line (base/log.h) naming the caller's role.
 //
-// Threading: gRPC calls the handlers from its threads, concurrently; the
-// services hold no lock across a stream operation. Ownership: the RaftNode,
+// Threading: gRPC calls the handlers from its threads, concurrently. The
+// synchronous handlers hold no lock across a stream operation; the upload
+// reactor (server/upload.h) calls StartRead, which does not block, under its
+// own mutex, so that a read cannot start after Finish. Ownership: the RaftNode,
 // KeyValueStore, Restorer and Authorizer are borrowed and must outlive the
 // services.
 #ifndef SNAPSHOT_AGENT_SERVER_SERVICE_H_

@@ -30,7 +30,7 @@ class FixedNode : public RaftNode {
  public:
   explicit FixedNode(std::string state) : state_(std::move(state)) {}
   const char* engine() const override { return "fixed"; }
-  absl::StatusOr<NodeStatus> Status() override { return NodeStatus{}; }
+  absl::StatusOr<NodeStatus> Status(absl::Time) override { return NodeStatus{}; }
   absl::Status CheckLeader(absl::Time) override { return absl::OkStatus(); }
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&,
                                             absl::Time) override {

@@ -74,10 +74,10 @@ std::vector<std::unique_ptr<Agent>> StartAgentCluster(
   absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (*leader < 0 && absl::Now() < deadline) {
     for (int i = 0; i < n; ++i) {
-      auto st = agents[i]->embedded()->Status();
+      auto st = agents[i]->embedded()->Status(absl::Now() + absl::Seconds(10));
       bool all_know = true;
       for (auto& a : agents) {
-        auto s2 = a->embedded()->Status();
+        auto s2 = a->embedded()->Status(absl::Now() + absl::Seconds(10));
         if (!s2.ok() || s2->leader_id == 0) all_know = false;
       }
       if (st.ok() && st->role == Role::kLeader && all_know) *leader = i;

@@ -76,7 +76,7 @@ int Cluster::WaitForLeader(absl::Duration timeout) {
     uint64_t leader_id = 0;
     for (int i = 0; i < size(); ++i) {
       if (!nodes_[i]) continue;
-      auto s = nodes_[i]->Status();
+      auto s = nodes_[i]->Status(absl::Now() + absl::Seconds(10));
       if (!s.ok() || s->leader_id == 0) {
         agreed = false;
         break;
