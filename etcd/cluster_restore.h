@@ -29,6 +29,13 @@
 // no decision recorded means abort. A coordinator with a recorded decision
 // drives its commit to the end again.
 //
+// The code, a file per concern: restore_protocol.h (the shared vocabulary and
+// the Participant seam through which the coordinator reaches other members'
+// agents; the agent supplies it), restore_records.h (the durable records),
+// restore_participant.cc (a member's steps), restore_coordinator.cc (the
+// two phases driven from here), restore_recovery.cc (start-up and the
+// background resolution of restores left undecided).
+//
 // Threading: thread-safe. One restore at a time per agent (a second one, as
 // coordinator or participant, is UNAVAILABLE).
 #ifndef SNAPSHOT_AGENT_ETCD_CLUSTER_RESTORE_H_
@@ -45,21 +52,11 @@
 #include "absl/time/time.h"
 #include "engine/node.h"
 #include "etcd/etcd_client.h"
+#include "etcd/restore_protocol.h"
+#include "etcd/restore_records.h"
 #include "etcd/supervisor.h"
-#include "proto/snapshot/v1/snapshot.grpc.pb.h"
 
 namespace snapshot {
-
-// How this agent reaches the other agents.
-struct PeerOptions {
-  // CA of the other agents' server certificates; empty: plaintext.
-  std::string ca_file;
-  // This agent's certificate and key, presented to peers that require
-  // client certificates (mutual TLS).
-  std::string cert_file, key_file;
-  // An admin token of the other agents (empty: they have no token file).
-  std::string token;
-};
 
 struct ClusterRestoreConfig {
   // Where this agent records restores in progress (in its data directory).
@@ -72,7 +69,8 @@ struct ClusterRestoreConfig {
   bool keep_pre_restore = false;
   // Every member's agent, by etcd member name (this one included).
   std::map<std::string, std::string> agents;
-  PeerOptions peers;
+  // Reaches another member's agent (the agent's transport).
+  ParticipantFactory connect;
   // Largest state accepted by Prepare: the agent's (core/limits.h).
   uint64_t max_state_bytes = 0;
   // A member left prepared or stopped this long without word from the
@@ -106,35 +104,31 @@ class ClusterRestore {
 
   // --- Participant steps (the EtcdRestoreService glue calls these) -------
 
-  // Receives the state of a Prepare: chunks, then Finish().
   // The state bytes of a prepare (Write), then Finish.
   class Prepare : public ByteSink {
    public:
     virtual absl::Status Finish() = 0;
   };
-  absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(
-      const v1::EtcdPrepareHeader& header);
+  absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(const PrepareHeader& header);
   absl::Status Stop(const std::string& id);
   absl::Status Commit(const std::string& id, absl::Time deadline);
   absl::Status Abort(const std::string& id);
   absl::Status Finalize(const std::string& id);
-  v1::EtcdDecisionResponse::Decision Decision(const std::string& id);
+  RestoreDecision Decision(const std::string& id);
+  // One of the steps above, by name.
+  absl::Status DoStep(RestoreStep step, const std::string& id, absl::Time deadline);
 
   // This member's etcd name.
   const std::string& member() const { return config_.command.name; }
 
-  struct Record;  // a participant's durable record of one restore
-
  private:
   class PrepareImpl;
-  class Peer;
   ClusterRestore(ClusterRestoreConfig config, EtcdClient* local);
 
   // What the coordinator asks of every member (itself included).
-  absl::Status PrepareOn(const std::string& member, const std::string& id,
-                         const SnapshotMeta& meta, const std::string& sha256,
+  absl::Status PrepareOn(const std::string& member, const PrepareHeader& header,
                          const StateOpener& open_state);
-  absl::Status StepOn(const std::string& member, const char* step,
+  absl::Status StepOn(const std::string& member, RestoreStep step,
                       const std::string& id, absl::Time deadline);
   void AbortEverywhere(const std::string& id,
                        const std::vector<std::string>& members);
@@ -148,16 +142,12 @@ class ClusterRestore {
       const SnapshotMeta* meta, absl::Time deadline);
   void Recover();
   // Asks the coordinator what was decided about `r` and acts on it.
-  absl::Status Resolve(const Record& r);
-
-  // Records: participant records (<id>.state) and coordinator decisions
-  // (<id>.decision), written atomically and fsync'd.
-  absl::Status Save(const Record& r);
-  absl::StatusOr<Record> Load(const std::string& id);
+  absl::Status Resolve(const RestoreRecord& r);
+  // Drops the record of `id` and frees the participant slot.
   void Forget(const std::string& id);
-  std::string RecordPath(const std::string& id, const char* kind) const;
 
   const ClusterRestoreConfig config_;
+  RestoreRecords records_;
   EtcdClient* local_;
   std::unique_ptr<Supervisor> supervisor_;
   std::mutex mu_;

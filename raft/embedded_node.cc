@@ -373,6 +373,46 @@ EmbeddedNode::EmbeddedNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 EmbeddedNode::~EmbeddedNode() { Stop(); }
 
+namespace {
+
+// How far a start got, for the one teardown of a start that fails.
+enum class StartStage { kLoop, kTransport, kIo, kRaft };
+
+// Undoes a partial start from `reached` back to nothing; runs the loop so
+// that the close callbacks complete before the loop is closed.
+class StartRollback {
+ public:
+  // `close_raft` closes an initialised raft, and with it the I/O and the
+  // transport.
+  StartRollback(uv_loop_t* loop, raft_uv_transport* transport, raft_io* io,
+                std::function<void()> close_raft)
+      : loop_(loop), transport_(transport), io_(io), close_raft_(std::move(close_raft)) {}
+  ~StartRollback() {
+    if (done_) return;
+    if (reached_ == StartStage::kRaft) {
+      close_raft_();
+    } else {
+      if (reached_ == StartStage::kIo) raft_uv_close(io_);
+      if (reached_ >= StartStage::kTransport) raft_uv_tcp_close(transport_);
+    }
+    uv_run(loop_, UV_RUN_DEFAULT);
+    uv_loop_close(loop_);
+  }
+  void Reached(StartStage s) { reached_ = s; }
+  // The node runs: nothing to undo.
+  void Done() { done_ = true; }
+
+ private:
+  uv_loop_t* loop_;
+  raft_uv_transport* transport_;
+  raft_io* io_;
+  std::function<void()> close_raft_;
+  StartStage reached_ = StartStage::kLoop;
+  bool done_ = false;
+};
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
     EmbeddedNodeConfig config) {
   SA_RETURN_IF_ERROR(PrepareToStart(&config));
@@ -387,25 +427,30 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   if (uv_loop_init(&p->loop) != 0) {
     return absl::InternalError("uv_loop_init failed");
   }
+  memset(&p->raft, 0, sizeof(p->raft));
+  StartRollback rollback(&p->loop, &p->transport, &p->io, [p] {
+    raft_close(&p->raft, [](struct raft* r) {
+      auto* p = static_cast<Impl*>(r->data);
+      raft_uv_close(&p->io);
+      raft_uv_tcp_close(&p->transport);
+    });
+  });
   auto fail = [&](int rv, const std::string& what) -> absl::Status {
     std::string detail = raft_errmsg(&p->raft);
     return absl::InternalError(absl::StrCat(
         what, ": ", raft_strerror(rv), detail.empty() ? "" : " (",
         detail, detail.empty() ? "" : ")"));
   };
-  memset(&p->raft, 0, sizeof(p->raft));
   int rv = raft_uv_tcp_init(&p->transport, &p->loop);
   if (rv != 0) {
-    uv_loop_close(&p->loop);
     return absl::InternalError(absl::StrCat("cannot set up the Raft transport: ",
                                             raft_strerror(rv)));
   }
+  rollback.Reached(StartStage::kTransport);
   if (!config.raft_bind_address.empty()) {
     rv = raft_uv_tcp_set_bind_address(&p->transport,
                                       config.raft_bind_address.c_str());
     if (rv != 0) {
-      raft_uv_tcp_close(&p->transport);
-      uv_loop_close(&p->loop);
       return absl::InvalidArgumentError(absl::StrCat(
           "cannot bind the Raft transport to ", config.raft_bind_address, ": ",
           raft_strerror(rv)));
@@ -413,12 +458,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   }
   rv = raft_uv_init(&p->io, &p->loop, config.data_dir.c_str(), &p->transport);
   if (rv != 0) {
-    raft_uv_tcp_close(&p->transport);
-    uv_loop_close(&p->loop);
     return absl::FailedPreconditionError(
         absl::StrCat("cannot use data directory ", config.data_dir, ": ",
                      raft_strerror(rv)));
   }
+  rollback.Reached(StartStage::kIo);
   // Refuse to start on a damaged log instead of silently dropping a segment
   // (RAFT_NOTES, defect 2).
   raft_uv_set_auto_recovery(&p->io, false);
@@ -436,14 +480,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
 
   rv = raft_init(&p->raft, &p->io, &p->fsm, config.id,
                  config.raft_address.c_str());
-  if (rv != 0) {
-    absl::Status s = fail(rv, "cannot initialise the Raft node");
-    raft_uv_close(&p->io);
-    raft_uv_tcp_close(&p->transport);
-    uv_run(&p->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&p->loop);
-    return s;
-  }
+  if (rv != 0) return fail(rv, "cannot initialise the Raft node");
+  rollback.Reached(StartStage::kRaft);
+  p->raft.data = p;
   raft_set_election_timeout(&p->raft, config.election_timeout_ms);
   raft_set_heartbeat_timeout(&p->raft, config.heartbeat_timeout_ms);
   raft_set_install_snapshot_timeout(&p->raft,
@@ -452,18 +491,6 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   raft_set_snapshot_trailing(&p->raft, config.snapshot_trailing);
   raft_set_pre_vote(&p->raft, true);
 
-  auto close_and_fail = [&](absl::Status s) -> absl::Status {
-    raft_close(&p->raft, [](struct raft* r) {
-      auto* p = static_cast<Impl*>(r->data);
-      raft_uv_close(&p->io);
-      raft_uv_tcp_close(&p->transport);
-    });
-    uv_run(&p->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&p->loop);
-    return s;
-  };
-  p->raft.data = p;
-
   struct raft_configuration conf;
   raft_configuration_init(&conf);
   for (const Member& m : config.peers) {
@@ -471,19 +498,19 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
                                 m.voter ? RAFT_VOTER : RAFT_STANDBY);
     if (rv != 0) {
       raft_configuration_close(&conf);
-      return close_and_fail(fail(rv, "invalid cluster configuration"));
+      return fail(rv, "invalid cluster configuration");
     }
   }
   rv = raft_bootstrap(&p->raft, &conf);
   raft_configuration_close(&conf);
   if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {  // CANTBOOTSTRAP: has state
-    return close_and_fail(fail(rv, "cannot bootstrap the Raft node"));
+    return fail(rv, "cannot bootstrap the Raft node");
   }
   rv = raft_start(&p->raft);
   if (rv != 0) {
-    return close_and_fail(fail(
-        rv, absl::StrCat("cannot start the Raft node from ", config.data_dir)));
+    return fail(rv, absl::StrCat("cannot start the Raft node from ", config.data_dir));
   }
+  rollback.Done();
   p->mailbox.Attach(&p->loop);
   p->thread = std::thread([p] { uv_run(&p->loop, UV_RUN_DEFAULT); });
   return std::unique_ptr<EmbeddedNode>(new EmbeddedNode(std::move(impl)));

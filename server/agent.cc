@@ -76,87 +76,129 @@ absl::StatusOr<bool> IsLoopbackAddress(const std::string& address) {
   return all_loopback;
 }
 
-absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
+namespace {
+
+// The configuration's own consistency, before anything starts.
+absl::Status CheckConfig(const AgentConfig& config) {
   const bool tls = !config.tls_cert.empty() || !config.tls_key.empty();
-  const bool tokens = !config.token_file.empty();
   if (config.tls_cert.empty() != config.tls_key.empty()) {
     return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
   }
   if (!tls && !config.tls_client_ca.empty()) {
-    return absl::InvalidArgumentError(
-        "--tls-client-ca needs --tls-cert and --tls-key");
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   }
   absl::StatusOr<bool> local = IsLoopbackAddress(config.listen);
   if (!local.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--listen: ", local.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("--listen: ", local.status().message()));
   }
-  if (!*local && !(tls && tokens) && !config.insecure) {
+  if (!*local && !(tls && !config.token_file.empty()) && !config.insecure) {
     return absl::InvalidArgumentError(absl::StrCat(
         "refusing to listen on ", config.listen,
         " (not an address that resolves to loopback only) without both TLS "
         "(--tls-cert, --tls-key) and tokens (--token-file); pass --insecure "
         "to do it anyway"));
   }
-  if (config.data_dir.empty()) config.data_dir = config.node.data_dir;
+  return absl::OkStatus();
+}
 
+// A plaintext server with only grpc.health.v1.Health on `address`.
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthServer(const std::string& address) {
+  grpc::ServerBuilder builder;
+  NoPortSharing(&builder);
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot listen on --health-listen ", address,
+        " (address in use, or not an address of this machine)"));
+  }
+  server->GetHealthCheckService()->SetServingStatus(false);
+  return server;
+}
+
+}  // namespace
+
+// The steps of a start, in order. A step that fails returns its error; the
+// agent's destructor (Shutdown) then closes whatever the earlier steps
+// started, whichever they were.
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
+  SA_RETURN_IF_ERROR(CheckConfig(config));
+  if (config.data_dir.empty()) config.data_dir = config.node.data_dir;
   std::unique_ptr<Agent> agent(new Agent());
-  if (tls) {
-    SA_ASSIGN_OR_RETURN(agent->tls_,
-                        ReloadableTls::Load({config.tls_cert, config.tls_key,
-                                             config.tls_client_ca}));
+  SA_RETURN_IF_ERROR(agent->LoadCredentials(config));
+  SA_RETURN_IF_ERROR(agent->OpenDataDir(config.data_dir));
+  SA_RETURN_IF_ERROR(agent->StartEngine(&config));
+  SA_RETURN_IF_ERROR(agent->StartJob(&config));
+  agent->StartServices(&config);
+  SA_RETURN_IF_ERROR(agent->StartServers(config));
+  if (!config.metrics_listen.empty()) {
+    SA_ASSIGN_OR_RETURN(agent->metrics_, StartMetricsServer(config.metrics_listen));
   }
-  if (tokens) {
-    SA_ASSIGN_OR_RETURN(agent->auth_, Authorizer::FromFile(config.token_file));
+  agent->health_ = std::thread([a = agent.get()] { a->WatchHealth(); });
+  return agent;
+}
+
+absl::Status Agent::LoadCredentials(const AgentConfig& config) {
+  if (!config.tls_cert.empty()) {
+    SA_ASSIGN_OR_RETURN(tls_, ReloadableTls::Load(
+                                  {config.tls_cert, config.tls_key, config.tls_client_ca}));
   }
-  SA_ASSIGN_OR_RETURN(agent->lock_, DirLock::Acquire(config.data_dir));
-  SA_ASSIGN_OR_RETURN(SpoolCleanup cleaned, RemoveStaleSpools(config.data_dir));
+  if (!config.token_file.empty()) {
+    SA_ASSIGN_OR_RETURN(auth_, Authorizer::FromFile(config.token_file));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Agent::OpenDataDir(const std::string& dir) {
+  SA_ASSIGN_OR_RETURN(lock_, DirLock::Acquire(dir));
+  SA_ASSIGN_OR_RETURN(SpoolCleanup cleaned, RemoveStaleSpools(dir));
   if (cleaned.files > 0) {
     Log(LogLevel::kWarning, "removed stale restore spool files",
-        {{"dir", config.data_dir},
-         {"files", cleaned.files},
-         {"bytes_freed", cleaned.bytes}});
+        {{"dir", dir}, {"files", cleaned.files}, {"bytes_freed", cleaned.bytes}});
   }
+  return absl::OkStatus();
+}
 
-  SA_RETURN_IF_ERROR(agent->StartEngine(&config));
-  agent->restorer_ = std::make_unique<Restorer>(
-      agent->node_.get(), config.data_dir, config.service.limits);
-  if (config.job.snapshot_dir.empty()) config.job.snapshot_dir = config.data_dir + "/snapshots";
-  config.job.take.compress_threads = CompressThreads(config.service.compress_threads);
-  config.job.take.limits = config.service.limits;
-  config.job.metrics = &Metrics::Get();
-  {
-    absl::StatusOr<std::unique_ptr<SnapshotJob>> job = SnapshotJob::Start(
-        agent->node_.get(), config.job,
-        [a = agent.get()](bool healthy) { a->SetScheduleHealth(healthy); });
-    if (!job.ok()) {
-      agent->StopEngine();
-      return absl::Status(job.status().code(),
-                          absl::StrCat("snapshot catalog ", config.job.snapshot_dir, ": ",
-                                       job.status().message()));
-    }
-    agent->job_ = std::move(*job);
+absl::Status Agent::StartJob(AgentConfig* config) {
+  restorer_ = std::make_unique<Restorer>(node_.get(), config->data_dir, config->service.limits);
+  JobOptions& job = config->job;
+  if (job.snapshot_dir.empty()) job.snapshot_dir = config->data_dir + "/snapshots";
+  job.take.compress_threads = CompressThreads(config->service.compress_threads);
+  job.take.limits = config->service.limits;
+  job.metrics = &Metrics::Get();
+  absl::StatusOr<std::unique_ptr<SnapshotJob>> started = SnapshotJob::Start(
+      node_.get(), job, [this](bool healthy) { SetScheduleHealth(healthy); });
+  if (!started.ok()) {
+    return absl::Status(started.status().code(),
+                        absl::StrCat("snapshot catalog ", job.snapshot_dir, ": ",
+                                     started.status().message()));
   }
-  config.service.auth = agent->auth_.get();
-  agent->snapshots_ = std::make_unique<SnapshotServiceImpl>(
-      agent->node_.get(), agent->restorer_.get(), config.service, agent->job_.get());
-  if (agent->embedded_ != nullptr) {
-    agent->kv_ = std::make_unique<KeyValueServiceImpl>(agent->embedded_,
-                                                       config.service);
+  job_ = std::move(*started);
+  return absl::OkStatus();
+}
+
+void Agent::StartServices(AgentConfig* config) {
+  config->service.auth = auth_.get();
+  snapshots_ = std::make_unique<SnapshotServiceImpl>(node_.get(), restorer_.get(),
+                                                     config->service, job_.get());
+  if (embedded_ != nullptr) {
+    kv_ = std::make_unique<KeyValueServiceImpl>(embedded_, config->service);
   }
-  if (agent->etcd_restore_ != nullptr) {
-    agent->etcd_service_ = std::make_unique<EtcdRestoreServiceImpl>(
-        agent->etcd_restore_.get(), agent->auth_.get(), agent->snapshots_->stream_limits());
+  if (etcd_restore_ != nullptr) {
+    etcd_service_ = std::make_unique<EtcdRestoreServiceImpl>(etcd_restore_.get(), auth_.get(),
+                                                             snapshots_->stream_limits());
   }
+}
+
+absl::Status Agent::StartServers(const AgentConfig& config) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   NoPortSharing(&builder);
   int port = 0;
   builder.AddListeningPort(config.listen,
-                           tls ? agent->tls_->Credentials()
-                               : grpc::InsecureServerCredentials(),
-                           &port);
+                           tls_ ? tls_->Credentials() : grpc::InsecureServerCredentials(), &port);
   builder.SetMaxReceiveMessageSize(config.max_message_bytes);
   {
     // The RPC frame: every call's method, for its Rpc (server/rpc.h).
@@ -164,55 +206,28 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
     frame.push_back(MakeRpcFrameFactory());
     builder.experimental().SetInterceptorCreators(std::move(frame));
   }
-  builder.RegisterService(agent->snapshots_.get());
-  if (agent->kv_) builder.RegisterService(agent->kv_.get());
-  if (agent->etcd_service_) builder.RegisterService(agent->etcd_service_.get());
-  agent->server_ = builder.BuildAndStart();
-  if (!agent->server_ || port == 0) {
-    agent->job_.reset();
-    agent->StopEngine();
+  builder.RegisterService(snapshots_.get());
+  if (kv_) builder.RegisterService(kv_.get());
+  if (etcd_service_) builder.RegisterService(etcd_service_.get());
+  server_ = builder.BuildAndStart();
+  if (!server_ || port == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "cannot listen on ", config.listen,
         " (address in use: is another agent running with it? Or not an "
         "address of this machine)"));
   }
-  agent->address_ =
-      absl::StrCat(config.listen.substr(0, config.listen.rfind(':')), ":", port);
-  agent->server_->GetHealthCheckService()->SetServingStatus(false);
+  address_ = absl::StrCat(config.listen.substr(0, config.listen.rfind(':')), ":", port);
+  server_->GetHealthCheckService()->SetServingStatus(false);
   if (!config.health_listen.empty()) {
-    grpc::ServerBuilder health_builder;
-    NoPortSharing(&health_builder);
-    int health_port = 0;
-    health_builder.AddListeningPort(config.health_listen,
-                                    grpc::InsecureServerCredentials(), &health_port);
-    agent->health_server_ = health_builder.BuildAndStart();
-    if (!agent->health_server_ || health_port == 0) {
-      agent->server_->Shutdown();
-      agent->job_.reset();
-      agent->StopEngine();
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot listen on --health-listen ", config.health_listen,
-          " (address in use, or not an address of this machine)"));
-    }
-    agent->health_server_->GetHealthCheckService()->SetServingStatus(false);
+    SA_ASSIGN_OR_RETURN(health_server_, StartHealthServer(config.health_listen));
   }
   bool schedule_healthy;
   {
-    std::lock_guard<std::mutex> l(agent->mu_);
-    schedule_healthy = agent->schedule_healthy_;
+    std::lock_guard<std::mutex> l(mu_);
+    schedule_healthy = schedule_healthy_;
   }
-  agent->SetScheduleHealth(schedule_healthy);  // now that the servers exist
-  if (!config.metrics_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<prometheus::Exposer>> m =
-        StartMetricsServer(config.metrics_listen);
-    if (!m.ok()) {
-      agent->Shutdown(absl::ZeroDuration());
-      return m.status();
-    }
-    agent->metrics_ = std::move(*m);
-  }
-  agent->health_ = std::thread([a = agent.get()] { a->WatchHealth(); });
-  return agent;
+  SetScheduleHealth(schedule_healthy);  // now that the servers exist
+  return absl::OkStatus();
 }
 
 void Agent::SetScheduleHealth(bool healthy) {
@@ -341,7 +356,7 @@ absl::Status Agent::StartEngine(AgentConfig* config) {
     rc.etcdctl = e.etcdctl;
     rc.keep_pre_restore = e.keep_pre_restore;
     rc.agents = e.node.agents;
-    rc.peers = e.peers;
+    rc.connect = PeerParticipants(e.peers);
     rc.max_state_bytes = config->service.limits.max_state_bytes;
     rc.resolve_after = e.resolve_after;
     etcd_client_ = std::move(probe);

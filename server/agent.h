@@ -36,6 +36,7 @@
 #include "etcd/etcd_node.h"
 #include "raft/embedded_node.h"
 #include "server/auth.h"
+#include "server/etcd_peer.h"
 #include "server/etcd_restore_service.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -124,9 +125,15 @@ class Agent {
   void WatchHealth();
   // Records the schedule's health and tells the health service(s).
   void SetScheduleHealth(bool healthy);
+  // The steps of Start, in order (each fills the members it names).
+  absl::Status LoadCredentials(const AgentConfig& config);  // tls_, auth_
+  absl::Status OpenDataDir(const std::string& dir);         // lock_, stale spools
   // Starts the configured engine (node_ and friends); StopEngine closes it.
   absl::Status StartEngine(AgentConfig* config);
   void StopEngine();
+  absl::Status StartJob(AgentConfig* config);  // restorer_, job_
+  void StartServices(AgentConfig* config);     // snapshots_, kv_, etcd_service_
+  absl::Status StartServers(const AgentConfig& config);  // server_, health_server_
 
   std::string address_;
   std::unique_ptr<DirLock> lock_;

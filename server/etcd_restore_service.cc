@@ -22,8 +22,14 @@ grpc::Status EtcdRestoreServiceImpl::Prepare(
         "Prepare starts with a header message"));
   }
   watch->Touch(0);
+  PrepareHeader header;
+  header.restore_id = req.header().restore_id();
+  header.coordinator = req.header().coordinator();
+  header.state_size = req.header().state_size();
+  header.state_sha256 = req.header().state_sha256();
+  header.snapshot_id = req.header().snapshot_id();
   absl::StatusOr<std::unique_ptr<ClusterRestore::Prepare>> prepare =
-      restore_->BeginPrepare(req.header());
+      restore_->BeginPrepare(header);
   if (!prepare.ok()) return rpc.Done(prepare.status());
   while (reader->Read(&req)) {
     if (!req.has_chunk() && req.message_case() != v1::EtcdPrepareRequest::kChunk) {
@@ -90,7 +96,17 @@ grpc::Status EtcdRestoreServiceImpl::Decision(grpc::ServerContext* ctx,
                                               v1::EtcdDecisionResponse* resp) {
   Rpc rpc(ctx, auth_);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
-  resp->set_decision(restore_->Decision(req->restore_id()));
+  switch (restore_->Decision(req->restore_id())) {
+    case RestoreDecision::kCommit:
+      resp->set_decision(v1::EtcdDecisionResponse::DECISION_COMMIT);
+      break;
+    case RestoreDecision::kPending:
+      resp->set_decision(v1::EtcdDecisionResponse::DECISION_PENDING);
+      break;
+    case RestoreDecision::kUnknown:
+      resp->set_decision(v1::EtcdDecisionResponse::DECISION_UNKNOWN);
+      break;
+  }
   return rpc.Done(absl::OkStatus());
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/log.h"
+#include "base/status_macros.h"
 #include "base/version.h"
 #include "core/limits.h"
 #include "server/agent.h"
@@ -179,21 +180,23 @@ void Notify(const std::string& state) {
   sd_notify(0, state.c_str());
 }
 
-int Run() {
+// --log-level and --log-format, for this process and gRPC's own lines.
+absl::Status SetUpLogging() {
   snapshot::LogLevel level;
   snapshot::LogFormat format;
   if (!snapshot::ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {
-    std::cerr << "snapshot-agent: --log-level must be debug, info, warning or "
-                 "error\n";
-    return 2;
+    return absl::InvalidArgumentError("--log-level must be debug, info, warning or error");
   }
   if (!snapshot::ParseLogFormat(absl::GetFlag(FLAGS_log_format), &format)) {
-    std::cerr << "snapshot-agent: --log-format must be text or json\n";
-    return 2;
+    return absl::InvalidArgumentError("--log-format must be text or json");
   }
   snapshot::SetLogOptions(level, format);
   gpr_set_log_function(&LogFromGrpc);
+  return absl::OkStatus();
+}
 
+// The agent's configuration from its flags; INVALID_ARGUMENT naming the flag.
+absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   snapshot::AgentConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);
   c.health_listen = absl::GetFlag(FLAGS_health_listen);
@@ -205,8 +208,7 @@ int Run() {
   if (!peers.empty()) {
     auto parsed = snapshot::ParsePeers(peers);
     if (!parsed.ok()) {
-      std::cerr << "snapshot-agent: --peers: " << parsed.status().message() << "\n";
-      return 2;
+      return absl::InvalidArgumentError(absl::StrCat("--peers: ", parsed.status().message()));
     }
     c.node.peers = *parsed;
     for (const auto& m : c.node.peers) {
@@ -239,20 +241,13 @@ int Run() {
       c.job.retention.keep_last < 0 || c.job.retention.keep_hourly < 0 ||
       c.job.retention.keep_daily < 0 || c.job.retention.keep_weekly < 0 ||
       c.job.retention.keep_monthly < 0) {
-    std::cerr << "snapshot-agent: --schedule, --keep-* must not be negative and "
-                 "--max-failures must be at least 1\n";
-    return 2;
+    return absl::InvalidArgumentError(
+        "--schedule, --keep-* must not be negative and --max-failures must be at least 1");
   }
   c.engine = absl::GetFlag(FLAGS_engine);
-  {
-    auto limits = snapshot::MakeLimits(c.engine, absl::GetFlag(FLAGS_max_state_bytes),
-                                       absl::GetFlag(FLAGS_max_archive_bytes));
-    if (!limits.ok()) {
-      std::cerr << "snapshot-agent: " << limits.status().message() << "\n";
-      return 2;
-    }
-    c.service.limits = *limits;
-  }
+  SA_ASSIGN_OR_RETURN(c.service.limits,
+                      snapshot::MakeLimits(c.engine, absl::GetFlag(FLAGS_max_state_bytes),
+                                           absl::GetFlag(FLAGS_max_archive_bytes)));
   if (c.engine == snapshot::kEngineEtcd) {
     snapshot::EtcdAgentConfig& e = c.etcd;
     e.node.client.endpoint = absl::GetFlag(FLAGS_etcd_endpoint);
@@ -263,8 +258,8 @@ int Run() {
     e.node.client.password_file = absl::GetFlag(FLAGS_etcd_password_file);
     auto agents = snapshot::ParseEtcdAgents(absl::GetFlag(FLAGS_etcd_agents));
     if (!agents.ok()) {
-      std::cerr << "snapshot-agent: --etcd-agents: " << agents.status().message() << "\n";
-      return 2;
+      return absl::InvalidArgumentError(
+          absl::StrCat("--etcd-agents: ", agents.status().message()));
     }
     e.node.agents = *agents;
     e.exec = absl::GetFlag(FLAGS_etcd_exec);
@@ -279,13 +274,60 @@ int Run() {
       e.peers.cert_file = c.tls_cert;
       e.peers.key_file = c.tls_key;
     }
-    auto token = snapshot::PeerToken(absl::GetFlag(FLAGS_peer_token_file),
-                                     c.token_file);
-    if (!token.ok()) {
-      std::cerr << "snapshot-agent: " << token.status().message() << "\n";
-      return 2;
+    SA_ASSIGN_OR_RETURN(e.peers.token,
+                        snapshot::PeerToken(absl::GetFlag(FLAGS_peer_token_file), c.token_file));
+  }
+  return c;
+
+}
+
+// Logs the one "serving" line, with what identifies this agent.
+void LogServing(const snapshot::AgentConfig& c, const snapshot::Agent& agent) {
+  std::vector<snapshot::LogField> serving = {
+      {"version", snapshot::kProjectVersion},
+      {"revision", snapshot::BuildRevision()},
+      {"address", agent.address()},
+      {"engine", c.engine},
+      {"data_dir", c.data_dir}};
+  if (c.engine == snapshot::kEngineEmbedded) {
+    serving.emplace_back("raft_id", c.node.id);
+    serving.emplace_back("raft_address", c.node.raft_address);
+  } else {
+    serving.emplace_back("etcd_endpoint", c.etcd.node.client.endpoint);
+    serving.emplace_back("supervised", !c.etcd.exec.empty());
+  }
+  snapshot::Log(snapshot::LogLevel::kInfo, "serving", serving);
+}
+
+// Reloads on SIGHUP; returns at SIGTERM or SIGINT.
+void ServeUntilStopped(snapshot::Agent* agent, const sigset_t& signals) {
+  for (;;) {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) {
+      snapshot::Log(snapshot::LogLevel::kInfo, "shutting down",
+                    {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                     {"grace", absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace))}});
+      Notify("STOPPING=1");
+      return;
     }
-    e.peers.token = *token;
+    Notify("RELOADING=1");
+    absl::StatusOr<std::string> r = agent->Reload();
+    for (absl::string_view line : absl::StrSplit(r.ok() ? *r : r.status().message(), '\n')) {
+      snapshot::Log(r.ok() ? snapshot::LogLevel::kInfo : snapshot::LogLevel::kWarning,
+                    "SIGHUP: reloaded", {{"what", line}});
+    }
+    Notify("READY=1");
+  }
+}
+
+int Run() {
+  absl::Status logging = SetUpLogging();
+  absl::StatusOr<snapshot::AgentConfig> c =
+      logging.ok() ? ConfigFromFlags() : absl::StatusOr<snapshot::AgentConfig>(logging);
+  if (!c.ok()) {
+    std::cerr << "snapshot-agent: " << c.status().message() << "\n";
+    return 2;
   }
 
   // SIGTERM/SIGINT/SIGHUP are taken by sigwait below, never by another
@@ -303,49 +345,15 @@ int Run() {
   // client stopped reading. Everything that must be flushed (Raft) is closed
   // by Shutdown() before main returns.
   grpc_init();
-  auto agent = snapshot::Agent::Start(c);
+  auto agent = snapshot::Agent::Start(*c);
   if (!agent.ok()) {
     snapshot::Log(snapshot::LogLevel::kError, "cannot start",
                   {{"error", agent.status().message()}});
     return 1;
   }
-  std::vector<snapshot::LogField> serving = {
-      {"version", snapshot::kProjectVersion},
-      {"revision", snapshot::BuildRevision()},
-      {"address", (*agent)->address()},
-      {"engine", c.engine},
-      {"data_dir", c.data_dir}};
-  if (c.engine == snapshot::kEngineEmbedded) {
-    serving.emplace_back("raft_id", c.node.id);
-    serving.emplace_back("raft_address", c.node.raft_address);
-  } else {
-    serving.emplace_back("etcd_endpoint", c.etcd.node.client.endpoint);
-    serving.emplace_back("supervised", !c.etcd.exec.empty());
-  }
-  snapshot::Log(snapshot::LogLevel::kInfo, "serving", serving);
+  LogServing(*c, **agent);
   Notify(absl::StrCat("READY=1\nSTATUS=serving on ", (*agent)->address()));
-  for (;;) {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig == SIGHUP) {
-      Notify("RELOADING=1");
-      absl::StatusOr<std::string> r = (*agent)->Reload();
-      for (absl::string_view line :
-           absl::StrSplit(r.ok() ? *r : r.status().message(), '\n')) {
-        snapshot::Log(r.ok() ? snapshot::LogLevel::kInfo
-                             : snapshot::LogLevel::kWarning,
-                      "SIGHUP: reloaded", {{"what", line}});
-      }
-      Notify("READY=1");
-      continue;
-    }
-    snapshot::Log(snapshot::LogLevel::kInfo, "shutting down",
-                  {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                   {"grace", absl::FormatDuration(
-                                 absl::GetFlag(FLAGS_shutdown_grace))}});
-    Notify("STOPPING=1");
-    break;
-  }
+  ServeUntilStopped(agent->get(), signals);
   (*agent)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   snapshot::Log(snapshot::LogLevel::kInfo, "stopped");
   return 0;

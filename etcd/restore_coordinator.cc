@@ -1,0 +1,267 @@
+// ClusterRestore, the coordinator's side: prepare every member, stop every
+// member, record the decision, then commit, check and finalize everywhere.
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/failpoint.h"
+#include "base/io.h"
+#include "base/log.h"
+#include "base/sha256.h"
+#include "base/status_macros.h"
+#include "etcd/cluster_restore.h"
+
+namespace snapshot {
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+
+std::string RandomId() {
+  std::random_device rd;
+  return absl::StrFormat("%08x%08x", rd(), rd());
+}
+
+// Runs `fn` for every member at once; returns "member: error" for failures.
+std::vector<std::pair<std::string, absl::Status>> ForEach(
+    const std::vector<std::string>& members,
+    const std::function<absl::Status(const std::string&)>& fn) {
+  std::vector<absl::Status> results(members.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < members.size(); ++i) {
+    threads.emplace_back([&, i] { results[i] = fn(members[i]); });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::pair<std::string, absl::Status>> failed;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (!results[i].ok()) failed.emplace_back(members[i], results[i]);
+  }
+  return failed;
+}
+
+std::string Describe(const std::vector<std::pair<std::string, absl::Status>>& f) {
+  std::vector<std::string> parts;
+  for (const auto& [m, s] : f) parts.push_back(absl::StrCat(m, ": ", s.message()));
+  return absl::StrJoin(parts, "; ");
+}
+
+}  // namespace
+
+absl::Status ClusterRestore::PrepareOn(const std::string& m, const PrepareHeader& header,
+                                       const StateOpener& open_state) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
+  if (m == member()) {
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
+    SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
+    return p->Finish();
+  }
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
+                      config_.connect(m, config_.agents.at(m)));
+  return peer->Prepare(header, src.get(), absl::Now() + absl::Hours(1));
+}
+
+absl::Status ClusterRestore::StepOn(const std::string& m, RestoreStep step,
+                                    const std::string& id, absl::Time deadline) {
+  if (m == member()) return DoStep(step, id, deadline);
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
+                      config_.connect(m, config_.agents.at(m)));
+  return peer->Step(step, id, deadline);
+}
+
+void ClusterRestore::AbortEverywhere(const std::string& id,
+                                     const std::vector<std::string>& members) {
+  auto failed = ForEach(members, [&](const std::string& m) {
+    return StepOn(m, RestoreStep::kAbort, id, absl::Now() + absl::Seconds(10));
+  });
+  if (!failed.empty()) {
+    Log(LogLevel::kWarning,
+        "etcd restore: some agents could not be told to abort; they drop the "
+        "restore themselves when they ask for the decision",
+        {{"restore_id", id}, {"errors", Describe(failed)}});
+  }
+}
+
+absl::Status ClusterRestore::CheckReady(absl::Time deadline) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!busy_.empty()) {
+      return absl::UnavailableError(absl::StrCat(
+          "a restore (", busy_, ") is in progress on member ", member(),
+          "; retry when it has finished"));
+    }
+  }
+  return local_->Status(deadline).status();
+}
+
+absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
+                                                  const StateOpener& open_state,
+                                                  absl::Time deadline) {
+  SA_RETURN_IF_ERROR(CheckReady(deadline));
+  SA_ASSIGN_OR_RETURN(etcdserverpb::MemberListResponse ml,
+                      local_->MemberList(std::min(deadline, absl::Now() + absl::Seconds(10))));
+  std::vector<std::string> members;
+  for (const auto& m : ml.members()) {
+    if (m.name().empty()) {
+      return absl::UnavailableError(absl::StrCat(
+          "etcd member ", EtcdId(m.id()), " has not started yet; restore "
+          "when every member runs"));
+    }
+    if (!config_.agents.count(m.name())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no agent is known for etcd member \"", m.name(),
+          "\" (--etcd-agents): a restore needs the agent of every member"));
+    }
+    members.push_back(m.name());
+  }
+  if (std::find(members.begin(), members.end(), member()) == members.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this agent's etcd (--name ", member(), ") is not in the cluster's member list"));
+  }
+  PrepareHeader header;
+  {
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
+    SA_ASSIGN_OR_RETURN(Digest d, Sha256OfSource(src.get()));
+    header.state_sha256 = HexLower(d);
+  }
+  const std::string id = RandomId();
+  header.restore_id = id;
+  header.coordinator = member();
+  header.state_size = meta.size;
+  header.snapshot_id = meta.id;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    coordinating_ = id;
+  }
+  auto done_coordinating = [&] {
+    std::lock_guard<std::mutex> l(mu_);
+    coordinating_.clear();
+  };
+  Log(LogLevel::kInfo, "etcd restore: preparing every member",
+      {{"restore_id", id}, {"members", absl::StrJoin(members, ",")},
+       {"snapshot_id", meta.id}});
+
+  auto failed = ForEach(members, [&](const std::string& m) {
+    return PrepareOn(m, header, open_state);
+  });
+  if (!failed.empty()) {
+    AbortEverywhere(id, members);
+    done_coordinating();
+    return absl::Status(failed[0].second.code(),
+                        absl::StrCat("the restore was prepared nowhere: ",
+                                     Describe(failed), "; nothing changed"));
+  }
+  failed = ForEach(members, [&](const std::string& m) {
+    return StepOn(m, RestoreStep::kStop, id, absl::Now() + absl::Seconds(60));
+  });
+  if (!failed.empty()) {
+    AbortEverywhere(id, members);
+    done_coordinating();
+    return absl::Status(failed[0].second.code(),
+                        absl::StrCat("not every member could be stopped: ",
+                                     Describe(failed),
+                                     "; nothing changed (the members run their "
+                                     "old data again)"));
+  }
+  // The decision. From here on the restore happens.
+  absl::Status decided = records_.SaveDecision({id, members, meta.etcd.revision});
+  if (!decided.ok()) {
+    AbortEverywhere(id, members);
+    done_coordinating();
+    return decided;
+  }
+  done_coordinating();
+  Log(LogLevel::kInfo, "etcd restore: decided to commit", {{"restore_id", id}});
+  Failpoint("etcd-restore-decided");
+  return FinishCommitted(id, members, &ml, &meta, deadline);
+}
+
+absl::StatusOr<RestoreResult> ClusterRestore::FinishCommitted(
+    const std::string& id, const std::vector<std::string>& members,
+    const etcdserverpb::MemberListResponse* member_list, const SnapshotMeta* meta,
+    absl::Time deadline) {
+  // Commit everywhere, retrying members that do not answer yet.
+  std::vector<std::string> pending = members;
+  while (!pending.empty()) {
+    auto failed = ForEach(pending, [&](const std::string& m) {
+      return StepOn(m, RestoreStep::kCommit, id,
+                    std::min(deadline, absl::Now() + absl::Seconds(120)));
+    });
+    pending.clear();
+    for (const auto& f : failed) pending.push_back(f.first);
+    if (pending.empty()) break;
+    if (absl::Now() >= deadline) {
+      return absl::AbortedError(absl::StrCat(
+          "the restore is decided and committed on some members, but not yet "
+          "confirmed by: ", Describe(failed),
+          ". Their agents finish it when they are reachable (the decision is "
+          "recorded); check the cluster before doing anything else"));
+    }
+    absl::SleepFor(absl::Seconds(1));
+  }
+  etcdserverpb::MemberListResponse ml;
+  if (member_list != nullptr) {
+    ml = *member_list;
+  } else {
+    SA_ASSIGN_OR_RETURN(ml, local_->MemberList(deadline));
+  }
+  SnapshotMeta none;
+  SA_RETURN_IF_ERROR(WaitForRestoredCluster(ml, meta ? *meta : none, deadline));
+  auto failed = ForEach(members, [&](const std::string& m) {
+    return StepOn(m, RestoreStep::kFinalize, id, absl::Now() + absl::Seconds(60));
+  });
+  if (failed.empty()) {
+    records_.RemoveDecision(id);
+  } else {
+    Log(LogLevel::kWarning, "etcd restore: not every member finalized",
+        {{"restore_id", id}, {"errors", Describe(failed)}});
+  }
+  SA_ASSIGN_OR_RETURN(etcdserverpb::StatusResponse st, local_->Status(deadline));
+  Log(LogLevel::kInfo, "etcd restore: the cluster serves the restored data",
+      {{"restore_id", id}, {"revision", st.header().revision()}});
+  return RestoreResult{st.raftindex()};
+}
+
+absl::Status ClusterRestore::WaitForRestoredCluster(
+    const etcdserverpb::MemberListResponse& ml, const SnapshotMeta& meta,
+    absl::Time deadline) {
+  std::vector<std::unique_ptr<EtcdClient>> clients;
+  for (const auto& m : ml.members()) {
+    if (m.clienturls().empty()) continue;
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<EtcdClient> c,
+                        local_->ForEndpoint(m.clienturls(0)));
+    clients.push_back(std::move(c));
+  }
+  std::string last = "no answer yet";
+  while (absl::Now() < deadline) {
+    bool all = true;
+    uint64_t cluster = 0;
+    for (auto& c : clients) {
+      auto st = c->Status(std::min(deadline, absl::Now() + absl::Seconds(2)));
+      if (!st.ok()) {
+        all = false;
+        last = std::string(st.status().message());
+        break;
+      }
+      if (st->leader() == 0 || st->header().revision() < meta.etcd.revision ||
+          (cluster != 0 && st->header().cluster_id() != cluster)) {
+        all = false;
+        last = absl::StrCat("member at ", c->endpoint(), " has leader ",
+                            EtcdId(st->leader()), ", revision ",
+                            st->header().revision());
+        break;
+      }
+      cluster = st->header().cluster_id();
+    }
+    if (all) return absl::OkStatus();
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the restored cluster did not become healthy before the deadline: ", last));
+}
+
+}  // namespace snapshot

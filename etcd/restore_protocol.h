@@ -1,0 +1,66 @@
+// The vocabulary of the etcd cluster restore's two-phase commit
+// (etcd/cluster_restore.h, docs/etcd-engine.md), shared by the coordinator,
+// the participants and the transport between agents — without any gRPC or
+// agent API type, so that etcd/ does not depend on the agent's own API: the
+// agent supplies the transport (a Participant for every other member).
+//
+// Threading: values; a Participant is used by one thread at a time.
+#ifndef SNAPSHOT_AGENT_ETCD_RESTORE_PROTOCOL_H_
+#define SNAPSHOT_AGENT_ETCD_RESTORE_PROTOCOL_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "base/io.h"
+
+namespace snapshot {
+
+// Where a participant's record of one restore stands.
+enum class RestorePhase { kPrepared, kStopped, kCommitting, kCommitted };
+const char* PhaseName(RestorePhase p);  // "prepared", ... (as records store it)
+absl::StatusOr<RestorePhase> ParsePhase(absl::string_view name);
+
+// What the coordinator knows of a restore.
+enum class RestoreDecision { kUnknown, kPending, kCommit };
+
+// The steps after prepare, as the coordinator asks them of a member.
+enum class RestoreStep { kStop, kCommit, kAbort, kFinalize };
+const char* StepName(RestoreStep s);  // "Stop", ...
+
+// What a prepare announces before the state bytes.
+struct PrepareHeader {
+  std::string restore_id;   // letters and digits
+  std::string coordinator;  // the coordinating member's etcd name
+  uint64_t state_size = 0;  // database + its SHA-256
+  std::string state_sha256;  // hex, of those bytes
+  std::string snapshot_id;   // for the logs
+};
+
+// Another member, as the coordinator reaches it (through its agent). Errors
+// are the remote agent's, with its address in the message; a credential of
+// this agent that the remote refuses is FAILED_PRECONDITION (the caller's
+// own token is not involved).
+class Participant {
+ public:
+  virtual ~Participant() = default;
+  // Sends the header and every byte of `state`.
+  virtual absl::Status Prepare(const PrepareHeader& header, ByteSource* state,
+                               absl::Time deadline) = 0;
+  virtual absl::Status Step(RestoreStep step, const std::string& restore_id,
+                            absl::Time deadline) = 0;
+  virtual absl::StatusOr<RestoreDecision> AskDecision(const std::string& restore_id,
+                                                      absl::Time deadline) = 0;
+};
+
+// Connects to the agent of `member` at `address`.
+using ParticipantFactory = std::function<absl::StatusOr<std::unique_ptr<Participant>>(
+    const std::string& member, const std::string& address)>;
+
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_ETCD_RESTORE_PROTOCOL_H_

@@ -1,0 +1,148 @@
+#include "server/etcd_peer.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/grpc_credentials.h"
+#include "base/status_macros.h"
+#include "proto/snapshot/v1/snapshot.grpc.pb.h"
+
+namespace snapshot {
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+
+class RemoteParticipant : public Participant {
+ public:
+  RemoteParticipant(std::string member, std::string address, std::string token,
+                    std::shared_ptr<grpc::ChannelCredentials> creds)
+      : member_(std::move(member)),
+        address_(std::move(address)),
+        token_(std::move(token)),
+        stub_(v1::EtcdRestoreService::NewStub(grpc::CreateChannel(address_, creds))) {}
+
+  absl::Status Prepare(const PrepareHeader& h, ByteSource* state, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    Setup(&ctx, deadline);
+    v1::EtcdRestoreStepResponse resp;
+    auto writer = stub_->Prepare(&ctx, &resp);
+    v1::EtcdPrepareRequest first;
+    v1::EtcdPrepareHeader* ph = first.mutable_header();
+    ph->set_restore_id(h.restore_id);
+    ph->set_coordinator(h.coordinator);
+    ph->set_state_size(h.state_size);
+    ph->set_state_sha256(h.state_sha256);
+    ph->set_snapshot_id(h.snapshot_id);
+    bool ok = writer->Write(first);
+    absl::Status local;
+    std::string buf(kChunk, '\0');
+    while (ok) {
+      absl::StatusOr<size_t> n = state->Read(&buf[0], buf.size());
+      if (!n.ok()) {
+        local = n.status();
+        ctx.TryCancel();
+        break;
+      }
+      if (*n == 0) break;
+      v1::EtcdPrepareRequest req;
+      req.set_chunk(buf.data(), *n);
+      ok = writer->Write(req);
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    SA_RETURN_IF_ERROR(local);
+    return From(s);
+  }
+
+  absl::Status Step(RestoreStep step, const std::string& id, absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    Setup(&ctx, deadline);
+    v1::EtcdRestoreStep req;
+    req.set_restore_id(id);
+    v1::EtcdRestoreStepResponse resp;
+    grpc::Status st;
+    switch (step) {
+      case RestoreStep::kStop:
+        st = stub_->Stop(&ctx, req, &resp);
+        break;
+      case RestoreStep::kCommit:
+        st = stub_->Commit(&ctx, req, &resp);
+        break;
+      case RestoreStep::kAbort:
+        st = stub_->Abort(&ctx, req, &resp);
+        break;
+      case RestoreStep::kFinalize:
+        st = stub_->Finalize(&ctx, req, &resp);
+        break;
+    }
+    return From(st);
+  }
+
+  absl::StatusOr<RestoreDecision> AskDecision(const std::string& id,
+                                              absl::Time deadline) override {
+    grpc::ClientContext ctx;
+    Setup(&ctx, deadline);
+    v1::EtcdRestoreStep req;
+    req.set_restore_id(id);
+    v1::EtcdDecisionResponse resp;
+    SA_RETURN_IF_ERROR(From(stub_->Decision(&ctx, req, &resp)));
+    switch (resp.decision()) {
+      case v1::EtcdDecisionResponse::DECISION_COMMIT:
+        return RestoreDecision::kCommit;
+      case v1::EtcdDecisionResponse::DECISION_PENDING:
+        return RestoreDecision::kPending;
+      default:
+        return RestoreDecision::kUnknown;
+    }
+  }
+
+ private:
+  void Setup(grpc::ClientContext* ctx, absl::Time deadline) const {
+    // No waiting for an agent that is down: steps that must get through
+    // (commit) are retried by the coordinator.
+    ctx->set_deadline(absl::ToChronoTime(deadline));
+    if (!token_.empty()) ctx->AddMetadata("authorization", "Bearer " + token_);
+  }
+
+  absl::Status From(const grpc::Status& s) const {
+    if (s.ok()) return absl::OkStatus();
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the agent of member ", member_, " at ", address_,
+          " refused this agent's peer credentials (", s.error_message(),
+          "): give every agent an admin token of the others (--peer-token-file, or the "
+          "first admin token of --token-file) and, with mutual TLS, --peer-cert/--peer-key"));
+    }
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat("agent of member ", member_, " at ", address_, ": ",
+                                     s.error_message()));
+  }
+
+  const std::string member_;
+  const std::string address_;
+  const std::string token_;
+  std::unique_ptr<v1::EtcdRestoreService::Stub> stub_;
+};
+
+}  // namespace
+
+ParticipantFactory PeerParticipants(PeerOptions o) {
+  return [o](const std::string& member,
+             const std::string& address) -> absl::StatusOr<std::unique_ptr<Participant>> {
+    TlsClientFiles files;
+    files.ca_file = o.ca_file;
+    if (!o.ca_file.empty()) {  // peers speak TLS when given a CA
+      files.cert_file = o.cert_file;
+      files.key_file = o.key_file;
+    }
+    files.cert_flag = "--peer-cert";
+    files.key_flag = "--peer-key";
+    SA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds,
+                        ChannelCredentialsFromFiles(files));
+    return std::unique_ptr<Participant>(
+        new RemoteParticipant(member, address, o.token, std::move(creds)));
+  };
+}
+
+}  // namespace snapshot
