@@ -141,8 +141,8 @@ TEST(Restorer, VerifiesThenAppliesAndLeavesNoSpool) {
 
 TEST(Restorer, AnotherEnginesSnapshotIsRefused) {
   testing::TempDir dir;
-  StringNode etcd_source(kEngineEtcd);
-  const std::string archive = Archive(&etcd_source);
+  StringNode other_source("other");
+  const std::string archive = Archive(&other_source);
   StringNode node;
   Restorer r(&node, dir.path(), Limits());
   auto spool = r.Begin(Later());
@@ -150,7 +150,7 @@ TEST(Restorer, AnotherEnginesSnapshotIsRefused) {
   ASSERT_TRUE((*spool)->Finish().ok());
   absl::Status s = (*spool)->CheckEngine();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_NE(s.message().find("etcd engine"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("snapshot of the other engine"), std::string::npos) << s;
   EXPECT_FALSE((*spool)->Apply(Later()).ok());
   EXPECT_EQ(node.state, "some state");
 }

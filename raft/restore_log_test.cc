@@ -54,7 +54,7 @@ class FakeLog : public ReplicatedLog {
 
 // A valid state of the embedded engine, `entries` values of `value_bytes`.
 std::string State(int entries, size_t value_bytes) {
-  KvState s;
+  kv::KvState s;
   for (int i = 0; i < entries; ++i) {
     s.Put(absl::StrCat("key/", i), std::string(value_bytes, static_cast<char>('a' + i % 26)));
   }
