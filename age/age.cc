@@ -579,15 +579,10 @@ absl::StatusOr<std::unique_ptr<Encryptor>> Encryptor::Create(
     OPENSSL_cleanse(eph.data(), eph.size());
     stanzas.push_back(std::move(s));
   }
-  auto impl = std::make_unique<Impl>();
   uint64_t written = 0;
   absl::StatusOr<Key32> key = StartFile(stanzas, fk, out, &written);
   OPENSSL_cleanse(file_key, sizeof(file_key));
-  if (!key.ok()) return key.status();
-  impl->payload_key = *key;
-  std::unique_ptr<Encryptor> e(new Encryptor(std::move(impl), out));
-  e->bytes_out_ = written;
-  return e;
+  return Started(std::move(key), written, out);
 }
 
 absl::StatusOr<std::unique_ptr<Encryptor>> Encryptor::CreateWithPassphrase(
@@ -609,14 +604,21 @@ absl::StatusOr<std::unique_ptr<Encryptor>> Encryptor::CreateWithPassphrase(
   Aead aead;
   aead.Seal(wrap, kZeroNonce, fk, &s.body);
   OPENSSL_cleanse(wrap.data(), wrap.size());
-  auto impl = std::make_unique<Impl>();
   uint64_t written = 0;
   absl::StatusOr<Key32> key = StartFile({s}, fk, out, &written);
   OPENSSL_cleanse(file_key, sizeof(file_key));
-  if (!key.ok()) return key.status();
-  impl->payload_key = *key;
+  return Started(std::move(key), written, out);
+}
+
+absl::StatusOr<std::unique_ptr<Encryptor>> Encryptor::Started(absl::StatusOr<Key32> payload_key,
+                                                              uint64_t header_bytes,
+                                                              ByteSink* out) {
+  if (!payload_key.ok()) return payload_key.status();
+  auto impl = std::make_unique<Impl>();
+  impl->payload_key = *payload_key;
+  OPENSSL_cleanse(payload_key->data(), payload_key->size());
   std::unique_ptr<Encryptor> e(new Encryptor(std::move(impl), out));
-  e->bytes_out_ = written;
+  e->bytes_out_ = header_bytes;
   return e;
 }
 

@@ -138,6 +138,10 @@ class Encryptor : public ByteSink {
  private:
   class Impl;
   Encryptor(std::unique_ptr<Impl> impl, ByteSink* out);
+  // The encryptor of a file whose header (`header_bytes`, written) gave
+  // `payload_key`, or that key's error.
+  static absl::StatusOr<std::unique_ptr<Encryptor>> Started(absl::StatusOr<Key32> payload_key,
+                                                            uint64_t header_bytes, ByteSink* out);
   absl::Status Seal(bool last);
   std::unique_ptr<Impl> impl_;
   ByteSink* out_;

@@ -8,34 +8,12 @@
 #include <fstream>
 
 #include "base/testing.h"
+#include "core/testing.h"
 
 namespace snapshot {
 namespace {
 
-// A node whose state is a string the test changes; its index grows with
-// every snapshot, as a Raft barrier's does.
-class StringNode : public RaftNode {
- public:
-  const char* engine() const override { return "test"; }
-  absl::StatusOr<NodeStatus> Status(absl::Time) override { return NodeStatus{}; }
-  absl::Status CheckLeader(absl::Time) override { return absl::OkStatus(); }
-  absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&, absl::Time) override {
-    CapturedSnapshot c;
-    c.meta.index = ++index;
-    c.meta.term = 2;
-    c.meta.id = absl::StrCat("2-", index, "-0");
-    c.meta.engine = "test";
-    c.meta.size = state.size();
-    c.state = std::make_unique<StringSource>(state);
-    return c;
-  }
-  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener&,
-                                        absl::Time) override {
-    return absl::UnimplementedError("not used");
-  }
-  std::string state = "hello";
-  uint64_t index = 0;
-};
+using testing::StringNode;
 
 std::vector<std::string> Files(const std::string& dir) {
   std::vector<std::string> out;

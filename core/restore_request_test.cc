@@ -7,40 +7,12 @@
 
 #include "base/status_macros.h"
 #include "base/testing.h"
+#include "core/testing.h"
 
 namespace snapshot {
 namespace {
 
-// A node whose state is a string; records what happened to it, in order.
-class StringNode : public RaftNode {
- public:
-  const char* engine() const override { return "test"; }
-  absl::StatusOr<NodeStatus> Status(absl::Time) override { return NodeStatus{}; }
-  absl::Status CheckLeader(absl::Time) override { return absl::OkStatus(); }
-  absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&, absl::Time) override {
-    events.push_back("snapshot");
-    CapturedSnapshot c;
-    c.meta.index = ++index;
-    c.meta.term = 1;
-    c.meta.id = absl::StrCat("1-", index, "-0");
-    c.meta.engine = "test";
-    c.meta.size = state.size();
-    c.state = std::make_unique<StringSource>(state);
-    return c;
-  }
-  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener& open,
-                                        absl::Time) override {
-    events.push_back("restore");
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open());
-    state = testing::ReadAll(src.get());
-    RestoreResult r;
-    r.index = ++index;
-    return r;
-  }
-  std::string state;
-  uint64_t index = 0;
-  std::vector<std::string> events;
-};
+using testing::StringNode;
 
 absl::Time Later() { return absl::Now() + absl::Seconds(10); }
 
