@@ -106,6 +106,25 @@ class HashingSource : public ByteSource {
 
 }  // namespace
 
+SnapshotMeta MetaFromProto(const v1::SnapshotMetadata& m) {
+  SnapshotMeta s;
+  s.id = m.id();
+  s.index = m.index();
+  s.term = m.term();
+  s.size = m.state_size();
+  s.configuration_index = m.configuration_index();
+  s.version = m.version();
+  for (const auto& ps : m.servers()) s.servers.push_back({ps.suffrage(), ps.id(), ps.address()});
+  s.engine = m.engine();
+  s.etcd.cluster_id = m.etcd().cluster_id();
+  s.etcd.member_id = m.etcd().member_id();
+  s.etcd.member_name = m.etcd().member_name();
+  s.etcd.leader = m.etcd().leader();
+  s.etcd.revision = m.etcd().revision();
+  s.etcd.version = m.etcd().version();
+  return s;
+}
+
 // Registers a context for CancelAll while the call runs.
 class SnapshotClient::Call {
  public:

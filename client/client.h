@@ -37,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/io.h"
+#include "base/snapshot_meta.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 
 namespace snapshot {
@@ -70,6 +71,9 @@ struct SaveOptions {
   // Replace an existing file (atomically); otherwise ALREADY_EXISTS.
   bool overwrite = false;
 };
+
+// The metadata the agent sent, in the codec's shape (base/snapshot_meta.h).
+SnapshotMeta MetaFromProto(const v1::SnapshotMetadata& m);
 
 struct SaveResult {
   v1::SnapshotMetadata metadata;
