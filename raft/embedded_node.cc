@@ -20,6 +20,7 @@ extern "C" {
 #include "base/status_macros.h"
 #include "raft/command.h"
 #include "raft/config.h"
+#include "raft/fsm_adapter.h"
 #include "raft/kv_fsm.h"
 #include "raft/loop.h"
 #include "raft/restore_log.h"
@@ -43,16 +44,9 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
   struct raft_io io;
   struct raft_fsm fsm;
   struct raft raft;
-  kv::KvFsm kvfsm;
-  // Index of a committed restore whose compaction is pending (0: none).
-  uint64_t compact_at = 0;
-  // What the buffers of an engine snapshot in flight point into, by the
-  // address of their array: released at FsmSnapshotFinalize.
-  struct SnapshotHold {
-    kv::FsmImage image;
-    std::deque<std::string> arena;
-  };
-  std::map<const raft_buffer*, std::unique_ptr<SnapshotHold>> snapshot_holds;
+  // The state machine as libraft sees it (raft/fsm_adapter.h).
+  FsmAdapter fsm_adapter;
+  kv::KvFsm& kvfsm = fsm_adapter.kv();
 
   std::thread thread;
 
@@ -270,103 +264,6 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
     }
     return m;
   }
-
-  // --- FSM callbacks (loop thread, except snapshot_async) ------------------
-
-  static int FsmApply(struct raft_fsm* fsm, const struct raft_buffer* buf,
-                      void** result) {
-    auto* self = static_cast<Impl*>(fsm->data);
-    int r = self->kvfsm.Apply(
-        absl::string_view(static_cast<const char*>(buf->base), buf->len));
-    if (self->kvfsm.TakeRestoreCommitted()) self->CompactAfterRestore();
-    // Never fail here: a non-zero return stops libraft's apply loop
-    // (RAFT_NOTES, defect 4). The outcome travels in the result pointer.
-    *result = reinterpret_cast<void*>(static_cast<intptr_t>(r));
-    return 0;
-  }
-
-  // A committed restore leaves its chunks (the whole state again) in the
-  // log, in memory and on disk, until the next snapshot — 8192 entries away
-  // by default. So the engine takes one at once: threshold 1 makes libraft
-  // snapshot right after this apply, trailing 0 drops every entry up to it.
-  // The configured values come back once that snapshot is stored
-  // (FsmSnapshotFinalize). A follower that had not received all the chunks
-  // yet gets the new state by InstallSnapshot, as after any compaction.
-  void CompactAfterRestore() {
-    compact_at = raft_last_applied(&raft) + 1;  // this entry's index
-    raft_set_snapshot_threshold(&raft, 1);
-    raft_set_snapshot_trailing(&raft, 0);
-  }
-
-  // The engine's own snapshot (log compaction). libraft 0.15.0's libuv I/O
-  // has no async_work, so FSM version 3 (serialize off the loop) is refused,
-  // and this runs on the loop thread. It does not serialize: the buffers it
-  // hands libraft are the image's pieces (FsmImage::Pieces), which reference
-  // the values where the captured view holds them (immutable: later writes
-  // copy the shards they touch) and copy only headers, keys and small values.
-  // So the loop no longer copies a state of large values (256 MiB took it
-  // 0.3-1 s on three nodes sharing two cores, up to the election timeout;
-  // the longest stretch is now ~0.15 s). libraft writes (and compresses)
-  // the buffers on its thread pool and gives them back at finalize, where the
-  // image is released. snapshot_threshold keeps this rare. (User snapshots
-  // via Snapshot() do not come through here.)
-  static int FsmSnapshot(struct raft_fsm* fsm, struct raft_buffer* bufs[],
-                         unsigned* n_bufs) {
-    auto* self = static_cast<Impl*>(fsm->data);
-    auto hold = std::make_unique<SnapshotHold>();
-    hold->image = self->kvfsm.Capture();
-    const std::vector<absl::string_view> pieces = hold->image.Pieces(&hold->arena);
-    auto* out = static_cast<struct raft_buffer*>(
-        raft_malloc(sizeof(raft_buffer) * std::max<size_t>(pieces.size(), 1)));
-    if (out == nullptr) return RAFT_NOMEM;
-    for (size_t i = 0; i < pieces.size(); ++i) {
-      out[i].base = const_cast<char*>(pieces[i].data());  // libraft only reads them
-      out[i].len = pieces[i].size();
-    }
-    self->snapshot_holds[out] = std::move(hold);
-    *bufs = out;
-    *n_bufs = static_cast<unsigned>(pieces.size());
-    return 0;
-  }
-
-  // With finalize set (FSM version 2) the buffers stay ours: release what
-  // they point into. After the snapshot that follows a restore, the
-  // configured snapshot settings come back and the memory the old state and
-  // the chunks held goes back to the system.
-  static int FsmSnapshotFinalize(struct raft_fsm* fsm, struct raft_buffer* bufs[],
-                                 unsigned* n_bufs) {
-    auto* self = static_cast<Impl*>(fsm->data);
-    if (*bufs != nullptr) {
-      self->snapshot_holds.erase(*bufs);
-      raft_free(*bufs);
-    }
-    *bufs = nullptr;
-    *n_bufs = 0;
-    if (self->compact_at != 0 && self->raft.snapshot.pending.index >= self->compact_at) {
-      self->compact_at = 0;
-      // On the next loop turn, once libraft has dropped the log prefix
-      // (whichever order it calls finalize and truncates in).
-      self->mailbox.Post([self] {
-        raft_set_snapshot_threshold(&self->raft, self->cfg.snapshot_threshold);
-        raft_set_snapshot_trailing(&self->raft, self->cfg.snapshot_trailing);
-        malloc_trim(0);
-      });
-    }
-    return 0;
-  }
-
-  static int FsmRestore(struct raft_fsm* fsm, struct raft_buffer* buf) {
-    auto* self = static_cast<Impl*>(fsm->data);
-    absl::Status s = self->kvfsm.Load(
-        absl::string_view(static_cast<const char*>(buf->base), buf->len));
-    raft_free(buf->base);  // restore owns the buffer (RAFT_NOTES, defect 4)
-    if (!s.ok()) {
-      Log(LogLevel::kError, "cannot load the Raft snapshot",
-          {{"raft_id", self->cfg.id}, {"error", s.message()}});
-      return RAFT_CORRUPT;
-    }
-    return 0;
-  }
 };
 
 EmbeddedNode::EmbeddedNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -470,13 +367,8 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   // holds one: a file created, preallocated and fsynced per chunk).
   raft_uv_set_segment_size(&p->io, config.segment_bytes);
 
-  memset(&p->fsm, 0, sizeof(p->fsm));
-  p->fsm.version = 2;
-  p->fsm.data = p;
-  p->fsm.apply = &Impl::FsmApply;
-  p->fsm.snapshot = &Impl::FsmSnapshot;
-  p->fsm.snapshot_finalize = &Impl::FsmSnapshotFinalize;
-  p->fsm.restore = &Impl::FsmRestore;
+  p->fsm_adapter.Attach(&p->fsm, &p->raft, &p->mailbox, config.id, config.snapshot_threshold,
+                        config.snapshot_trailing);
 
   rv = raft_init(&p->raft, &p->io, &p->fsm, config.id,
                  config.raft_address.c_str());
