@@ -18,6 +18,8 @@
 #include "archive/archive.h"
 #include "base/sha256.h"
 #include "base/testing.h"
+#include <sys/stat.h>
+
 #include "tests/agent_testing.h"
 
 namespace snapshot {
@@ -590,6 +592,15 @@ TEST(EtcdEngine, TlsAndAuthenticationToEtcd) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
   EXPECT_NE(s.error_message().find("etcd refused the agent"), std::string::npos)
       << s.error_message();
+
+  // A password file others may read is refused at start-up, as the token
+  // file is (docs/etcd-engine.md: mode 0600).
+  testing::WritePrivateFile(dir.path() + "/open", "root-pw\n");
+  ASSERT_EQ(chmod((dir.path() + "/open").c_str(), 0644), 0);
+  testing::Daemon open;
+  start(&open, "open");
+  EXPECT_NE(open.WaitExit(absl::Seconds(20)), 0);
+  EXPECT_NE(testing::ReadFile(dir.path() + "/agent.log").find("chmod 600"), std::string::npos);
 }
 
 }  // namespace

@@ -25,6 +25,23 @@
 namespace snapshot {
 namespace {
 
+using Serving = grpc::health::v1::HealthCheckResponse;
+
+// Waits until the agent's overall health is `want`, through Health.Watch
+// (the server pushes every change: no polling); false at the deadline.
+bool WaitForHealth(grpc::health::v1::Health::Stub* health, Serving::ServingStatus want,
+                   absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  auto reader = health->Watch(&ctx, grpc::health::v1::HealthCheckRequest());
+  Serving r;
+  bool seen = false;
+  while (!seen && reader->Read(&r)) seen = r.status() == want;
+  ctx.TryCancel();
+  reader->Finish();
+  return seen;
+}
+
 using testing::Connect;
 using testing::ReadFile;
 using testing::SingleAgentConfig;
@@ -288,28 +305,11 @@ TEST(GrpcApi, FollowersNameTheLeader) {
   // Health says SERVING only while a leader is known: stop the two others
   // and the remaining agent turns NOT_SERVING.
   auto health = grpc::health::v1::Health::NewStub(Connect(agents[follower]->address()));
-  auto check = [&] {
-    grpc::ClientContext hctx;
-    grpc::health::v1::HealthCheckResponse hr;
-    health->Check(&hctx, grpc::health::v1::HealthCheckRequest(), &hr);
-    return hr.status();
-  };
-  // (The agent polls its node's view every 200 ms.)
-  absl::Time serving_by = In(absl::Seconds(5));
-  while (check() != grpc::health::v1::HealthCheckResponse::SERVING &&
-         absl::Now() < serving_by) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_EQ(check(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_TRUE(WaitForHealth(health.get(), Serving::SERVING, absl::Seconds(5)));
   for (int i = 0; i < 3; ++i) {
     if (i != follower) agents[i].reset();
   }
-  absl::Time deadline = In(absl::Seconds(15));
-  while (check() != grpc::health::v1::HealthCheckResponse::NOT_SERVING &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  EXPECT_EQ(check(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_TRUE(WaitForHealth(health.get(), Serving::NOT_SERVING, absl::Seconds(15)));
 }
 
 TEST(GrpcApi, TokenRoles) {
@@ -513,18 +513,7 @@ TEST(GrpcApi, HealthIsServedOnThePlaintextHealthPortToo) {
   Running r = StartAgent(c);
   ASSERT_NE(r.agent, nullptr);
   auto health = grpc::health::v1::Health::NewStub(Connect(health_addr));
-  absl::Time deadline = In(absl::Seconds(5));
-  grpc::health::v1::HealthCheckResponse resp;
-  while (absl::Now() < deadline) {
-    grpc::ClientContext ctx;
-    grpc::health::v1::HealthCheckRequest req;
-    if (health->Check(&ctx, req, &resp).ok() &&
-        resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_TRUE(WaitForHealth(health.get(), Serving::SERVING, absl::Seconds(5)));
 }
 
 TEST(GrpcApi, ReflectionListsTheServices) {
