@@ -6,11 +6,15 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -239,6 +243,65 @@ int MainWithAgentPath(int argc, char** argv, const char** agent) {
   }
   *agent = argv[1];
   return RUN_ALL_TESTS();
+}
+
+bool WaitForHealth(const std::shared_ptr<grpc::Channel>& channel,
+                   grpc::health::v1::HealthCheckResponse::ServingStatus want,
+                   absl::Duration timeout, const std::string& service) {
+  auto stub = grpc::health::v1::Health::NewStub(channel);
+  const absl::Time until = absl::Now() + timeout;
+  // The stream ends when the agent is not up yet; then it is opened again
+  // (wait_for_ready holds the call until the channel connects).
+  while (absl::Now() < until) {
+    grpc::ClientContext ctx;
+    ctx.set_wait_for_ready(true);
+    ctx.set_deadline(absl::ToChronoTime(until));
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    auto reader = stub->Watch(&ctx, req);
+    grpc::health::v1::HealthCheckResponse r;
+    bool seen = false;
+    while (!seen && reader->Read(&r)) seen = r.status() == want;
+    ctx.TryCancel();
+    reader->Finish();
+    if (seen) return true;
+  }
+  return false;
+}
+
+bool WaitForChange(const std::string& path, const std::function<bool()>& done,
+                   absl::Duration timeout) {
+  const absl::Time until = absl::Now() + timeout;
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) {
+    ADD_FAILURE() << "inotify_init1: " << strerror(errno);
+    return false;
+  }
+  // Watched before the first look, so no change between them is missed.
+  (void)inotify_add_watch(fd, path.c_str(),
+                          IN_CREATE | IN_MODIFY | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                              IN_CLOSE_WRITE | IN_DELETE_SELF);
+  bool ok = done();
+  while (!ok && absl::Now() < until) {
+    struct pollfd p = {fd, POLLIN, 0};
+    // Bounded wait: `path` may not exist yet (no watch), or change in a way
+    // inotify does not report (a file created later under a new directory).
+    int ms = static_cast<int>(
+        std::min<int64_t>(absl::ToInt64Milliseconds(until - absl::Now()), 500));
+    if (poll(&p, 1, std::max(ms, 0)) > 0) {
+      char buf[4096];
+      while (read(fd, buf, sizeof(buf)) > 0) {
+      }
+    }
+    ok = done();
+  }
+  close(fd);
+  return ok;
+}
+
+bool WaitForLog(const std::string& log, const std::string& text, absl::Duration timeout) {
+  return WaitForChange(
+      log, [&] { return ReadFile(log).find(text) != std::string::npos; }, timeout);
 }
 
 }  // namespace testing

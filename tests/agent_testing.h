@@ -14,7 +14,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/time/time.h"
 #include "client/client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
 #include "raft/testing/cluster.h"
 #include "server/agent.h"
@@ -57,6 +59,25 @@ grpc::Status Restore(v1::SnapshotService::Stub* stub, const std::string& archive
                      v1::RestoreSnapshotResponse* resp,
                      const std::string& expected_checksum = "",
                      const std::string& token = "");
+
+// Waits, on the standard health service's Watch stream (the agent pushes every
+// change), until `service` ("" = the agent overall: SERVING while its node
+// knows a leader) reports `want`. False when `timeout` passes first.
+bool WaitForHealth(
+    const std::shared_ptr<grpc::Channel>& channel,
+    grpc::health::v1::HealthCheckResponse::ServingStatus want, absl::Duration timeout,
+    const std::string& service = "");
+
+// Waits until `done()` holds, looking again each time something changes at
+// `path` (a directory: an entry created, written, renamed or removed; a file:
+// written), by inotify. For files written by an agent or another process,
+// which have no event of their own. False when `timeout` passes first.
+bool WaitForChange(const std::string& path, const std::function<bool()>& done,
+                   absl::Duration timeout);
+
+// Waits until `text` appears in the file `log`.
+bool WaitForLog(const std::string& log, const std::string& text,
+                absl::Duration timeout = absl::Seconds(10));
 
 // Names of restore spool files left in `dir`.
 std::vector<std::string> SpoolFiles(const std::string& dir);

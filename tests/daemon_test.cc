@@ -35,21 +35,10 @@ void Spawn(Daemon* d, const std::vector<std::string>& args,
   testing::Spawn(d, g_agent, args, log, env);
 }
 
-bool WaitServing(v1::SnapshotService::Stub* stub, const std::string& token = "") {
-  absl::Time deadline = absl::Now() + absl::Seconds(15);
-  while (absl::Now() < deadline) {
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
-    v1::GetStatusResponse st;
-    if (stub->GetStatus(&ctx, v1::GetStatusRequest(), &st).ok() &&
-        st.leader_id() != 0) {
-      return true;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return false;
+// Waits until the agent at `ch` serves with a leader known (Health.Watch).
+bool WaitServing(const std::shared_ptr<grpc::Channel>& ch) {
+  return testing::WaitForHealth(ch, grpc::health::v1::HealthCheckResponse::SERVING,
+                                absl::Seconds(15));
 }
 
 // Flags for an agent on fresh ports with its data under `dir`.
@@ -61,15 +50,6 @@ std::vector<std::string> AgentArgs(const std::string& data_dir,
           "--shutdown-grace=1s"};
 }
 
-// Waits until `log` contains `text`.
-bool WaitForLog(const std::string& log, const std::string& text,
-                absl::Duration timeout = absl::Seconds(10)) {
-  for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
-    if (testing::ReadFile(log).find(text) != std::string::npos) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
 
 grpc::Status PutKey(v1::KeyValueService::Stub* kv, const std::string& k,
                     const std::string& v, const std::string& token = "") {
@@ -94,7 +74,7 @@ TEST(Daemon, SigtermDuringTakeEndsCleanly) {
   auto ch = testing::Connect(listen);
   auto snaps = v1::SnapshotService::NewStub(ch);
   auto kv = v1::KeyValueService::NewStub(ch);
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  ASSERT_TRUE(WaitServing(ch));
 
   // About 32 MiB of incompressible state: more than flow-control windows
   // and socket buffers can absorb while the client does not read.
@@ -141,7 +121,7 @@ TEST(Daemon, SigtermDuringTakeEndsCleanly) {
   // Restart on the same data: everything is there.
   Daemon again;
   Spawn(&again, args, log);
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  ASSERT_TRUE(WaitServing(ch));
   grpc::ClientContext gctx;
   v1::GetRequest get;
   get.set_key("blob/499");
@@ -178,7 +158,7 @@ TEST(Daemon, SecondAgentOnTheSameDirectoryIsRefusedWithTheHoldersPid) {
   auto ch = testing::Connect(listen_a);
   auto snaps = v1::SnapshotService::NewStub(ch);
   auto kv = v1::KeyValueService::NewStub(ch);
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  ASSERT_TRUE(WaitServing(ch));
   ASSERT_TRUE(PutKey(kv.get(), "acknowledged", "write").ok());
 
   Daemon b;
@@ -197,7 +177,7 @@ TEST(Daemon, SecondAgentOnTheSameDirectoryIsRefusedWithTheHoldersPid) {
   ASSERT_EQ(a.WaitExit(absl::Seconds(10)), 0);
   Daemon again;
   Spawn(&again, args_a, log);
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  ASSERT_TRUE(WaitServing(ch));
   for (const char* k : {"acknowledged", "after"}) {
     grpc::ClientContext ctx;
     v1::GetRequest get;
@@ -216,8 +196,9 @@ TEST(Daemon, SecondAgentOnTheSameAddressIsRefused) {
   args.push_back("--health-listen=" + health);
   Daemon a;
   Spawn(&a, args, dir.path() + "/a.log");
-  auto snaps = v1::SnapshotService::NewStub(testing::Connect(listen));
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  auto ch = testing::Connect(listen);
+  auto snaps = v1::SnapshotService::NewStub(ch);
+  ASSERT_TRUE(WaitServing(ch));
 
   // Same gRPC address.
   auto args_b = AgentArgs(dir.path() + "/b", &unused);
@@ -252,9 +233,10 @@ TEST(Daemon, KilledDuringAnUploadLeavesNoSpoolAfterRestart) {
   const std::string log = dir.path() + "/agent.log";
   Daemon a;
   Spawn(&a, args, log);
-  auto snaps = v1::SnapshotService::NewStub(testing::Connect(listen));
-  auto kv = v1::KeyValueService::NewStub(testing::Connect(listen));
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  auto ch = testing::Connect(listen);
+  auto snaps = v1::SnapshotService::NewStub(ch);
+  auto kv = v1::KeyValueService::NewStub(ch);
+  ASSERT_TRUE(WaitServing(ch));
   std::mt19937_64 rng(5);
   std::string value(64 << 10, '\0');
   for (int i = 0; i < 64; ++i) {  // 4 MiB of incompressible state
@@ -275,14 +257,14 @@ TEST(Daemon, KilledDuringAnUploadLeavesNoSpoolAfterRestart) {
     ASSERT_TRUE(writer->Write(req));
   }
   uint64_t spooled = 0;
-  for (absl::Time until = absl::Now() + absl::Seconds(10); absl::Now() < until;) {
-    auto files = testing::SpoolFiles(data);
-    if (files.size() == 1) {
-      spooled = std::filesystem::file_size(data + "/" + files[0]);
-      if (spooled > (1 << 20)) break;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  testing::WaitForChange(
+      data,
+      [&] {
+        auto files = testing::SpoolFiles(data);
+        if (files.size() == 1) spooled = std::filesystem::file_size(data + "/" + files[0]);
+        return spooled > (1 << 20);
+      },
+      absl::Seconds(10));
   ASSERT_GT(spooled, 1u << 20);
   kill(a.pid, SIGKILL);
   a.WaitExit(absl::Seconds(10));
@@ -292,7 +274,7 @@ TEST(Daemon, KilledDuringAnUploadLeavesNoSpoolAfterRestart) {
 
   Daemon again;
   Spawn(&again, args, log);
-  ASSERT_TRUE(WaitServing(snaps.get()));
+  ASSERT_TRUE(WaitServing(ch));
   EXPECT_TRUE(testing::SpoolFiles(data).empty());
   const std::string text = testing::ReadFile(log);
   EXPECT_NE(text.find("msg=\"removed stale restore spool files\""), std::string::npos) << text;
@@ -329,14 +311,9 @@ TEST(Daemon, SighupReloadsTokensAndCertificatesWithoutDroppingRaft) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
     return v1::SnapshotService::NewStub(ch)->GetStatus(&ctx, {}, st);
   };
+  ASSERT_TRUE(WaitServing(channel_for("one-ca.crt")));
   v1::GetStatusResponse before;
-  for (absl::Time until = absl::Now() + absl::Seconds(15); absl::Now() < until;) {
-    if (status(channel_for("one-ca.crt"), "old-admin-token-0123456789", &before).ok() &&
-        before.leader_id() != 0) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  ASSERT_TRUE(status(channel_for("one-ca.crt"), "old-admin-token-0123456789", &before).ok());
   ASSERT_NE(before.leader_id(), 0u);
   auto kv = v1::KeyValueService::NewStub(channel_for("one-ca.crt"));
   ASSERT_TRUE(PutKey(kv.get(), "k", "v", "old-admin-token-0123456789").ok());
@@ -348,7 +325,7 @@ TEST(Daemon, SighupReloadsTokensAndCertificatesWithoutDroppingRaft) {
   std::filesystem::copy_file(d + "two-server.key", d + "server.key",
                              std::filesystem::copy_options::overwrite_existing);
   kill(a.pid, SIGHUP);
-  ASSERT_TRUE(WaitForLog(log, "tls: certificate")) << testing::ReadFile(log);
+  ASSERT_TRUE(testing::WaitForLog(log, "tls: certificate")) << testing::ReadFile(log);
   const std::string text = testing::ReadFile(log);
   EXPECT_NE(text.find("tokens: 1 admin and 1 read tokens (were 1 and 0): 2 added, 1 removed"),
             std::string::npos)
@@ -371,7 +348,7 @@ TEST(Daemon, SighupReloadsTokensAndCertificatesWithoutDroppingRaft) {
   // A broken token file is reported and the current tokens stay.
   testing::WritePrivateFile(d + "tokens", "this is not a token file\n");
   kill(a.pid, SIGHUP);
-  ASSERT_TRUE(WaitForLog(log, "kept the old ones")) << testing::ReadFile(log);
+  ASSERT_TRUE(testing::WaitForLog(log, "kept the old ones")) << testing::ReadFile(log);
   EXPECT_TRUE(status(channel_for("two-ca.crt"), "new-read-token-0123456789", &after).ok());
   kill(a.pid, SIGTERM);
   EXPECT_EQ(a.WaitExit(absl::Seconds(10)), 0);
@@ -403,7 +380,7 @@ TEST(Daemon, JsonLogsAreOneObjectPerLineAndNameTheRestoringRole) {
   auto ch = testing::Connect(listen);
   auto snaps = v1::SnapshotService::NewStub(ch);
   const std::string token = "admin-token-0123456789abc";
-  ASSERT_TRUE(WaitServing(snaps.get(), token));
+  ASSERT_TRUE(WaitServing(ch));
   testing::Taken t = testing::Take(snaps.get(), {}, token);
   ASSERT_TRUE(t.status.ok()) << t.status.error_message();
   v1::RestoreSnapshotResponse resp;

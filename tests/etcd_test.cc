@@ -142,8 +142,11 @@ class EtcdCluster {
     return -1;
   }
 
+  std::shared_ptr<grpc::Channel> Channel(int i) const {
+    return testing::Connect(members_[i].listen);
+  }
   std::unique_ptr<v1::SnapshotService::Stub> Stub(int i) const {
-    return v1::SnapshotService::NewStub(testing::Connect(members_[i].listen));
+    return v1::SnapshotService::NewStub(Channel(i));
   }
 
   Member& member(int i) { return members_[i]; }
@@ -156,17 +159,10 @@ class EtcdCluster {
   std::string initial_cluster_, agents_;
 };
 
-// Waits until the agent answers GetStatus with a leader known.
-bool WaitAgent(v1::SnapshotService::Stub* stub, absl::Duration timeout = absl::Seconds(30)) {
-  for (absl::Time until = absl::Now() + timeout; absl::Now() < until;) {
-    grpc::ClientContext ctx;
-    ctx.set_wait_for_ready(true);
-    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
-    v1::GetStatusResponse st;
-    if (stub->GetStatus(&ctx, {}, &st).ok() && st.leader_id() != 0) return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return false;
+// Waits until the agent serves with a leader known (Health.Watch).
+bool WaitAgent(const std::shared_ptr<grpc::Channel>& ch,
+               absl::Duration timeout = absl::Seconds(30)) {
+  return testing::WaitForHealth(ch, grpc::health::v1::HealthCheckResponse::SERVING, timeout);
 }
 
 std::string WriteFile(const std::string& path, const std::string& data) {
@@ -181,7 +177,7 @@ TEST(EtcdEngine, OneMemberTakeVerifyStandardToolsAndRestore) {
   EtcdCluster c(dir.path(), 1);
   c.StartAll();
   auto stub = c.Stub(0);
-  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(c.member(0).log);
+  ASSERT_TRUE(WaitAgent(c.Channel(0))) << testing::ReadFile(c.member(0).log);
   for (int i = 0; i < 50; ++i) c.Ctl(0, absl::StrCat("put key/", i, " value-", i));
   const std::string rev_before = c.Ctl(0, "get key/0 -w json");
 
@@ -246,7 +242,7 @@ TEST(EtcdEngine, ForeignCorruptAndTruncatedInputsChangeNothing) {
   EtcdCluster c(dir.path(), 1);
   c.StartAll();
   auto stub = c.Stub(0);
-  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(c.member(0).log);
+  ASSERT_TRUE(WaitAgent(c.Channel(0))) << testing::ReadFile(c.member(0).log);
   c.Ctl(0, "put mine precious");
   testing::Taken t = testing::Take(stub.get());
   ASSERT_TRUE(t.status.ok());
@@ -303,7 +299,7 @@ TEST(EtcdEngine, EtcdDyingMidTakeIsAnErrorNotAnArchive) {
   EtcdCluster c(dir.path(), 1);
   c.StartAll();
   auto stub = c.Stub(0);
-  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(c.member(0).log);
+  ASSERT_TRUE(WaitAgent(c.Channel(0))) << testing::ReadFile(c.member(0).log);
   // About 40 MiB of database, so that the stream takes a while.
   Sh(absl::StrCat("head -c 1000000 /dev/urandom | base64 -w0 > ", dir.path(), "/v"));
   for (int i = 0; i < 40; ++i) {
@@ -337,7 +333,7 @@ TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
   EtcdCluster c(dir.path(), 3);
   c.StartAll();
   ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Stub(i).get()));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Channel(i)));
   const int leader = c.Leader();
   ASSERT_GE(leader, 0);
   const int follower = (leader + 1) % 3;
@@ -382,7 +378,7 @@ testing::Taken StartWithFailpointAndTake(EtcdCluster* c, int killed,
   t.status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the cluster did not come up");
   bool up = c->WaitHealthy();
   EXPECT_TRUE(up) << testing::ReadFile(c->member(killed).log);
-  for (int i = 0; up && i < 3; ++i) up = WaitAgent(c->Stub(i).get());
+  for (int i = 0; up && i < 3; ++i) up = WaitAgent(c->Channel(i));
   EXPECT_TRUE(up);
   if (!up) return t;
   c->Ctl(0, "put k old");
@@ -410,12 +406,9 @@ TEST(EtcdEngine, AgentKilledInPrepareLeavesTheOldClusterServing) {
   c.StartAgent(1);
   ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(1).log);
   EXPECT_EQ(c.Get(1, "k"), "newer");
-  for (absl::Time until = absl::Now() + absl::Seconds(10);
-       std::filesystem::exists(c.member(1).agent_dir + "/etcd-restore") &&
-       !std::filesystem::is_empty(c.member(1).agent_dir + "/etcd-restore") &&
-       absl::Now() < until;) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  const std::string records = c.member(1).agent_dir + "/etcd-restore";
+  testing::WaitForChange(
+      records, [&] { return std::filesystem::is_empty(records); }, absl::Seconds(10));
   EXPECT_TRUE(std::filesystem::is_empty(c.member(1).agent_dir + "/etcd-restore"));
 }
 
@@ -476,11 +469,13 @@ TEST(EtcdEngine, ScheduledSnapshotsComeFromTheLeadersAgentOnly) {
     return r;
   };
   v1::ListSnapshotsResponse mine;
-  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
-    mine = list(leader);
-    if (mine.snapshots_size() >= 1) break;
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  testing::WaitForChange(
+      c.member(leader).agent_dir + "/snapshots",
+      [&] {
+        mine = list(leader);
+        return mine.snapshots_size() >= 1;
+      },
+      absl::Seconds(20));
   ASSERT_GE(mine.snapshots_size(), 1);
   EXPECT_EQ(mine.snapshots(0).origin(), "scheduled");
   EXPECT_EQ(mine.snapshots(0).metadata().engine(), "etcd");
@@ -513,7 +508,7 @@ TEST(EtcdEngine, UnsupervisedAgentTakesButDoesNotRestore) {
                   absl::StrCat("--etcd-endpoint=http://127.0.0.1:", client)},
                  dir.path() + "/agent.log");
   auto stub = v1::SnapshotService::NewStub(testing::Connect(listen));
-  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(dir.path() + "/agent.log");
+  ASSERT_TRUE(WaitAgent(testing::Connect(listen))) << testing::ReadFile(dir.path() + "/agent.log");
   testing::Taken t = testing::Take(stub.get());
   ASSERT_TRUE(t.status.ok()) << t.status.error_message();
   v1::RestoreSnapshotResponse rr;
@@ -572,18 +567,19 @@ TEST(EtcdEngine, TlsAndAuthenticationToEtcd) {
                     "--etcd-key=" + certs + "/client.key", "--etcd-user=root",
                     "--etcd-password-file=" + dir.path() + "/" + pw_file},
                    dir.path() + "/agent.log");
-    return v1::SnapshotService::NewStub(testing::Connect(listen));
+    return testing::Connect(listen);
   };
   testing::Daemon good, bad;
-  auto stub = start(&good, "pw");
-  ASSERT_TRUE(WaitAgent(stub.get())) << testing::ReadFile(dir.path() + "/agent.log");
+  auto channel = start(&good, "pw");
+  auto stub = v1::SnapshotService::NewStub(channel);
+  ASSERT_TRUE(WaitAgent(channel)) << testing::ReadFile(dir.path() + "/agent.log");
   testing::Taken t = testing::Take(stub.get());
   ASSERT_TRUE(t.status.ok()) << t.status.error_message();
   EXPECT_EQ(t.metadata.engine(), "etcd");
   v1::VerifySnapshotResponse vr;
   EXPECT_TRUE(testing::Verify(stub.get(), t.archive, &vr).ok());
 
-  auto refused = start(&bad, "wrong");
+  auto refused = v1::SnapshotService::NewStub(start(&bad, "wrong"));
   grpc::ClientContext ctx;
   ctx.set_wait_for_ready(true);
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));

@@ -29,18 +29,6 @@ using Serving = grpc::health::v1::HealthCheckResponse;
 
 // Waits until the agent's overall health is `want`, through Health.Watch
 // (the server pushes every change: no polling); false at the deadline.
-bool WaitForHealth(grpc::health::v1::Health::Stub* health, Serving::ServingStatus want,
-                   absl::Duration timeout) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  auto reader = health->Watch(&ctx, grpc::health::v1::HealthCheckRequest());
-  Serving r;
-  bool seen = false;
-  while (!seen && reader->Read(&r)) seen = r.status() == want;
-  ctx.TryCancel();
-  reader->Finish();
-  return seen;
-}
 
 using testing::Connect;
 using testing::ReadFile;
@@ -239,20 +227,21 @@ TEST(GrpcApi, ClientCancellationLeavesNoTraceAndNoChange) {
     }
     // Cancel once the agent is spooling state bytes.
     const std::string data = dir.path() + "/data";
-    for (absl::Time until = In(absl::Seconds(5)); absl::Now() < until;) {
-      auto files = SpoolFiles(data);
-      if (files.size() == 1 && std::filesystem::file_size(data + "/" + files[0]) > 0) break;
-      absl::SleepFor(absl::Milliseconds(5));
-    }
+    testing::WaitForChange(
+        data,
+        [&] {
+          auto files = SpoolFiles(data);
+          return files.size() == 1 && std::filesystem::file_size(data + "/" + files[0]) > 0;
+        },
+        absl::Seconds(5));
     ASSERT_EQ(SpoolFiles(data).size(), 1u);
     ctx.TryCancel();
     EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
   }
-  // The server notices asynchronously; give it a moment.
-  absl::Time deadline = In(absl::Seconds(5));
-  while (!SpoolFiles(dir.path() + "/data").empty() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  // The server notices asynchronously.
+  testing::WaitForChange(
+      dir.path() + "/data", [&] { return SpoolFiles(dir.path() + "/data").empty(); },
+      absl::Seconds(5));
   EXPECT_TRUE(SpoolFiles(dir.path() + "/data").empty());
   auto after = r.agent->embedded()->StateDigest(In(absl::Seconds(5)));
   EXPECT_EQ(before->second, after->second);
@@ -304,12 +293,12 @@ TEST(GrpcApi, FollowersNameTheLeader) {
 
   // Health says SERVING only while a leader is known: stop the two others
   // and the remaining agent turns NOT_SERVING.
-  auto health = grpc::health::v1::Health::NewStub(Connect(agents[follower]->address()));
-  EXPECT_TRUE(WaitForHealth(health.get(), Serving::SERVING, absl::Seconds(5)));
+  auto health = Connect(agents[follower]->address());
+  EXPECT_TRUE(testing::WaitForHealth(health, Serving::SERVING, absl::Seconds(5)));
   for (int i = 0; i < 3; ++i) {
     if (i != follower) agents[i].reset();
   }
-  EXPECT_TRUE(WaitForHealth(health.get(), Serving::NOT_SERVING, absl::Seconds(15)));
+  EXPECT_TRUE(testing::WaitForHealth(health, Serving::NOT_SERVING, absl::Seconds(15)));
 }
 
 TEST(GrpcApi, TokenRoles) {
@@ -512,8 +501,7 @@ TEST(GrpcApi, HealthIsServedOnThePlaintextHealthPortToo) {
   c.health_listen = health_addr;
   Running r = StartAgent(c);
   ASSERT_NE(r.agent, nullptr);
-  auto health = grpc::health::v1::Health::NewStub(Connect(health_addr));
-  EXPECT_TRUE(WaitForHealth(health.get(), Serving::SERVING, absl::Seconds(5)));
+  EXPECT_TRUE(testing::WaitForHealth(Connect(health_addr), Serving::SERVING, absl::Seconds(5)));
 }
 
 TEST(GrpcApi, ReflectionListsTheServices) {
@@ -672,10 +660,8 @@ TEST(GrpcApi, AnotherRestoreRunningIsRetryable) {
   // second one is refused with UNAVAILABLE (retry later), not
   // FAILED_PRECONDITION.
   const std::string data_dir = dir.path() + "/data";
-  for (absl::Time until = In(absl::Seconds(5));
-       SpoolFiles(data_dir).empty() && absl::Now() < until;) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  testing::WaitForChange(
+      data_dir, [&] { return !SpoolFiles(data_dir).empty(); }, absl::Seconds(5));
   ASSERT_EQ(SpoolFiles(data_dir).size(), 1u);
   v1::RestoreSnapshotResponse resp;
   grpc::Status second = testing::Restore(r.snaps.get(), t.archive, &resp);

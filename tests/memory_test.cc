@@ -66,13 +66,12 @@ uint64_t DirBytes(const std::string& dir) {
   return total;
 }
 
-bool WaitLeader(SnapshotClient* c) {
-  for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until;) {
-    auto st = c->Status();
-    if (st.ok() && st->role() == "leader") return true;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  return false;
+// Waits until the single-node agent at `listen` serves, i.e. leads
+// (Health.Watch).
+bool WaitLeader(const std::string& listen) {
+  return testing::WaitForHealth(testing::Connect(listen),
+                                grpc::health::v1::HealthCheckResponse::SERVING,
+                                absl::Seconds(20));
 }
 
 TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
@@ -113,7 +112,7 @@ TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
   testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
   auto client = testing::ConnectClient(listen);
   ASSERT_NE(client, nullptr);
-  ASSERT_TRUE(WaitLeader(client.get()));
+  ASSERT_TRUE(WaitLeader(listen));
 
   auto first = client->Restore(archive, nullptr);
   ASSERT_TRUE(first.ok()) << first.status();
@@ -142,7 +141,7 @@ TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
   a = std::make_unique<testing::Daemon>();
   testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
   client = testing::ConnectClient(listen);
-  ASSERT_TRUE(WaitLeader(client.get()));
+  ASSERT_TRUE(WaitLeader(listen));
   const double restarted = SettledRssMiB(a->pid);
   EXPECT_LE(restarted, 1.5 * n_mib + 64) << "idle after a restart";
   const std::string saved = dir.path() + "/saved.snap";
