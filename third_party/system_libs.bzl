@@ -26,6 +26,8 @@ _LIBS = {
     "gtest_main": ([], ["-lgtest_main", "-lgtest", "-lgmock", "-lpthread"]),
     "benchmark": ([], ["-lbenchmark", "-lpthread"]),
     "nlohmann_json": ([], []),
+    "curl": (["libcurl"], []),
+    "expat": (["expat"], []),
 }
 
 def _system_libs_impl(ctx):

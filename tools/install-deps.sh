@@ -11,6 +11,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev zlib1g-dev libdeflate-dev libisal-dev libssl-dev nlohmann-json3-dev
   libraft-dev libuv1-dev liblz4-dev libsystemd-dev prometheus-cpp-dev
+  # The remote store: HTTP(S) with libcurl (OpenSSL flavour), S3's XML with expat.
+  libcurl4-openssl-dev libexpat1-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   gzip pigz openssl util-linux systemd
@@ -20,6 +22,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # Interoperability of the age encryption with the reference tool.
   age
+  # A real S3 server for the remote store's tests (tools/rgw.sh: Ceph RGW on
+  # loopback), and awscli as the benchmark's baseline.
+  ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl awscli
   python3-grpcio python3-protobuf python3-yaml
 )
 
