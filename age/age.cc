@@ -8,7 +8,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "absl/strings/ascii.h"
@@ -17,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "age/bech32.h"
+#include "base/sha256.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
@@ -98,13 +98,6 @@ void Random(void* out, size_t n) {
   }
 }
 
-Key32 HmacSha256(absl::string_view key, absl::string_view data) {
-  Key32 out{};
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
-  return out;
-}
 
 absl::string_view View(const Key32& k) {
   return absl::string_view(reinterpret_cast<const char*>(k.data()), k.size());

@@ -1,6 +1,7 @@
 #include "base/sha256.h"
 
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -34,6 +35,14 @@ Digest Sha256Of(absl::string_view data) {
   Sha256 h;
   h.Update(data);
   return h.Finish();
+}
+
+Digest HmacSha256(absl::string_view key, absl::string_view data) {
+  Digest out{};
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data(), &len);
+  return out;
 }
 
 std::string HexLower(const Digest& d) {

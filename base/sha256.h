@@ -101,6 +101,14 @@ class AsyncSha256 {
 // Digest of `data` in one call.
 Digest Sha256Of(absl::string_view data);
 
+// HMAC-SHA-256 of `data` under `key` (RFC 2104), in one call.
+Digest HmacSha256(absl::string_view key, absl::string_view data);
+
+// The digest's bytes as a string_view (valid while `d` lives).
+inline absl::string_view DigestBytes(const Digest& d) {
+  return absl::string_view(reinterpret_cast<const char*>(d.data()), d.size());
+}
+
 // "0a1b..." (64 lower-case hex digits).
 std::string HexLower(const Digest& d);
 

@@ -2,9 +2,11 @@
 # A real S3 server for tests: Debian's Ceph RADOS Gateway with one monitor and
 # one in-memory OSD, everything inside DIR and bound to 127.0.0.1.
 #
-#   tools/rgw.sh start DIR   starts it (about 3 s) and prints, one per line,
-#                            ENDPOINT=http://127.0.0.1:PORT, ACCESS_KEY=...,
-#                            SECRET_KEY=... (also written to DIR/env)
+#   tools/rgw.sh start DIR   starts it (about 2 s), creates a user and the
+#                            bucket $RGW_BUCKET (default "backups"), and prints,
+#                            one per line, ENDPOINT=http://127.0.0.1:PORT,
+#                            ACCESS_KEY=..., SECRET_KEY=..., BUCKET=... (also
+#                            written to DIR/env)
 #   tools/rgw.sh stop DIR    stops every daemon started in DIR
 #
 # Ports: RGW_PORT and MON_PORT from the environment, else free ones below the
@@ -136,8 +138,14 @@ ACCESS=${ACCESS^^}
 SECRET=${H:20:40}
 radosgw-admin -c "$conf" -n client.admin user create --uid=test --display-name=test \
   --access-key="$ACCESS" --secret-key="$SECRET" >/dev/null
+BUCKET=${RGW_BUCKET:-backups}
+# libcurl 7.88 signs this one right when x-amz-content-sha256 is sent.
+code=$(curl -s -o "$D/log/bucket.xml" -w '%{http_code}' -X PUT --aws-sigv4 "aws:amz:us-east-1:s3" \
+  --user "$ACCESS:$SECRET" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$url/$BUCKET")
+[ "$code" = 200 ] || { echo "rgw.sh: creating bucket $BUCKET: HTTP $code" >&2; stop; exit 1; }
 {
   echo "ENDPOINT=$url"
   echo "ACCESS_KEY=$ACCESS"
   echo "SECRET_KEY=$SECRET"
+  echo "BUCKET=$BUCKET"
 } | tee "$D/env"
