@@ -1,0 +1,141 @@
+// The remote layout against a real S3 server (Ceph RGW on loopback).
+#include "store/remote_store.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "store/testing/rgw_server.h"
+
+namespace snapshot {
+namespace {
+
+testing::RgwServer* g_rgw = nullptr;
+
+class RgwEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto s = testing::RgwServer::Start();
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    g_rgw = server_.get();
+  }
+  void TearDown() override { server_.reset(); }
+
+ private:
+  std::unique_ptr<testing::RgwServer> server_;
+};
+
+std::string Random(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+TEST(PartSize, FitsTheLargestArchiveInTenThousandParts) {
+  EXPECT_EQ(PartSizeFor(1 << 20), 8u << 20);
+  const uint64_t big = 200ull << 30;
+  EXPECT_GE(PartSizeFor(big) * kMaxParts, big);
+  EXPECT_EQ(PartSizeFor(big) % (1 << 20), 0u);
+}
+
+TEST(RemoteStore, UploadListFetchDelete) {
+  RemoteStore store(g_rgw->NewClient(), "backups/prod", 5 << 20, 3);
+  const std::string archive = Random((23 << 20) + 123, 7);  // 5 parts
+  std::string started_key, started_id;
+  auto up = store.Upload(
+      "alpha", "20261206T120000.000Z-i5-scheduled", false,
+      [&](ByteSink* sink) {
+        for (size_t at = 0; at < archive.size(); at += 1 << 20) {
+          absl::Status s = sink->Write(absl::string_view(archive).substr(at, 1 << 20));
+          if (!s.ok()) return s;
+        }
+        return absl::OkStatus();
+      },
+      [](const RemoteUpload& u) { return absl::StrCat("{\"size\":", u.object_size, "}"); },
+      [&](const std::string& key, const std::string& id) {
+        started_key = key;
+        started_id = id;
+      });
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(up->object_size, archive.size());
+  EXPECT_EQ(up->object_sha256, HexLower(Sha256Of(archive)));
+  EXPECT_EQ(started_key, "backups/prod/alpha/20261206T120000.000Z-i5-scheduled.snap");
+  EXPECT_FALSE(started_id.empty());
+
+  // A snapshot of another cluster, an archive without its sidecar (an
+  // upload that did not finish) and a stray object.
+  auto other = store.Upload(
+      "beta", "20261206T130000.000Z-i9-on-demand", true,
+      [](ByteSink* sink) { return sink->Write("age bytes"); },
+      [](const RemoteUpload&) { return std::string("{}"); });
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(store.client()->PutObject("backups/prod/alpha/half.snap", "x").ok());
+  ASSERT_TRUE(store.client()->PutObject("backups/prod/README", "x").ok());
+  ASSERT_TRUE(store.client()->PutObject("backups/production/alpha/x.snap", "x").ok());
+
+  auto list = store.List();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].cluster, "alpha");
+  EXPECT_EQ((*list)[0].archive_size, archive.size());
+  EXPECT_FALSE((*list)[0].encrypted);
+  EXPECT_EQ((*list)[1].cluster, "beta");
+  EXPECT_TRUE((*list)[1].encrypted);
+  EXPECT_EQ((*list)[1].archive_key, "backups/prod/beta/20261206T130000.000Z-i9-on-demand.snap.age");
+  auto sidecar = store.ReadSidecar((*list)[0]);
+  ASSERT_TRUE(sidecar.ok());
+  EXPECT_EQ(*sidecar, absl::StrCat("{\"size\":", archive.size(), "}"));
+  std::string tail;
+  StringSink sink(&tail);
+  ASSERT_TRUE(store.Fetch((*list)[0], 20 << 20, &sink, 1ull << 32).ok());
+  EXPECT_TRUE(tail == archive.substr(20 << 20));
+
+  ASSERT_TRUE(store.Delete((*list)[1]).ok());
+  list = store.List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+}
+
+TEST(RemoteStore, FailedUploadIsAbortedAndLeftUploadsAreSwept) {
+  RemoteStore store(g_rgw->NewClient(), "sweep", 5 << 20, 2);
+  auto up = store.Upload(
+      "c", "x", false,
+      [](ByteSink* sink) -> absl::Status {
+        absl::Status s = sink->Write(Random(12 << 20, 1));
+        if (!s.ok()) return s;
+        return absl::DataLossError("the local archive went bad");
+      },
+      [](const RemoteUpload&) { return std::string("{}"); });
+  EXPECT_EQ(up.status().code(), absl::StatusCode::kDataLoss);
+  auto uploads = store.client()->ListMultipartUploads("sweep/");
+  ASSERT_TRUE(uploads.ok());
+  EXPECT_TRUE(uploads->empty()) << "a failed upload is aborted";
+  auto list = store.List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());
+
+  // An upload a killed agent left behind.
+  auto id = store.client()->CreateMultipartUpload("sweep/c/y.snap");
+  ASSERT_TRUE(id.ok());
+  auto n = store.AbortLeftUploads("c", absl::Now() - absl::Hours(1));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0) << "too recent: it may still be running";
+  n = store.AbortLeftUploads("c", absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 1);
+  uploads = store.client()->ListMultipartUploads("sweep/");
+  ASSERT_TRUE(uploads.ok());
+  EXPECT_TRUE(uploads->empty());
+}
+
+}  // namespace
+}  // namespace snapshot
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new snapshot::RgwEnvironment());
+  return RUN_ALL_TESTS();
+}
