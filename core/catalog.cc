@@ -27,13 +27,6 @@ constexpr char kSidecarSuffix[] = ".json";
 constexpr char kTimeFormat[] = "%Y%m%dT%H%M%E3SZ";
 constexpr char kTimeParseFormat[] = "%E4Y%m%dT%H%M%E*SZ";  // %Y would eat all digits
 
-absl::StatusOr<SnapshotOrigin> ParseOrigin(absl::string_view s) {
-  for (SnapshotOrigin o : {SnapshotOrigin::kScheduled, SnapshotOrigin::kOnDemand,
-                           SnapshotOrigin::kPreRestore}) {
-    if (s == OriginName(o)) return o;
-  }
-  return absl::InvalidArgumentError(absl::StrCat("unknown snapshot origin \"", s, "\""));
-}
 
 // "20261126T130501.123Z-i1234-scheduled[-2]": creation time and origin.
 bool ParseId(const std::string& id, absl::Time* created, SnapshotOrigin* origin) {
@@ -66,6 +59,14 @@ absl::Status Unlink(const std::string& path) {
 }
 
 }  // namespace
+
+absl::StatusOr<SnapshotOrigin> ParseOrigin(absl::string_view s) {
+  for (SnapshotOrigin o : {SnapshotOrigin::kScheduled, SnapshotOrigin::kOnDemand,
+                           SnapshotOrigin::kPreRestore}) {
+    if (s == OriginName(o)) return o;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown snapshot origin \"", s, "\""));
+}
 
 const char* OriginName(SnapshotOrigin o) {
   switch (o) {
@@ -303,13 +304,64 @@ Catalog::Pin::~Pin() {
 }
 
 absl::StatusOr<std::unique_ptr<Catalog::Pin>> Catalog::Acquire(const std::string& id) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) {
-    return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog"));
+  for (int round = 0;; ++round) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = entries_.find(id);
+      if (it != entries_.end()) {
+        ++pins_[id];
+        return std::unique_ptr<Pin>(new Pin(this, it->second, ArchivePath(id)));
+      }
+    }
+    if (round > 0 || !fallback_) {
+      return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog"));
+    }
+    SA_RETURN_IF_ERROR(fallback_(id));
   }
-  ++pins_[id];
-  return std::unique_ptr<Pin>(new Pin(this, it->second, ArchivePath(id)));
+}
+
+void Catalog::SetFallback(std::function<absl::Status(const std::string&)> fetch) {
+  fallback_ = std::move(fetch);
+}
+
+absl::StatusOr<CatalogEntry> Catalog::Import(
+    const CatalogEntry& entry, const std::function<absl::Status(ByteSink*)>& write) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = entries_.find(entry.id);
+    if (it != entries_.end()) return it->second;
+  }
+  absl::Time created;
+  SnapshotOrigin origin;
+  if (!ParseId(entry.id, &created, &origin) || entry.id.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", entry.id, "\" is not a catalog snapshot id"));
+  }
+  const std::string part = absl::StrCat(dir_, "/.", RandomName(), ".part");
+  SA_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::Create(part));
+  SA_RETURN_IF_ERROR(write(&file));
+  SA_RETURN_IF_ERROR(file.Sync());
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(part));
+  SA_ASSIGN_OR_RETURN(ArchiveInfo back, ReadArchive(&src, nullptr));
+  if (back.checksum != entry.checksum || HexLower(back.state_sha256) != entry.state_sha256 ||
+      back.archive_size != entry.archive_size) {
+    return absl::DataLossError(absl::StrCat(
+        "snapshot ", entry.id, " as received (", back.archive_size, " bytes, ", back.checksum,
+        ") differs from its record (", entry.archive_size, " bytes, ", entry.checksum, ")"));
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = entries_.find(entry.id);
+    if (it != entries_.end()) return it->second;  // imported meanwhile: `file` goes
+    SA_RETURN_IF_ERROR(file.Commit(ArchivePath(entry.id)));
+    entries_[entry.id] = entry;
+  }
+  absl::Status s = WriteSidecar(entry);
+  if (!s.ok()) {
+    Log(LogLevel::kWarning, "cannot write a catalog sidecar; it is rebuilt at the next start",
+        {{"id", entry.id}, {"error", s.message()}});
+  }
+  return entry;
 }
 
 absl::Status Catalog::DeleteLocked(const std::string& id) {

@@ -30,6 +30,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,8 @@ namespace snapshot {
 
 enum class SnapshotOrigin { kScheduled, kOnDemand, kPreRestore };
 const char* OriginName(SnapshotOrigin o);  // "scheduled", "on-demand", "pre-restore"
+// The inverse of OriginName; INVALID_ARGUMENT for anything else.
+absl::StatusOr<SnapshotOrigin> ParseOrigin(absl::string_view s);
 
 struct CatalogEntry {
   std::string id;
@@ -91,7 +94,21 @@ class Catalog {
     CatalogEntry entry_;
     std::string path_;
   };
+  // Pins a stored snapshot. One that is not here is asked of the fallback
+  // (SetFallback), which may Import it, e.g. from the remote store.
   absl::StatusOr<std::unique_ptr<Pin>> Acquire(const std::string& id);
+
+  // Stores a snapshot made elsewhere under its own entry: the archive that
+  // `write` produces goes to a .part file, is fsynced, read back and
+  // verified (every hash, and the entry's checksums), then renamed as in
+  // Create. DATA_LOSS when the bytes do not match the entry. An id already
+  // here is kept and returned as is.
+  absl::StatusOr<CatalogEntry> Import(const CatalogEntry& entry,
+                                      const std::function<absl::Status(ByteSink*)>& write);
+
+  // Where Acquire looks for a snapshot that is not here (called without the
+  // catalog's lock held; NOT_FOUND when it has none either).
+  void SetFallback(std::function<absl::Status(const std::string& id)> fetch);
 
   absl::Status Delete(const std::string& id);
 
@@ -114,6 +131,7 @@ class Catalog {
   mutable std::mutex mu_;
   std::map<std::string, CatalogEntry> entries_;  // guarded by mu_
   std::map<std::string, int> pins_;              // guarded by mu_
+  std::function<absl::Status(const std::string&)> fallback_;  // set before use
 };
 
 // The sidecar's JSON form (also what snapshotctl prints with --json).

@@ -25,6 +25,14 @@ class JobMetrics {
   virtual void SetScheduleLastSuccess(absl::Time t) = 0;
   virtual void SetScheduleConsecutiveFailures(int n) = 0;
   virtual void SetCatalog(uint64_t snapshots, uint64_t bytes) = 0;
+  // The remote store (core/remote_sync.h): one upload ("success" or
+  // "failure") with its bytes and duration; this cluster's snapshots there;
+  // the last successful upload; failed passes in a row; a retention delete.
+  virtual void RemoteUpload(const std::string& result, uint64_t bytes, absl::Duration d) = 0;
+  virtual void SetRemote(uint64_t snapshots, uint64_t bytes) = 0;
+  virtual void SetRemoteLastSuccess(absl::Time t) = 0;
+  virtual void SetRemoteConsecutiveFailures(int n) = 0;
+  virtual void RemoteDeleted(bool ok) = 0;
 };
 
 // Reports nothing.

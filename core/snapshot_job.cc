@@ -16,16 +16,31 @@ JobMetrics* NoJobMetrics() {
     void SetScheduleLastSuccess(absl::Time) override {}
     void SetScheduleConsecutiveFailures(int) override {}
     void SetCatalog(uint64_t, uint64_t) override {}
+    void RemoteUpload(const std::string&, uint64_t, absl::Duration) override {}
+    void SetRemote(uint64_t, uint64_t) override {}
+    void SetRemoteLastSuccess(absl::Time) override {}
+    void SetRemoteConsecutiveFailures(int) override {}
+    void RemoteDeleted(bool) override {}
   };
   static None* none = new None;
   return none;
 }
 
 absl::StatusOr<std::unique_ptr<SnapshotJob>> SnapshotJob::Start(
-    RaftNode* node, JobOptions options, std::function<void(bool)> on_health) {
+    RaftNode* node, JobOptions options, std::function<void(bool)> on_health, JobRemote remote) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Open(options.snapshot_dir));
   std::unique_ptr<SnapshotJob> job(
       new SnapshotJob(node, std::move(options), std::move(catalog), std::move(on_health)));
+  if (remote.store != nullptr) {
+    remote.options.metrics = job->options_.metrics;
+    SnapshotJob* j = job.get();
+    SA_ASSIGN_OR_RETURN(job->remote_,
+                        RemoteSync::Start(std::move(remote.store), std::move(remote.options),
+                                          job->catalog_.get(), [j] { return j->IsLeader(); },
+                                          std::move(remote.on_health)));
+    RemoteSync* r = job->remote_.get();
+    job->catalog_->SetFallback([r](const std::string& id) { return r->Import(id); });
+  }
   job->UpdateCatalogMetrics();
   job->options_.metrics->SetScheduleConsecutiveFailures(0);
   job->on_health_(true);
@@ -51,6 +66,7 @@ void SnapshotJob::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (remote_) remote_->Stop();
 }
 
 void SnapshotJob::UpdateCatalogMetrics() {
@@ -69,6 +85,7 @@ absl::StatusOr<CatalogEntry> SnapshotJob::Create(SnapshotOrigin origin, absl::Ti
   options_.metrics->CatalogWrite(OriginName(origin), e.ok(), absl::Now() - start);
   if (e.ok()) {
     ApplyRetention();
+    if (remote_) remote_->Kick();
   }
   UpdateCatalogMetrics();
   return e;
@@ -116,6 +133,7 @@ void SnapshotJob::Attempt() {
     Log(LogLevel::kInfo, "scheduled snapshot stored",
         {{"id", e->id}, {"index", e->meta.index}, {"archive_size", e->archive_size}});
     ApplyRetention();
+    if (remote_) remote_->Kick();
   }
   UpdateCatalogMetrics();
   if (e.ok()) {

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "core/catalog.h"
 #include "core/job_metrics.h"
+#include "core/remote_sync.h"
 #include "core/retention.h"
 #include "core/snapshot_ops.h"
 
@@ -53,19 +54,33 @@ struct JobOptions {
   JobMetrics* metrics = NoJobMetrics();
 };
 
+// The remote store, when there is one (core/remote_sync.h).
+struct JobRemote {
+  std::unique_ptr<RemoteStore> store;  // null: no remote
+  RemoteOptions options;
+  // Health of kRemoteHealthService, as for the schedule.
+  std::function<void(bool)> on_health;
+};
+
 class SnapshotJob {
  public:
   // Opens the catalog (core/catalog.h) and starts the schedule. `on_health`
   // is called (from the scheduler's thread, or this one) with the
   // schedule's health whenever it changes, and once at start (healthy).
+  // With a remote, every stored snapshot is uploaded (by the leader's
+  // agent), and a snapshot asked for by id that only the bucket holds is
+  // fetched into the catalog first.
   static absl::StatusOr<std::unique_ptr<SnapshotJob>> Start(
-      RaftNode* node, JobOptions options, std::function<void(bool)> on_health);
+      RaftNode* node, JobOptions options, std::function<void(bool)> on_health,
+      JobRemote remote = {});
   ~SnapshotJob();
 
   // Stops the schedule; an attempt in progress is cancelled. Idempotent.
   void Stop();
 
   Catalog* catalog() { return catalog_.get(); }
+  // Null without a remote.
+  RemoteSync* remote() { return remote_.get(); }
   bool safety_snapshot() const { return options_.safety_snapshot; }
 
   // Takes a snapshot into the catalog now, then applies retention.
@@ -87,6 +102,7 @@ class SnapshotJob {
   RaftNode* node_;
   const JobOptions options_;
   std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<RemoteSync> remote_;
   std::function<void(bool)> on_health_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;

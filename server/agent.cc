@@ -160,6 +160,32 @@ absl::Status Agent::OpenDataDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<RemoteStore>> Agent::OpenRemote(AgentConfig* config) {
+  SA_ASSIGN_OR_RETURN(s3::S3Url url, s3::ParseS3Url(config->remote_url));
+  config->remote_s3.bucket = url.bucket;
+  SA_ASSIGN_OR_RETURN(std::shared_ptr<s3::CredentialsProvider> creds,
+                      s3::DefaultCredentialsChain(config->remote_s3.region));
+  auto client = std::make_shared<s3::Client>(config->remote_s3, creds);
+  // A store that refuses the agent's configuration (credentials, bucket)
+  // stops the start; one that cannot be reached now is retried by the
+  // passes, with the remote's health NOT_SERVING meanwhile.
+  absl::Status s = client->CheckBucket();
+  if (!s.ok() && s.code() != absl::StatusCode::kUnavailable) {
+    return absl::Status(s.code(), absl::StrCat("remote ", config->remote_url, ": ", s.message()));
+  }
+  if (!s.ok()) {
+    Log(LogLevel::kWarning, "the remote store cannot be reached; uploads wait for it",
+        {{"remote", config->remote_url}, {"error", s.message()}});
+  }
+  Log(LogLevel::kInfo, "remote store",
+      {{"remote", config->remote_url},
+       {"cluster", config->remote.cluster},
+       {"credentials", creds->Source()}});
+  return std::make_unique<RemoteStore>(
+      client, url.prefix, PartSizeFor(config->service.limits.max_archive_bytes),
+      config->remote_parallel);
+}
+
 absl::Status Agent::StartJob(AgentConfig* config) {
   restorer_ = std::make_unique<Restorer>(node_.get(), config->data_dir, config->service.limits);
   JobOptions& job = config->job;
@@ -167,8 +193,17 @@ absl::Status Agent::StartJob(AgentConfig* config) {
   job.take.compress_threads = CompressThreads(config->service.compress_threads);
   job.take.limits = config->service.limits;
   job.metrics = &Metrics::Get();
+  JobRemote remote;
+  if (!config->remote_url.empty()) {
+    SA_ASSIGN_OR_RETURN(remote.store, OpenRemote(config));
+    remote.options = config->remote;
+    remote.options.journal_dir = config->data_dir + "/remote-uploads";
+    remote.options.max_archive_bytes = config->service.limits.max_archive_bytes;
+    remote.on_health = [this](bool healthy) { SetHealth(kRemoteHealthService, healthy); };
+  }
   absl::StatusOr<std::unique_ptr<SnapshotJob>> started = SnapshotJob::Start(
-      node_.get(), job, [this](bool healthy) { SetScheduleHealth(healthy); });
+      node_.get(), job, [this](bool healthy) { SetHealth(kScheduleHealthService, healthy); },
+      std::move(remote));
   if (!started.ok()) {
     return absl::Status(started.status().code(),
                         absl::StrCat("snapshot catalog ", job.snapshot_dir, ": ",
@@ -226,17 +261,23 @@ absl::Status Agent::StartServers(const AgentConfig& config) {
     std::lock_guard<std::mutex> l(mu_);
     schedule_healthy = schedule_healthy_;
   }
-  SetScheduleHealth(schedule_healthy);  // now that the servers exist
+  SetHealth(kScheduleHealthService, schedule_healthy);  // now that the servers exist
+  if (job_ && job_->remote() != nullptr) {
+    bool remote_healthy;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      remote_healthy = remote_healthy_;
+    }
+    SetHealth(kRemoteHealthService, remote_healthy);
+  }
   return absl::OkStatus();
 }
 
-void Agent::SetScheduleHealth(bool healthy) {
+void Agent::SetHealth(const char* service, bool healthy) {
   std::lock_guard<std::mutex> l(mu_);
-  schedule_healthy_ = healthy;
+  (std::string(service) == kRemoteHealthService ? remote_healthy_ : schedule_healthy_) = healthy;
   for (grpc::Server* s : {server_.get(), health_server_.get()}) {
-    if (s != nullptr) {
-      s->GetHealthCheckService()->SetServingStatus(kScheduleHealthService, healthy);
-    }
+    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus(service, healthy);
   }
 }
 

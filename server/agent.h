@@ -42,6 +42,8 @@
 #include "server/service.h"
 #include "core/snapshot_job.h"
 #include "server/tls.h"
+#include "store/remote_store.h"
+#include "store/s3/client.h"
 
 namespace snapshot {
 
@@ -89,6 +91,13 @@ struct AgentConfig {
   // The catalog, schedule and retention (core/snapshot_job.h). An empty
   // job.snapshot_dir means DATA_DIR/snapshots; job.take is filled by Start.
   JobOptions job;
+  // The remote store (docs/remote.md): "s3://BUCKET/PREFIX", empty for none;
+  // remote_s3's bucket is filled from it, remote's journal_dir and
+  // max_archive_bytes by Start.
+  std::string remote_url;
+  s3::ClientOptions remote_s3;
+  RemoteOptions remote;
+  int remote_parallel = 4;  // parts in flight per upload
   // Optional host:port of the plaintext Prometheus endpoint (/metrics).
   std::string metrics_listen;
 };
@@ -123,8 +132,10 @@ class Agent {
  private:
   Agent() = default;
   void WatchHealth();
-  // Records the schedule's health and tells the health service(s).
-  void SetScheduleHealth(bool healthy);
+  // Records the health of the schedule or the remote store and tells the
+  // health service(s).
+  void SetHealth(const char* service, bool healthy);
+  absl::StatusOr<std::unique_ptr<RemoteStore>> OpenRemote(AgentConfig* config);
   // The steps of Start, in order (each fills the members it names).
   absl::Status LoadCredentials(const AgentConfig& config);  // tls_, auth_
   absl::Status OpenDataDir(const std::string& dir);         // lock_, stale spools
@@ -157,6 +168,7 @@ class Agent {
   std::condition_variable cv_;
   bool stopping_ = false;
   bool schedule_healthy_ = true;  // guarded by mu_
+  bool remote_healthy_ = true;    // guarded by mu_
 };
 
 // Whether a host:port address is local to this machine: its host resolves

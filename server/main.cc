@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/version.h"
@@ -135,6 +136,35 @@ ABSL_FLAG(absl::Duration, schedule_timeout, absl::Minutes(30),
 ABSL_FLAG(int, max_failures, 3,
           "Scheduled snapshots failed in a row before the health service "
           "snapshot.v1.Schedule says NOT_SERVING.");
+ABSL_FLAG(std::string, remote, "",
+          "Copy every stored snapshot to S3-compatible object storage at "
+          "s3://BUCKET/PREFIX (docs/remote.md); credentials from the AWS "
+          "chain (environment, shared files, web identity, container, "
+          "instance metadata). Empty: no remote.");
+ABSL_FLAG(std::string, remote_cluster, "",
+          "This cluster's name under the remote prefix (required with "
+          "--remote; the same on every agent of the cluster): snapshots live "
+          "under PREFIX/NAME/, and an agent changes only its own cluster's.");
+ABSL_FLAG(std::string, s3_endpoint, "",
+          "S3 endpoint URL (http or https); empty: AWS's regional endpoint.");
+ABSL_FLAG(std::string, s3_region, "us-east-1", "S3 region (signing scope).");
+ABSL_FLAG(std::string, s3_ca, "", "CA bundle (PEM) for an https --s3-endpoint.");
+ABSL_FLAG(std::string, s3_addressing, "auto",
+          "path, virtual (bucket as a host name) or auto (virtual on AWS, "
+          "path on a custom --s3-endpoint).");
+ABSL_FLAG(std::string, remote_origins, "scheduled,on-demand,pre-restore",
+          "Which stored snapshots are uploaded, by origin.");
+ABSL_FLAG(absl::Duration, remote_interval, absl::Minutes(1),
+          "How often the leader's agent uploads what is not yet remote and "
+          "applies remote retention (and after every stored snapshot).");
+ABSL_FLAG(int, remote_keep_last, 24, "Remote retention: keep the newest N snapshots.");
+ABSL_FLAG(int, remote_keep_hourly, 48, "Remote retention: and of each of the last N hours.");
+ABSL_FLAG(int, remote_keep_daily, 30, "Remote retention: and of each of the last N days.");
+ABSL_FLAG(int, remote_keep_weekly, 12, "Remote retention: and of each of the last N weeks.");
+ABSL_FLAG(int, remote_keep_monthly, 12, "Remote retention: and of each of the last N months.");
+ABSL_FLAG(uint64_t, remote_max_bytes, 0,
+          "Remote retention: drop the oldest kept snapshots beyond this many "
+          "bytes; 0 = no budget. The newest is never deleted.");
 ABSL_FLAG(int, keep_last, 10, "Retention: keep the newest N snapshots.");
 ABSL_FLAG(int, keep_hourly, 24, "Retention: and the newest of each of the last N hours.");
 ABSL_FLAG(int, keep_daily, 7, "Retention: and of each of the last N days.");
@@ -237,6 +267,42 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   c.job.retention.max_bytes = absl::GetFlag(FLAGS_max_catalog_bytes);
   c.job.safety_snapshot = !absl::GetFlag(FLAGS_no_safety_snapshot);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  c.remote_url = absl::GetFlag(FLAGS_remote);
+  if (!c.remote_url.empty()) {
+    c.remote.cluster = absl::GetFlag(FLAGS_remote_cluster);
+    c.remote_s3.endpoint = absl::GetFlag(FLAGS_s3_endpoint);
+    c.remote_s3.region = absl::GetFlag(FLAGS_s3_region);
+    c.remote_s3.ca_file = absl::GetFlag(FLAGS_s3_ca);
+    const std::string addressing = absl::GetFlag(FLAGS_s3_addressing);
+    if (addressing == "path") {
+      c.remote_s3.addressing = snapshot::s3::ClientOptions::Addressing::kPath;
+    } else if (addressing == "virtual") {
+      c.remote_s3.addressing = snapshot::s3::ClientOptions::Addressing::kVirtualHosted;
+    } else if (addressing != "auto") {
+      return absl::InvalidArgumentError("--s3-addressing must be path, virtual or auto");
+    }
+    c.remote.origins.clear();
+    for (absl::string_view o : absl::StrSplit(absl::GetFlag(FLAGS_remote_origins), ',',
+                                              absl::SkipWhitespace())) {
+      SA_ASSIGN_OR_RETURN(snapshot::SnapshotOrigin origin,
+                          snapshot::ParseOrigin(absl::StripAsciiWhitespace(o)));
+      c.remote.origins.insert(origin);
+    }
+    c.remote.interval = absl::GetFlag(FLAGS_remote_interval);
+    c.remote.max_failures = absl::GetFlag(FLAGS_max_failures);
+    c.remote.retention.keep_last = absl::GetFlag(FLAGS_remote_keep_last);
+    c.remote.retention.keep_hourly = absl::GetFlag(FLAGS_remote_keep_hourly);
+    c.remote.retention.keep_daily = absl::GetFlag(FLAGS_remote_keep_daily);
+    c.remote.retention.keep_weekly = absl::GetFlag(FLAGS_remote_keep_weekly);
+    c.remote.retention.keep_monthly = absl::GetFlag(FLAGS_remote_keep_monthly);
+    c.remote.retention.max_bytes = absl::GetFlag(FLAGS_remote_max_bytes);
+    const snapshot::RetentionPolicy& r = c.remote.retention;
+    if (r.keep_last < 0 || r.keep_hourly < 0 || r.keep_daily < 0 || r.keep_weekly < 0 ||
+        r.keep_monthly < 0 || c.remote.interval <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(
+          "--remote-keep-* must not be negative and --remote-interval must be positive");
+    }
+  }
   if (c.job.interval < absl::ZeroDuration() || c.job.max_failures < 1 ||
       c.job.retention.keep_last < 0 || c.job.retention.keep_hourly < 0 ||
       c.job.retention.keep_daily < 0 || c.job.retention.keep_weekly < 0 ||

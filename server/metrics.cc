@@ -70,6 +70,46 @@ struct Metrics::Impl {
           .Help("Bytes of the archives in the catalog")
           .Register(*registry)
           .Add({});
+  prometheus::Family<prometheus::Counter>& remote_uploads =
+      prometheus::BuildCounter()
+          .Name("snapshot_agent_remote_uploads_total")
+          .Help("Uploads of snapshots to the remote store, by result")
+          .Register(*registry);
+  prometheus::Counter& remote_upload_bytes =
+      prometheus::BuildCounter()
+          .Name("snapshot_agent_remote_upload_bytes_total")
+          .Help("Bytes of snapshots uploaded to the remote store")
+          .Register(*registry)
+          .Add({});
+  prometheus::Gauge& remote_last_success =
+      prometheus::BuildGauge()
+          .Name("snapshot_agent_remote_last_success_timestamp_seconds")
+          .Help("Unix time of the last successful upload (0: none yet)")
+          .Register(*registry)
+          .Add({});
+  prometheus::Gauge& remote_failures =
+      prometheus::BuildGauge()
+          .Name("snapshot_agent_remote_consecutive_failures")
+          .Help("Passes over the remote store failed in a row")
+          .Register(*registry)
+          .Add({});
+  prometheus::Gauge& remote_snapshots =
+      prometheus::BuildGauge()
+          .Name("snapshot_agent_remote_snapshots")
+          .Help("This cluster's snapshots in the remote store")
+          .Register(*registry)
+          .Add({});
+  prometheus::Gauge& remote_bytes =
+      prometheus::BuildGauge()
+          .Name("snapshot_agent_remote_bytes")
+          .Help("Bytes of this cluster's snapshots in the remote store")
+          .Register(*registry)
+          .Add({});
+  prometheus::Family<prometheus::Counter>& remote_deletes =
+      prometheus::BuildCounter()
+          .Name("snapshot_agent_remote_retention_deletes_total")
+          .Help("Remote snapshots deleted by retention, by result")
+          .Register(*registry);
   prometheus::Counter& restores =
       prometheus::BuildCounter()
           .Name("snapshot_agent_restores_applied_total")
@@ -124,6 +164,30 @@ void Metrics::SetScheduleConsecutiveFailures(int n) { impl_->failures.Set(n); }
 void Metrics::SetCatalog(uint64_t snapshots, uint64_t bytes) {
   impl_->catalog_snapshots.Set(static_cast<double>(snapshots));
   impl_->catalog_bytes.Set(static_cast<double>(bytes));
+}
+
+void Metrics::RemoteUpload(const std::string& result, uint64_t bytes, absl::Duration d) {
+  impl_->remote_uploads.Add({{"result", result}}).Increment();
+  impl_->remote_upload_bytes.Increment(static_cast<double>(bytes));
+  if (result == "success") {
+    impl_->durations.Add({{"operation", "remote_upload"}}, DurationBuckets())
+        .Observe(absl::ToDoubleSeconds(d));
+  }
+}
+
+void Metrics::SetRemote(uint64_t snapshots, uint64_t bytes) {
+  impl_->remote_snapshots.Set(static_cast<double>(snapshots));
+  impl_->remote_bytes.Set(static_cast<double>(bytes));
+}
+
+void Metrics::SetRemoteLastSuccess(absl::Time t) {
+  impl_->remote_last_success.Set(absl::ToDoubleSeconds(t - absl::UnixEpoch()));
+}
+
+void Metrics::SetRemoteConsecutiveFailures(int n) { impl_->remote_failures.Set(n); }
+
+void Metrics::RemoteDeleted(bool ok) {
+  impl_->remote_deletes.Add({{"result", ok ? "success" : "failure"}}).Increment();
 }
 
 void Metrics::RestoreApplied() { impl_->restores.Increment(); }

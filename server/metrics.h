@@ -38,6 +38,11 @@ class Metrics : public JobMetrics {
   void SetScheduleLastSuccess(absl::Time t) override;
   void SetScheduleConsecutiveFailures(int n) override;
   void SetCatalog(uint64_t snapshots, uint64_t bytes) override;
+  void RemoteUpload(const std::string& result, uint64_t bytes, absl::Duration d) override;
+  void SetRemote(uint64_t snapshots, uint64_t bytes) override;
+  void SetRemoteLastSuccess(absl::Time t) override;
+  void SetRemoteConsecutiveFailures(int n) override;
+  void RemoteDeleted(bool ok) override;
   void RestoreApplied();
 
   std::shared_ptr<prometheus::Registry> registry();

@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <functional>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -369,7 +371,35 @@ grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
   Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   if (absl::Status s = NeedCatalog(); !s.ok()) return rpc.Done(s);
-  for (const CatalogEntry& e : job_->catalog()->List()) ToProto(e, resp->add_snapshots());
+  std::vector<CatalogEntry> local = job_->catalog()->List();
+  std::vector<RemoteEntry> remote;
+  if (job_->remote() != nullptr) {
+    absl::StatusOr<std::vector<RemoteEntry>> listed = job_->remote()->List();
+    if (!listed.ok()) {
+      return rpc.Done(absl::Status(
+          listed.status().code(), absl::StrCat("listing the remote store ", job_->remote()->Where(),
+                                               ": ", listed.status().message())));
+    }
+    remote = std::move(*listed);
+  }
+  // Newest first, local and remote merged by id.
+  std::map<std::string, v1::CatalogEntry, std::greater<std::string>> merged;
+  for (const RemoteEntry& r : remote) {
+    v1::CatalogEntry& out = merged[r.entry.id];
+    if (!out.id().empty() && r.object.cluster != job_->remote()->cluster()) continue;
+    ToProto(r.entry, &out);
+    out.set_location("remote");
+    out.set_cluster(r.object.cluster);
+  }
+  for (const CatalogEntry& e : local) {
+    v1::CatalogEntry& out = merged[e.id];
+    const bool also_remote = !out.id().empty();
+    const std::string cluster = out.cluster();
+    ToProto(e, &out);
+    out.set_location(also_remote ? "local+remote" : "local");
+    out.set_cluster(cluster);
+  }
+  for (auto& [id, e] : merged) *resp->add_snapshots() = std::move(e);
   resp->set_total_bytes(job_->catalog()->TotalBytes());
   return rpc.Done(absl::OkStatus());
 }

@@ -1,0 +1,310 @@
+#include "core/remote_sync.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "base/atomic_file.h"
+#include "base/env.h"
+#include "base/log.h"
+#include "base/status_macros.h"
+
+namespace snapshot {
+namespace {
+
+std::string SidecarJson(const CatalogEntry& e, const std::string& cluster,
+                        const RemoteUpload& up) {
+  nlohmann::json j = nlohmann::json::parse(CatalogEntryJson(e));
+  j["cluster"] = cluster;
+  j["object_size"] = up.object_size;
+  j["object_sha256"] = up.object_sha256;
+  j["encrypted"] = false;
+  return j.dump();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<RemoteSync>> RemoteSync::Start(
+    std::unique_ptr<RemoteStore> store, RemoteOptions options, Catalog* catalog,
+    std::function<bool()> is_leader, std::function<void(bool)> on_health) {
+  if (options.cluster.empty() || options.cluster.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        "--remote-cluster must name this cluster (no '/'): it keeps its snapshots apart from "
+        "other clusters' under the same prefix");
+  }
+  if (mkdir(options.journal_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "cannot create", options.journal_dir);
+  }
+  std::unique_ptr<RemoteSync> r(new RemoteSync(std::move(store), std::move(options), catalog,
+                                               std::move(is_leader), std::move(on_health)));
+  // Uploads a killed agent began: abort them (the store keeps their parts,
+  // and bills them, until then).
+  SA_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(r->options_.journal_dir));
+  for (const std::string& name : names) {
+    const std::string path = absl::StrCat(r->options_.journal_dir, "/", name);
+    absl::StatusOr<std::string> text = ReadSmallFile(path);
+    const size_t nl = text.ok() ? text->find('\n') : std::string::npos;
+    if (nl != std::string::npos) {
+      const std::string key = text->substr(0, nl), id = text->substr(nl + 1);
+      absl::Status s = r->store_->client()->AbortMultipartUpload(key, id);
+      Log(s.ok() ? LogLevel::kInfo : LogLevel::kWarning,
+          s.ok() ? "aborted an upload left by an earlier run"
+                 : "cannot abort an upload left by an earlier run; it is retried at the next start",
+          {{"key", key}, {"error", s.message()}});
+      if (!s.ok()) continue;
+    }
+    (void)unlink(path.c_str());
+  }
+  r->on_health_(true);
+  r->thread_ = std::thread([p = r.get()] { p->Run(); });
+  return r;
+}
+
+RemoteSync::RemoteSync(std::unique_ptr<RemoteStore> store, RemoteOptions options,
+                       Catalog* catalog, std::function<bool()> is_leader,
+                       std::function<void(bool)> on_health)
+    : store_(std::move(store)),
+      options_(std::move(options)),
+      catalog_(catalog),
+      is_leader_(std::move(is_leader)),
+      on_health_(std::move(on_health)) {}
+
+RemoteSync::~RemoteSync() { Stop(); }
+
+void RemoteSync::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void RemoteSync::Kick() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    kicked_ = true;
+  }
+  cv_.notify_all();
+}
+
+void RemoteSync::Run() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stop_) {
+    l.unlock();
+    absl::Status s = Pass();
+    if (!s.ok()) {
+      Log(LogLevel::kWarning, "remote pass failed",
+          {{"remote", store_->Where()}, {"error", s.message()}});
+    }
+    l.lock();
+    cv_.wait_for(l, absl::ToChronoMilliseconds(options_.interval),
+                 [this] { return stop_ || kicked_; });
+    kicked_ = false;
+  }
+}
+
+std::string RemoteSync::JournalPath(const std::string& upload_id) const {
+  return absl::StrCat(options_.journal_dir, "/", HexLower(Sha256Of(upload_id)).substr(0, 32));
+}
+
+absl::StatusOr<std::vector<RemoteEntry>> RemoteSync::Refresh() {
+  SA_ASSIGN_OR_RETURN(std::vector<RemoteSnapshot> objects, store_->List());
+  std::vector<RemoteEntry> out;
+  for (const RemoteSnapshot& o : objects) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = sidecars_.find(o.sidecar_key);
+      if (it != sidecars_.end()) {
+        out.push_back(it->second);
+        continue;
+      }
+    }
+    // A sidecar is read once; what it says does not change.
+    absl::StatusOr<std::string> text = store_->ReadSidecar(o);
+    if (!text.ok()) {
+      if (text.status().code() == absl::StatusCode::kNotFound) continue;  // deleted meanwhile
+      return text.status();
+    }
+    absl::StatusOr<CatalogEntry> e = ParseCatalogEntryJson(*text);
+    nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+    if (!e.ok() || e->id != o.id || !j.is_object()) {
+      Log(LogLevel::kWarning, "ignoring a remote snapshot whose sidecar cannot be read",
+          {{"key", o.sidecar_key}, {"error", e.ok() ? "id mismatch" : e.status().message()}});
+      continue;
+    }
+    RemoteEntry r{*e, o, j.value("object_sha256", std::string())};
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      sidecars_[o.sidecar_key] = r;
+    }
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const RemoteEntry& a, const RemoteEntry& b) {
+    return a.entry.id > b.entry.id;
+  });
+  uint64_t bytes = 0, count = 0;
+  for (const RemoteEntry& r : out) {
+    if (r.object.cluster != options_.cluster) continue;
+    bytes += r.object.archive_size;
+    ++count;
+  }
+  options_.metrics->SetRemote(count, bytes);
+  std::lock_guard<std::mutex> l(mu_);
+  listed_ = out;
+  listed_at_ = absl::Now();
+  return out;
+}
+
+absl::StatusOr<std::vector<RemoteEntry>> RemoteSync::List(absl::Duration max_age) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (absl::Now() - listed_at_ <= max_age) return listed_;
+  }
+  return Refresh();
+}
+
+absl::Status RemoteSync::Upload(const CatalogEntry& e) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, catalog_->Acquire(e.id));
+  const absl::Time start = absl::Now();
+  std::string journal;
+  absl::StatusOr<RemoteUpload> up = store_->Upload(
+      options_.cluster, e.id, false,
+      [&](ByteSink* sink) -> absl::Status {
+        SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(pin->path()));
+        return CopyAll(&src, sink).status();
+      },
+      [&](const RemoteUpload& u) { return SidecarJson(e, options_.cluster, u); },
+      [&](const std::string& key, const std::string& upload_id) {
+        journal = JournalPath(upload_id);
+        absl::Status s = WriteFileAtomically(journal, absl::StrCat(key, "\n", upload_id));
+        if (!s.ok()) {
+          Log(LogLevel::kWarning, "cannot record an upload in progress",
+              {{"file", journal}, {"error", s.message()}});
+        }
+      });
+  if (!journal.empty()) (void)unlink(journal.c_str());
+  options_.metrics->RemoteUpload(up.ok() ? "success" : "failure", up.ok() ? up->object_size : 0,
+                                 absl::Now() - start);
+  if (!up.ok()) return up.status();
+  Log(LogLevel::kInfo, "snapshot uploaded",
+      {{"id", e.id},
+       {"remote", store_->Where()},
+       {"bytes", up->object_size},
+       {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  options_.metrics->SetRemoteLastSuccess(absl::Now());
+  return absl::OkStatus();
+}
+
+void RemoteSync::ApplyRetention(const std::vector<RemoteEntry>& remote) {
+  std::vector<RetentionItem> items;
+  std::map<std::string, const RemoteEntry*> by_id;
+  for (const RemoteEntry& r : remote) {
+    if (r.object.cluster != options_.cluster) continue;  // never another cluster's
+    items.push_back({r.entry.id, r.entry.created, r.object.archive_size, false});
+    by_id[r.entry.id] = &r;
+  }
+  for (const std::string& id : SnapshotsToDelete(items, options_.retention)) {
+    const RemoteEntry* r = by_id[id];
+    absl::Status s = store_->Delete(r->object);
+    options_.metrics->RemoteDeleted(s.ok());
+    if (s.ok()) {
+      Log(LogLevel::kInfo, "remote retention deleted a snapshot",
+          {{"id", id}, {"remote", store_->Where()}});
+      std::lock_guard<std::mutex> l(mu_);
+      sidecars_.erase(r->object.sidecar_key);
+      listed_at_ = absl::InfinitePast();
+    } else {
+      Log(LogLevel::kError, "remote retention cannot delete a snapshot",
+          {{"id", id}, {"remote", store_->Where()}, {"error", s.message()}});
+    }
+  }
+}
+
+absl::Status RemoteSync::Pass() {
+  std::lock_guard<std::mutex> pass(pass_mu_);
+  const bool leader = is_leader_();
+  absl::Status result = [&]() -> absl::Status {
+    SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, Refresh());
+    if (!leader) return absl::OkStatus();
+    std::set<std::string> there;
+    for (const RemoteEntry& r : remote) {
+      if (r.object.cluster == options_.cluster) there.insert(r.entry.id);
+    }
+    bool uploaded = false;
+    for (const CatalogEntry& e : catalog_->List()) {  // newest first
+      if (!options_.origins.count(e.origin) || there.count(e.id)) continue;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (stop_) return absl::CancelledError("the agent is stopping");
+      }
+      absl::Status s = Upload(e);
+      if (s.code() == absl::StatusCode::kNotFound && !catalog_->Get(e.id).ok()) continue;  // deleted meanwhile
+      SA_RETURN_IF_ERROR(s);
+      uploaded = true;
+    }
+    if (uploaded) {
+      SA_ASSIGN_OR_RETURN(remote, Refresh());
+    }
+    ApplyRetention(remote);
+    absl::StatusOr<int> aborted =
+        store_->AbortLeftUploads(options_.cluster, absl::Now() - options_.left_upload_age);
+    if (aborted.ok() && *aborted > 0) {
+      Log(LogLevel::kInfo, "aborted abandoned uploads", {{"count", *aborted}});
+    }
+    return absl::OkStatus();
+  }();
+  if (result.code() == absl::StatusCode::kCancelled) return result;
+  failures_ = result.ok() ? 0 : failures_ + 1;
+  options_.metrics->SetRemoteConsecutiveFailures(failures_);
+  const bool healthy = failures_ < options_.max_failures;
+  if (healthy != healthy_) {
+    healthy_ = healthy;
+    Log(healthy ? LogLevel::kInfo : LogLevel::kError,
+        healthy ? "the remote store is healthy again"
+                : "the remote store is unhealthy: too many failed passes in a row",
+        {{"remote", store_->Where()}, {"consecutive_failures", failures_}});
+    on_health_(healthy);
+  }
+  return result;
+}
+
+absl::Status RemoteSync::Import(const std::string& id) {
+  SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, List(absl::Seconds(10)));
+  const RemoteEntry* found = nullptr;
+  auto find = [&] {
+    found = nullptr;
+    // This cluster's first, then another's (a new cluster restoring an old
+    // one's history).
+    for (const RemoteEntry& r : remote) {
+      if (r.entry.id == id && (found == nullptr || r.object.cluster == options_.cluster)) {
+        found = &r;
+      }
+    }
+  };
+  find();
+  if (found == nullptr) {
+    SA_ASSIGN_OR_RETURN(remote, Refresh());
+    find();
+  }
+  if (found == nullptr) {
+    return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog or in ",
+                                            store_->Where()));
+  }
+  if (found->object.encrypted) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot ", id, " is encrypted in the bucket; this agent has no identity to read it"));
+  }
+  const RemoteEntry r = *found;
+  Log(LogLevel::kInfo, "fetching a snapshot from the remote store",
+      {{"id", id}, {"key", r.object.archive_key}, {"bytes", r.object.archive_size}});
+  absl::StatusOr<CatalogEntry> e = catalog_->Import(r.entry, [&](ByteSink* sink) {
+    return store_->Fetch(r.object, 0, sink, options_.max_archive_bytes).status();
+  });
+  return e.status();
+}
+
+}  // namespace snapshot
