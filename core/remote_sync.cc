@@ -96,7 +96,7 @@ void RemoteSync::Run() {
   while (!stop_) {
     l.unlock();
     absl::Status s = Pass();
-    if (!s.ok()) {
+    if (!s.ok() && s.code() != absl::StatusCode::kCancelled) {
       Log(LogLevel::kWarning, "remote pass failed",
           {{"remote", store_->Where()}, {"error", s.message()}});
     }

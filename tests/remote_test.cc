@@ -1,0 +1,228 @@
+// Agents with a remote store (docs/remote.md) against a real S3 server (Ceph
+// RGW on loopback): uploads, listing with locations, fetch and restore of a
+// snapshot only the bucket holds, a lost cluster back from the bucket,
+// clusters kept apart, a killed agent's upload aborted, configuration the
+// store refuses.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "base/testing.h"
+#include "store/testing/rgw_server.h"
+#include "tests/agent_testing.h"
+
+namespace snapshot {
+namespace {
+
+using grpc::health::v1::HealthCheckResponse;
+using testing::TempDir;
+
+testing::RgwServer* g_rgw = nullptr;
+
+class RgwEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto s = testing::RgwServer::Start();
+    ASSERT_TRUE(s.ok()) << s.status();
+    server_ = std::move(*s);
+    g_rgw = server_.get();
+    // The agent takes its credentials from the AWS chain: the environment.
+    setenv("AWS_ACCESS_KEY_ID", g_rgw->access_key().c_str(), 1);
+    setenv("AWS_SECRET_ACCESS_KEY", g_rgw->secret_key().c_str(), 1);
+    setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+  }
+  void TearDown() override { server_.reset(); }
+
+ private:
+  std::unique_ptr<testing::RgwServer> server_;
+};
+
+AgentConfig RemoteConfig(const std::string& dir, const std::string& prefix,
+                         const std::string& cluster) {
+  std::filesystem::create_directories(dir);
+  AgentConfig c = testing::SingleAgentConfig(dir);
+  c.remote_url = absl::StrCat("s3://", g_rgw->bucket(), "/", prefix);
+  c.remote_s3 = g_rgw->Options();
+  c.remote.cluster = cluster;
+  c.remote.interval = absl::Hours(1);  // passes run when the test says
+  return c;
+}
+
+struct Running {
+  std::unique_ptr<Agent> agent;
+  std::unique_ptr<SnapshotClient> client;
+};
+
+Running Start(AgentConfig c) {
+  Running r;
+  auto a = Agent::Start(std::move(c));
+  EXPECT_TRUE(a.ok()) << a.status();
+  if (!a.ok()) return r;
+  r.agent = std::move(*a);
+  EXPECT_TRUE(r.agent->embedded()->WaitForLeader(absl::Now() + absl::Seconds(10)).ok());
+  r.client = testing::ConnectClient(r.agent->address());
+  return r;
+}
+
+const v1::CatalogEntry* Find(const v1::ListSnapshotsResponse& l, const std::string& id) {
+  for (const auto& e : l.snapshots()) {
+    if (e.id() == id) return &e;
+  }
+  return nullptr;
+}
+
+TEST(Remote, UploadListFetchAndRestoreFromTheBucket) {
+  TempDir dir;
+  Running r = Start(RemoteConfig(dir.path() + "/a", "t1", "prod"));
+  ASSERT_NE(r.agent, nullptr);
+  ASSERT_TRUE(r.client->Put("k", "v1").ok());
+  auto created = r.client->CreateSnapshot();
+  ASSERT_TRUE(created.ok()) << created.status();
+  ASSERT_TRUE(r.agent->job()->remote()->Pass().ok());
+  auto list = r.client->ListSnapshots();
+  ASSERT_TRUE(list.ok()) << list.status();
+  const v1::CatalogEntry* e = Find(*list, created->id());
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->location(), "local+remote");
+  EXPECT_EQ(e->cluster(), "prod");
+  EXPECT_TRUE(testing::WaitForHealth(testing::Connect(r.agent->address()),
+                                     HealthCheckResponse::SERVING, absl::Seconds(5),
+                                     kRemoteHealthService));
+
+  // Only in the bucket now: listed as remote, fetched and restored by id.
+  ASSERT_TRUE(r.client->DeleteSnapshot(created->id()).ok());
+  list = r.client->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  e = Find(*list, created->id());
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->location(), "remote");
+  EXPECT_EQ(e->checksum(), created->checksum());
+  ASSERT_TRUE(r.client->Put("k", "v2").ok());
+  const std::string fetched = dir.path() + "/fetched.snap";
+  auto f = r.client->Fetch(created->id(), fetched, false, false, nullptr);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(std::filesystem::file_size(fetched), created->archive_size());
+  auto restored = r.client->RestoreStored(created->id());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  auto v = r.client->Get("k", false);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(**v, "v1");
+  list = r.client->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(Find(*list, created->id())->location(), "local+remote");
+}
+
+TEST(Remote, ALostClusterComesBackFromTheBucket) {
+  TempDir dir;
+  std::string id;
+  {
+    Running old = Start(RemoteConfig(dir.path() + "/old", "t2", "prod"));
+    ASSERT_NE(old.agent, nullptr);
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE(old.client->Put(absl::StrCat("key", i), std::string(1000, 'a' + i % 26)).ok());
+    }
+    auto created = old.client->CreateSnapshot();
+    ASSERT_TRUE(created.ok()) << created.status();
+    id = created->id();
+    ASSERT_TRUE(old.agent->job()->remote()->Pass().ok());
+  }
+  std::filesystem::remove_all(dir.path() + "/old");  // the machine is gone
+
+  Running fresh = Start(RemoteConfig(dir.path() + "/new", "t2", "prod"));
+  ASSERT_NE(fresh.agent, nullptr);
+  auto list = fresh.client->ListSnapshots();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->snapshots_size(), 1);
+  EXPECT_EQ(list->snapshots(0).id(), id);
+  EXPECT_EQ(list->snapshots(0).location(), "remote");
+  auto restored = fresh.client->RestoreStored(id);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  auto v = fresh.client->Get("key42", false);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(**v, std::string(1000, 'a' + 42 % 26));
+}
+
+TEST(Remote, ClustersUnderOnePrefixStayApart) {
+  TempDir dir;
+  Running a = Start(RemoteConfig(dir.path() + "/a", "t3", "alpha"));
+  ASSERT_NE(a.agent, nullptr);
+  auto mine = a.client->CreateSnapshot();
+  ASSERT_TRUE(mine.ok());
+  ASSERT_TRUE(a.agent->job()->remote()->Pass().ok());
+
+  AgentConfig bc = RemoteConfig(dir.path() + "/b", "t3", "beta");
+  bc.remote.retention.keep_last = 1;  // keeps one of its own
+  Running b = Start(bc);
+  ASSERT_NE(b.agent, nullptr);
+  ASSERT_TRUE(b.client->Put("k", "1").ok());
+  ASSERT_TRUE(b.client->CreateSnapshot().ok());
+  ASSERT_TRUE(b.client->Put("k", "2").ok());
+  auto newest = b.client->CreateSnapshot();
+  ASSERT_TRUE(newest.ok());
+  ASSERT_TRUE(b.agent->job()->remote()->Pass().ok());
+  ASSERT_TRUE(b.agent->job()->remote()->Pass().ok());  // retention after the uploads
+  auto remote = b.agent->job()->remote()->List(absl::ZeroDuration());
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  int alpha = 0, beta = 0;
+  for (const RemoteEntry& r : *remote) {
+    (r.object.cluster == "alpha" ? alpha : beta)++;
+    if (r.object.cluster == "beta") EXPECT_EQ(r.entry.id, newest->id());
+  }
+  EXPECT_EQ(alpha, 1) << "another cluster's snapshot is never deleted";
+  EXPECT_EQ(beta, 1);
+}
+
+TEST(Remote, AKilledAgentsUploadIsAbortedAtTheNextStart) {
+  TempDir dir;
+  AgentConfig c = RemoteConfig(dir.path() + "/a", "t4", "prod");
+  // What a killed agent leaves: a multipart upload begun, and its record.
+  auto client = g_rgw->NewClient();
+  auto upload = client->CreateMultipartUpload("t4/prod/20261206T000000.000Z-i1-scheduled.snap");
+  ASSERT_TRUE(upload.ok());
+  std::filesystem::create_directories(c.data_dir + "/remote-uploads");
+  testing::WritePrivateFile(c.data_dir + "/remote-uploads/left",
+                            "t4/prod/20261206T000000.000Z-i1-scheduled.snap\n" + *upload);
+  Running r = Start(c);
+  ASSERT_NE(r.agent, nullptr);
+  auto uploads = client->ListMultipartUploads("t4/");
+  ASSERT_TRUE(uploads.ok());
+  EXPECT_TRUE(uploads->empty());
+  EXPECT_TRUE(std::filesystem::is_empty(c.data_dir + "/remote-uploads"));
+}
+
+TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
+  TempDir dir;
+  AgentConfig missing = RemoteConfig(dir.path() + "/a", "t5", "prod");
+  missing.remote_url = "s3://no-such-bucket/x";
+  auto a = Agent::Start(missing);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
+  EXPECT_NE(a.status().message().find("NoSuchBucket"), std::string::npos) << a.status();
+
+  AgentConfig no_name = RemoteConfig(dir.path() + "/b", "t5", "");
+  a = Agent::Start(no_name);
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.status().message().find("--remote-cluster"), std::string::npos) << a.status();
+
+  const std::string secret = getenv("AWS_SECRET_ACCESS_KEY");
+  setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0123456789", 1);
+  a = Agent::Start(RemoteConfig(dir.path() + "/c", "t5", "prod"));
+  setenv("AWS_SECRET_ACCESS_KEY", secret.c_str(), 1);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition) << a.status();
+  // (HEAD answers carry no S3 error code: the message says what it means.)
+  EXPECT_NE(a.status().message().find("refused the agent's S3 credentials"), std::string::npos)
+      << a.status();
+  EXPECT_EQ(a.status().message().find("wrong-secret"), std::string::npos) << a.status();
+}
+
+}  // namespace
+}  // namespace snapshot
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  ::testing::AddGlobalTestEnvironment(new snapshot::RgwEnvironment());
+  return RUN_ALL_TESTS();
+}
