@@ -135,15 +135,23 @@ Json EntryJson(const v1::CatalogEntry& e) {
   j["checksum"] = e.checksum();
   j["state_sha256"] = e.state_sha256();
   j["engine"] = e.metadata().engine();
+  if (!e.location().empty()) j["location"] = e.location();
+  if (!e.cluster().empty()) j["cluster"] = e.cluster();
   return j;
 }
 
 void PrintEntry(const v1::CatalogEntry& e) {
-  absl::PrintF("%s  %s  %-11s index %d, term %d, %d bytes of state, %d of archive, %s\n", e.id(),
+  // Where it is, when the agent has a remote (docs/remote.md).
+  std::string where;
+  if (!e.location().empty() && e.location() != "local") {
+    where = absl::StrCat(", ", e.location(), e.cluster().empty() ? "" : " (cluster ",
+                         e.cluster(), e.cluster().empty() ? "" : ")");
+  }
+  absl::PrintF("%s  %s  %-11s index %d, term %d, %d bytes of state, %d of archive, %s%s\n", e.id(),
                absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixMillis(e.created_unix_ms()),
                                 absl::UTCTimeZone()),
                e.origin(), e.metadata().index(), e.metadata().term(), e.metadata().state_size(),
-               e.archive_size(), e.checksum());
+               e.archive_size(), e.checksum(), where);
 }
 
 Progress::Progress(const char* verb, const char* of)
