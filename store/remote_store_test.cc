@@ -11,28 +11,7 @@
 namespace snapshot {
 namespace {
 
-testing::RgwServer* g_rgw = nullptr;
 
-class RgwEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto s = testing::RgwServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    g_rgw = server_.get();
-  }
-  void TearDown() override { server_.reset(); }
-
- private:
-  std::unique_ptr<testing::RgwServer> server_;
-};
-
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 TEST(PartSize, FitsTheLargestArchiveInTenThousandParts) {
   EXPECT_EQ(PartSizeFor(1 << 20), 8u << 20);
@@ -42,8 +21,8 @@ TEST(PartSize, FitsTheLargestArchiveInTenThousandParts) {
 }
 
 TEST(RemoteStore, UploadListFetchDelete) {
-  RemoteStore store(g_rgw->NewClient(), "backups/prod", 5 << 20, 3);
-  const std::string archive = Random((23 << 20) + 123, 7);  // 5 parts
+  RemoteStore store(testing::SharedRgw()->NewClient(), "backups/prod", 5 << 20, 3);
+  const std::string archive = testing::RandomBytes((23 << 20) + 123, 7);  // 5 parts
   std::string started_key, started_id;
   auto up = store.Upload(
       "alpha", "20261206T120000.000Z-i5-scheduled", false,
@@ -100,11 +79,11 @@ TEST(RemoteStore, UploadListFetchDelete) {
 }
 
 TEST(RemoteStore, FailedUploadIsAbortedAndLeftUploadsAreSwept) {
-  RemoteStore store(g_rgw->NewClient(), "sweep", 5 << 20, 2);
+  RemoteStore store(testing::SharedRgw()->NewClient(), "sweep", 5 << 20, 2);
   auto up = store.Upload(
       "c", "x", false,
       [](ByteSink* sink) -> absl::Status {
-        absl::Status s = sink->Write(Random(12 << 20, 1));
+        absl::Status s = sink->Write(testing::RandomBytes(12 << 20, 1));
         if (!s.ok()) return s;
         return absl::DataLossError("the local archive went bad");
       },
@@ -136,6 +115,6 @@ TEST(RemoteStore, FailedUploadIsAbortedAndLeftUploadsAreSwept) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new snapshot::RgwEnvironment());
+  ::testing::AddGlobalTestEnvironment(new snapshot::testing::RgwEnvironment());
   return RUN_ALL_TESTS();
 }

@@ -19,32 +19,24 @@ namespace {
 using grpc::health::v1::HealthCheckResponse;
 using testing::TempDir;
 
-testing::RgwServer* g_rgw = nullptr;
-
-class RgwEnvironment : public ::testing::Environment {
+// The shared server, and the agent's credentials from the AWS chain: the
+// environment.
+class RemoteEnvironment : public testing::RgwEnvironment {
  public:
   void SetUp() override {
-    auto s = testing::RgwServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    g_rgw = server_.get();
-    // The agent takes its credentials from the AWS chain: the environment.
-    setenv("AWS_ACCESS_KEY_ID", g_rgw->access_key().c_str(), 1);
-    setenv("AWS_SECRET_ACCESS_KEY", g_rgw->secret_key().c_str(), 1);
+    testing::RgwEnvironment::SetUp();
+    setenv("AWS_ACCESS_KEY_ID", testing::SharedRgw()->access_key().c_str(), 1);
+    setenv("AWS_SECRET_ACCESS_KEY", testing::SharedRgw()->secret_key().c_str(), 1);
     setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
   }
-  void TearDown() override { server_.reset(); }
-
- private:
-  std::unique_ptr<testing::RgwServer> server_;
 };
 
 AgentConfig RemoteConfig(const std::string& dir, const std::string& prefix,
                          const std::string& cluster) {
   std::filesystem::create_directories(dir);
   AgentConfig c = testing::SingleAgentConfig(dir);
-  c.remote_url = absl::StrCat("s3://", g_rgw->bucket(), "/", prefix);
-  c.remote_s3 = g_rgw->Options();
+  c.remote_url = absl::StrCat("s3://", testing::SharedRgw()->bucket(), "/", prefix);
+  c.remote_s3 = testing::SharedRgw()->Options();
   c.remote.cluster = cluster;
   c.remote.interval = absl::Hours(1);  // passes run when the test says
   return c;
@@ -178,7 +170,7 @@ TEST(Remote, AKilledAgentsUploadIsAbortedAtTheNextStart) {
   TempDir dir;
   AgentConfig c = RemoteConfig(dir.path() + "/a", "t4", "prod");
   // What a killed agent leaves: a multipart upload begun, and its record.
-  auto client = g_rgw->NewClient();
+  auto client = testing::SharedRgw()->NewClient();
   auto upload = client->CreateMultipartUpload("t4/prod/20261206T000000.000Z-i1-scheduled.snap");
   ASSERT_TRUE(upload.ok());
   std::filesystem::create_directories(c.data_dir + "/remote-uploads");
@@ -223,6 +215,6 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new snapshot::RgwEnvironment());
+  ::testing::AddGlobalTestEnvironment(new snapshot::RemoteEnvironment());
   return RUN_ALL_TESTS();
 }

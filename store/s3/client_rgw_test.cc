@@ -12,34 +12,10 @@ namespace snapshot {
 namespace s3 {
 namespace {
 
-testing::RgwServer* g_rgw = nullptr;
 
-class RgwEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto s = testing::RgwServer::Start();
-    ASSERT_TRUE(s.ok()) << s.status();
-    server_ = std::move(*s);
-    g_rgw = server_.get();
-  }
-  void TearDown() override {
-    g_rgw = nullptr;
-    server_.reset();
-  }
-
- private:
-  std::unique_ptr<testing::RgwServer> server_;
-};
-
-std::string Random(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  for (char& c : s) c = static_cast<char>(rng());
-  return s;
-}
 
 TEST(S3Client, SmallObjects) {
-  auto c = g_rgw->NewClient();
+  auto c = testing::SharedRgw()->NewClient();
   ASSERT_TRUE(c->CheckBucket().ok());
   ASSERT_TRUE(c->PutObject("small/a b+c.json", "{\"x\":1}").ok());
   auto got = c->GetSmallObject("small/a b+c.json", 1024);
@@ -58,7 +34,7 @@ TEST(S3Client, SmallObjects) {
 }
 
 TEST(S3Client, ListingPagesThroughMoreThanAThousandKeys) {
-  auto c = g_rgw->NewClient();
+  auto c = testing::SharedRgw()->NewClient();
   for (int i = 0; i < 1005; ++i) {
     ASSERT_TRUE(c->PutObject(absl::StrCat("many/", 10000 + i), "x").ok());
   }
@@ -73,8 +49,8 @@ TEST(S3Client, ListingPagesThroughMoreThanAThousandKeys) {
 }
 
 TEST(S3Client, MultipartUploadAndRangedGet) {
-  auto c = g_rgw->NewClient();
-  const std::string a = Random(5 << 20, 1), b = Random(5 << 20, 2), tail = Random(1000, 3);
+  auto c = testing::SharedRgw()->NewClient();
+  const std::string a = testing::RandomBytes(5 << 20, 1), b = testing::RandomBytes(5 << 20, 2), tail = testing::RandomBytes(1000, 3);
   auto id = c->CreateMultipartUpload("mp/object");
   ASSERT_TRUE(id.ok()) << id.status();
   std::vector<std::string> etags;
@@ -115,31 +91,31 @@ TEST(S3Client, MultipartUploadAndRangedGet) {
 
 TEST(S3Client, RefusedCredentialsAndMissingBucketAreClearErrors) {
   Credentials wrong;
-  wrong.access_key_id = g_rgw->access_key();
+  wrong.access_key_id = testing::SharedRgw()->access_key();
   wrong.secret_access_key = "not-the-secret-0123456789";
-  Client bad_secret(g_rgw->Options(), StaticCredentials(wrong, "test"));
+  Client bad_secret(testing::SharedRgw()->Options(), StaticCredentials(wrong, "test"));
   absl::Status s = bad_secret.PutObject("x", "y");
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_NE(s.message().find("SignatureDoesNotMatch"), std::string::npos) << s;
   EXPECT_EQ(s.message().find("not-the-secret"), std::string::npos) << s;
   wrong.access_key_id = "NOSUCHKEY00000000000";
-  Client bad_key(g_rgw->Options(), StaticCredentials(wrong, "test"));
+  Client bad_key(testing::SharedRgw()->Options(), StaticCredentials(wrong, "test"));
   s = bad_key.CheckBucket();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
 
-  ClientOptions o = g_rgw->Options();
+  ClientOptions o = testing::SharedRgw()->Options();
   o.bucket = "no-such-bucket";
-  Client missing(o, g_rgw->Credentials());
+  Client missing(o, testing::SharedRgw()->Credentials());
   s = missing.PutObject("x", "y");
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_NE(s.message().find("NoSuchBucket"), std::string::npos) << s;
 }
 
 TEST(S3Client, UnreachableStoreIsRetriedThenUnavailable) {
-  ClientOptions o = g_rgw->Options();
+  ClientOptions o = testing::SharedRgw()->Options();
   o.endpoint = "http://127.0.0.1:1";  // nothing listens
   o.max_attempts = 3;
-  Client c(o, g_rgw->Credentials());
+  Client c(o, testing::SharedRgw()->Credentials());
   absl::Status s = c.PutObject("x", "y");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_NE(s.message().find("after 3 attempts"), std::string::npos) << s;
@@ -163,6 +139,6 @@ TEST(S3Url, Parse) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  ::testing::AddGlobalTestEnvironment(new snapshot::s3::RgwEnvironment());
+  ::testing::AddGlobalTestEnvironment(new snapshot::testing::RgwEnvironment());
   return RUN_ALL_TESTS();
 }

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -71,6 +72,30 @@ std::unique_ptr<s3::Client> RgwServer::NewClient() const {
 std::vector<std::string> RgwServer::Env() const {
   return {"AWS_ACCESS_KEY_ID=" + access_key_, "AWS_SECRET_ACCESS_KEY=" + secret_key_,
           "AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true"};
+}
+
+namespace {
+std::unique_ptr<RgwServer>& Shared() {
+  static auto* server = new std::unique_ptr<RgwServer>();
+  return *server;
+}
+}  // namespace
+
+void RgwEnvironment::SetUp() {
+  auto s = RgwServer::Start();
+  ASSERT_TRUE(s.ok()) << s.status();
+  Shared() = std::move(*s);
+}
+
+void RgwEnvironment::TearDown() { Shared().reset(); }
+
+RgwServer* SharedRgw() { return Shared().get(); }
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng());
+  return s;
 }
 
 }  // namespace testing

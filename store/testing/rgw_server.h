@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "absl/status/statusor.h"
 #include "store/s3/client.h"
 
@@ -37,6 +39,19 @@ class RgwServer {
   RgwServer() = default;
   std::string dir_, script_, endpoint_, access_key_, secret_key_, bucket_;
 };
+
+// One server for a whole test binary, started before the first test:
+//   ::testing::AddGlobalTestEnvironment(new snapshot::testing::RgwEnvironment());
+// then SharedRgw() in the tests.
+class RgwEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override;
+  void TearDown() override;
+};
+RgwServer* SharedRgw();
+
+// `n` pseudo-random bytes from `seed` (incompressible test data).
+std::string RandomBytes(size_t n, uint64_t seed);
 
 }  // namespace testing
 }  // namespace snapshot
