@@ -75,6 +75,7 @@ RemoteSync::RemoteSync(std::unique_ptr<RemoteStore> store, RemoteOptions options
 RemoteSync::~RemoteSync() { Stop(); }
 
 void RemoteSync::Stop() {
+  stopping_ = true;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
@@ -175,7 +176,13 @@ absl::Status RemoteSync::Upload(const CatalogEntry& e) {
       options_.cluster, e.id, false,
       [&](ByteSink* sink) -> absl::Status {
         SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(pin->path()));
-        return CopyAll(&src, sink).status();
+        std::string buf(1 << 20, '\0');
+        for (;;) {
+          if (stopping_) return absl::CancelledError("the agent is stopping");
+          SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
+          if (n == 0) return absl::OkStatus();
+          SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
+        }
       },
       [&](const RemoteUpload& u) { return SidecarJson(e, options_.cluster, u); },
       [&](const std::string& key, const std::string& upload_id) {
@@ -226,10 +233,18 @@ void RemoteSync::ApplyRetention(const std::vector<RemoteEntry>& remote) {
 
 absl::Status RemoteSync::Pass() {
   std::lock_guard<std::mutex> pass(pass_mu_);
-  const bool leader = is_leader_();
+  if (!is_leader_()) {
+    // Uploads are the leader's job: a follower's remote is not failing.
+    if (!healthy_) {
+      healthy_ = true;
+      failures_ = 0;
+      options_.metrics->SetRemoteConsecutiveFailures(0);
+      on_health_(true);
+    }
+    return absl::OkStatus();
+  }
   absl::Status result = [&]() -> absl::Status {
     SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, Refresh());
-    if (!leader) return absl::OkStatus();
     std::set<std::string> there;
     for (const RemoteEntry& r : remote) {
       if (r.object.cluster == options_.cluster) there.insert(r.entry.id);
@@ -273,7 +288,9 @@ absl::Status RemoteSync::Pass() {
 }
 
 absl::Status RemoteSync::Import(const std::string& id) {
-  SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, List(absl::Seconds(10)));
+  // A listing at most a second old: an id nobody has costs at most one LIST
+  // a second, whoever asks.
+  SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, List(absl::Seconds(1)));
   const RemoteEntry* found = nullptr;
   auto find = [&] {
     found = nullptr;
@@ -286,10 +303,6 @@ absl::Status RemoteSync::Import(const std::string& id) {
     }
   };
   find();
-  if (found == nullptr) {
-    SA_ASSIGN_OR_RETURN(remote, Refresh());
-    find();
-  }
   if (found == nullptr) {
     return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog or in ",
                                             store_->Where()));

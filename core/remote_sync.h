@@ -70,16 +70,17 @@ class RemoteSync {
       std::unique_ptr<RemoteStore> store, RemoteOptions options, Catalog* catalog,
       std::function<bool()> is_leader, std::function<void(bool)> on_health);
   ~RemoteSync();
-  void Stop();  // idempotent; an upload in progress ends at its next part
+  void Stop();  // idempotent; an upload in progress ends at its next write (and is aborted)
 
   // A snapshot was stored locally: run a pass soon.
   void Kick();
-  // One pass now, on the calling thread: list, upload the backlog (leader
-  // only), apply remote retention (leader only).
+  // One pass now, on the calling thread, on the leader's agent only (a
+  // follower's does nothing, so that listing stays one LIST per pass per
+  // cluster): list, upload the backlog, apply remote retention.
   absl::Status Pass();
 
   // What the bucket holds, of every cluster under the prefix, newest first;
-  // from a listing at most `max_age` old.
+  // from a listing at most `max_age` old (a LIST when older).
   absl::StatusOr<std::vector<RemoteEntry>> List(absl::Duration max_age = absl::Seconds(10));
   // Downloads a remote snapshot into the local catalog (Catalog fallback).
   absl::Status Import(const std::string& id);
@@ -106,6 +107,7 @@ class RemoteSync {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                            // guarded by mu_
+  std::atomic<bool> stopping_{false};            // read by uploads between parts
   bool kicked_ = false;                          // guarded by mu_
   std::map<std::string, RemoteEntry> sidecars_;  // guarded by mu_: by sidecar key
   std::vector<RemoteEntry> listed_;              // guarded by mu_
