@@ -27,7 +27,6 @@ constexpr char kSidecarSuffix[] = ".json";
 constexpr char kTimeFormat[] = "%Y%m%dT%H%M%E3SZ";
 constexpr char kTimeParseFormat[] = "%E4Y%m%dT%H%M%E*SZ";  // %Y would eat all digits
 
-
 // "20261126T130501.123Z-i1234-scheduled[-2]": creation time and origin.
 bool ParseId(const std::string& id, absl::Time* created, SnapshotOrigin* origin) {
   const size_t dash = id.find('-');

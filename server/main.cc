@@ -268,6 +268,11 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   c.job.safety_snapshot = !absl::GetFlag(FLAGS_no_safety_snapshot);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c.remote_url = absl::GetFlag(FLAGS_remote);
+  if (c.remote_url.empty() && (!absl::GetFlag(FLAGS_remote_cluster).empty() ||
+                               !absl::GetFlag(FLAGS_s3_endpoint).empty())) {
+    return absl::InvalidArgumentError(
+        "--remote-cluster and --s3-endpoint need --remote=s3://BUCKET/PREFIX");
+  }
   if (!c.remote_url.empty()) {
     c.remote.cluster = absl::GetFlag(FLAGS_remote_cluster);
     c.remote_s3.endpoint = absl::GetFlag(FLAGS_s3_endpoint);

@@ -375,12 +375,14 @@ grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
   std::vector<RemoteEntry> remote;
   if (job_->remote() != nullptr) {
     absl::StatusOr<std::vector<RemoteEntry>> listed = job_->remote()->List();
-    if (!listed.ok()) {
-      return rpc.Done(absl::Status(
-          listed.status().code(), absl::StrCat("listing the remote store ", job_->remote()->Where(),
-                                               ": ", listed.status().message())));
+    if (listed.ok()) {
+      remote = std::move(*listed);
+    } else {
+      // The local catalog is still worth listing when the bucket is not
+      // reachable; the failure shows in the log and in the remote's health.
+      Log(LogLevel::kWarning, "listing the remote store failed; listing local snapshots only",
+          {{"remote", job_->remote()->Where()}, {"error", listed.status().message()}});
     }
-    remote = std::move(*listed);
   }
   // Newest first, local and remote merged by id.
   std::map<std::string, v1::CatalogEntry, std::greater<std::string>> merged;

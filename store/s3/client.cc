@@ -257,6 +257,7 @@ absl::StatusOr<Client::Response> Client::Send(const Request& req) {
 absl::Status Client::CheckBucket() {
   Request req;
   req.method = "HEAD";
+  req.retry = false;  // a check: one attempt, the caller decides
   return Send(req).status();
 }
 

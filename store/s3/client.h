@@ -95,7 +95,8 @@ class Client {
 
   const ClientOptions& options() const { return options_; }
 
-  // HEAD of the bucket: reachable, credentials accepted, bucket exists.
+  // HEAD of the bucket: reachable, credentials accepted, bucket exists. One
+  // attempt, not retried.
   absl::Status CheckBucket();
 
   // A whole object from memory (small objects: sidecars, markers).
