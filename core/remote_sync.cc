@@ -70,7 +70,8 @@ RemoteSync::RemoteSync(std::unique_ptr<RemoteStore> store, RemoteOptions options
       options_(std::move(options)),
       catalog_(catalog),
       is_leader_(std::move(is_leader)),
-      on_health_(std::move(on_health)) {}
+      on_health_(std::move(on_health)),
+      streak_("the remote store " + store_->Where(), options_.max_failures, on_health_) {}
 
 RemoteSync::~RemoteSync() { Stop(); }
 
@@ -235,12 +236,7 @@ absl::Status RemoteSync::Pass() {
   std::lock_guard<std::mutex> pass(pass_mu_);
   if (!is_leader_()) {
     // Uploads are the leader's job: a follower's remote is not failing.
-    if (!healthy_) {
-      healthy_ = true;
-      failures_ = 0;
-      options_.metrics->SetRemoteConsecutiveFailures(0);
-      on_health_(true);
-    }
+    if (streak_.failures() > 0) options_.metrics->SetRemoteConsecutiveFailures(streak_.Record(true));
     return absl::OkStatus();
   }
   absl::Status result = [&]() -> absl::Status {
@@ -273,17 +269,7 @@ absl::Status RemoteSync::Pass() {
     return absl::OkStatus();
   }();
   if (result.code() == absl::StatusCode::kCancelled) return result;
-  failures_ = result.ok() ? 0 : failures_ + 1;
-  options_.metrics->SetRemoteConsecutiveFailures(failures_);
-  const bool healthy = failures_ < options_.max_failures;
-  if (healthy != healthy_) {
-    healthy_ = healthy;
-    Log(healthy ? LogLevel::kInfo : LogLevel::kError,
-        healthy ? "the remote store is healthy again"
-                : "the remote store is unhealthy: too many failed passes in a row",
-        {{"remote", store_->Where()}, {"consecutive_failures", failures_}});
-    on_health_(healthy);
-  }
+  options_.metrics->SetRemoteConsecutiveFailures(streak_.Record(result.ok()));
   return result;
 }
 

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/catalog.h"
+#include "core/failure_streak.h"
 #include "core/job_metrics.h"
 #include "core/retention.h"
 #include "store/remote_store.h"
@@ -112,8 +113,7 @@ class RemoteSync {
   std::map<std::string, RemoteEntry> sidecars_;  // guarded by mu_: by sidecar key
   std::vector<RemoteEntry> listed_;              // guarded by mu_
   absl::Time listed_at_ = absl::InfinitePast();  // guarded by mu_
-  int failures_ = 0;                             // guarded by pass_mu_
-  bool healthy_ = true;                          // guarded by pass_mu_
+  FailureStreak streak_;                         // guarded by pass_mu_
   std::thread thread_;
 };
 

@@ -55,7 +55,8 @@ SnapshotJob::SnapshotJob(RaftNode* node, JobOptions options, std::unique_ptr<Cat
     : node_(node),
       options_(std::move(options)),
       catalog_(std::move(catalog)),
-      on_health_(std::move(on_health)) {}
+      on_health_(std::move(on_health)),
+      streak_("the snapshot schedule", options_.max_failures, on_health_) {}
 
 SnapshotJob::~SnapshotJob() { Stop(); }
 
@@ -136,27 +137,17 @@ void SnapshotJob::Attempt() {
     if (remote_) remote_->Kick();
   }
   UpdateCatalogMetrics();
+  const int failures = streak_.Record(e.ok());
   if (e.ok()) {
-    failures_ = 0;
     options_.metrics->SetScheduleLastSuccess(absl::Now());
   } else {
-    ++failures_;
     Log(LogLevel::kWarning, "scheduled snapshot failed",
         {{"error", e.status().message()},
          {"code", absl::StatusCodeToString(e.status().code())},
-         {"consecutive_failures", failures_}});
+         {"consecutive_failures", failures}});
   }
   options_.metrics->ScheduleRun(result);
-  options_.metrics->SetScheduleConsecutiveFailures(failures_);
-  const bool healthy = failures_ < options_.max_failures;
-  if (healthy != healthy_) {
-    healthy_ = healthy;
-    Log(healthy ? LogLevel::kInfo : LogLevel::kError,
-        healthy ? "the snapshot schedule is healthy again"
-                : "the snapshot schedule is unhealthy: too many failures in a row",
-        {{"consecutive_failures", failures_}});
-    on_health_(healthy);
-  }
+  options_.metrics->SetScheduleConsecutiveFailures(failures);
 }
 
 void SnapshotJob::Run() {

@@ -30,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/catalog.h"
+#include "core/failure_streak.h"
 #include "core/job_metrics.h"
 #include "core/remote_sync.h"
 #include "core/retention.h"
@@ -107,8 +108,7 @@ class SnapshotJob {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
-  int failures_ = 0;       // scheduler thread only
-  bool healthy_ = true;    // scheduler thread only
+  FailureStreak streak_;   // scheduler thread only
   std::thread thread_;
 };
 
