@@ -12,6 +12,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -402,9 +403,12 @@ absl::StatusOr<std::vector<T>> ParseKeyLines(absl::string_view text, absl::strin
     if (line.empty() || line[0] == '#') continue;
     absl::StatusOr<T> k = parse(line);
     if (!k.ok()) {
+      // A secret key where a public one belongs is never quoted.
+      const bool leaks = secret || absl::StartsWithIgnoreCase(line, "AGE-SECRET-KEY-");
       return absl::InvalidArgumentError(absl::StrCat(
           "line ", n, " of the ", what, " is not usable: ", k.status().message(),
-          secret ? "" : absl::StrCat(" (\"", line.substr(0, 80), "\")")));
+          leaks ? (secret ? "" : " (it is a secret key: give its public key, age-keygen -y FILE)")
+                : absl::StrCat(" (\"", line.substr(0, 80), "\")")));
     }
     out.push_back(*std::move(k));
   }
@@ -489,15 +493,7 @@ absl::StatusOr<std::vector<X25519Recipient>> ReadRecipientsFile(const std::strin
 }
 
 absl::StatusOr<std::vector<X25519Identity>> ReadIdentityFile(const std::string& path) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "cannot read identity file", path);
-  if ((st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "identity file %s is accessible to group or others (mode %04o): it holds a secret "
-        "key; chmod 600 it",
-        path, st.st_mode & 07777));
-  }
-  SA_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path));
+  SA_ASSIGN_OR_RETURN(std::string text, ReadSecretFile(path, "identity file"));
   absl::StatusOr<std::vector<X25519Identity>> ids = ParseIdentities(text);
   OPENSSL_cleanse(text.data(), text.size());
   if (!ids.ok()) {

@@ -16,6 +16,7 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "base/status_macros.h"
 
@@ -71,6 +72,19 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
   if (!filled.ok()) return filled.status();
   out.resize(*filled);
   return out;
+}
+
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path, absl::string_view what,
+                                           uint64_t max_bytes) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("cannot read ", what), path);
+  if ((st.st_mode & 077) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s %s is accessible to group or others (mode %04o): the secret it holds may have "
+        "leaked; replace it if so, then chmod 600 %s",
+        what, path, st.st_mode & 07777, path));
+  }
+  return ReadSmallFile(path, max_bytes);
 }
 
 absl::StatusOr<size_t> ReadFully(ByteSource* src, char* buf, size_t n) {

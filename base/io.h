@@ -184,6 +184,13 @@ absl::Status ErrnoStatus(int err, absl::string_view what,
 absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
                                           uint64_t max_bytes = 1 << 20);
 
+// Reads a small file that holds a secret (`what` names it in messages, e.g.
+// "token file"). FAILED_PRECONDITION when group or others may read or write
+// it: the secret may have leaked, the message says to replace it and chmod
+// 600. Otherwise as ReadSmallFile.
+absl::StatusOr<std::string> ReadSecretFile(const std::string& path, absl::string_view what,
+                                           uint64_t max_bytes = 1 << 20);
+
 // True for a status made by ErrnoStatus in this process (a file here, not an
 // answer from an agent). The payload does not travel over gRPC.
 bool IsLocalFileError(const absl::Status& s);

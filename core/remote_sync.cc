@@ -11,18 +11,37 @@
 #include "base/env.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "core/snapshot_ops.h"
 
 namespace snapshot {
 namespace {
 
 std::string SidecarJson(const CatalogEntry& e, const std::string& cluster,
-                        const RemoteUpload& up) {
+                        const RemoteUpload& up,
+                        const std::vector<age::X25519Recipient>& recipients) {
   nlohmann::json j = nlohmann::json::parse(CatalogEntryJson(e));
   j["cluster"] = cluster;
   j["object_size"] = up.object_size;
   j["object_sha256"] = up.object_sha256;
-  j["encrypted"] = false;
+  j["encrypted"] = !recipients.empty();
+  // Public keys: which identity opens the object.
+  if (!recipients.empty()) {
+    j["recipients"] = nlohmann::json::array();
+    for (const age::X25519Recipient& r : recipients) j["recipients"].push_back(r.Encode());
+  }
   return j.dump();
+}
+
+// Copies `path` into `sink` a MiB at a time, until the end or `stopping`.
+absl::Status CopyFile(const std::string& path, ByteSink* sink, const std::atomic<bool>& stopping) {
+  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+  std::string buf(1 << 20, '\0');
+  for (;;) {
+    if (stopping) return absl::CancelledError("the agent is stopping");
+    SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
+    if (n == 0) return absl::OkStatus();
+    SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
+  }
 }
 
 }  // namespace
@@ -173,19 +192,19 @@ absl::Status RemoteSync::Upload(const CatalogEntry& e) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, catalog_->Acquire(e.id));
   const absl::Time start = absl::Now();
   std::string journal;
+  const bool encrypt = !options_.recipients.empty();
   absl::StatusOr<RemoteUpload> up = store_->Upload(
-      options_.cluster, e.id, false,
+      options_.cluster, e.id, encrypt,
       [&](ByteSink* sink) -> absl::Status {
-        SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(pin->path()));
-        std::string buf(1 << 20, '\0');
-        for (;;) {
-          if (stopping_) return absl::CancelledError("the agent is stopping");
-          SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
-          if (n == 0) return absl::OkStatus();
-          SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
-        }
+        if (!encrypt) return CopyFile(pin->path(), sink, stopping_);
+        SA_ASSIGN_OR_RETURN(std::unique_ptr<age::Encryptor> enc,
+                            age::Encryptor::Create(options_.recipients, sink));
+        SA_RETURN_IF_ERROR(CopyFile(pin->path(), enc.get(), stopping_));
+        return enc->Finish();
       },
-      [&](const RemoteUpload& u) { return SidecarJson(e, options_.cluster, u); },
+      [&](const RemoteUpload& u) {
+        return SidecarJson(e, options_.cluster, u, options_.recipients);
+      },
       [&](const std::string& key, const std::string& upload_id) {
         journal = JournalPath(upload_id);
         absl::Status s = WriteFileAtomically(journal, absl::StrCat(key, "\n", upload_id));
@@ -293,15 +312,51 @@ absl::Status RemoteSync::Import(const std::string& id) {
     return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog or in ",
                                             store_->Where()));
   }
-  if (found->object.encrypted) {
+  if (found->object.encrypted && options_.identities.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot ", id, " is encrypted in the bucket; this agent has no identity to read it"));
+        "snapshot ", id, " is encrypted in the bucket (", found->object.archive_key,
+        "); start the agent with --identity-file holding a key it was encrypted to"));
   }
   const RemoteEntry r = *found;
   Log(LogLevel::kInfo, "fetching a snapshot from the remote store",
-      {{"id", id}, {"key", r.object.archive_key}, {"bytes", r.object.archive_size}});
-  absl::StatusOr<CatalogEntry> e = catalog_->Import(r.entry, [&](ByteSink* sink) {
-    return store_->Fetch(r.object, 0, sink, options_.max_archive_bytes).status();
+      {{"id", id},
+       {"key", r.object.archive_key},
+       {"bytes", r.object.archive_size},
+       {"encrypted", r.object.encrypted}});
+  // An age file holds the archive plus its header and a 16-byte tag per
+  // 64 KiB chunk: far less than this bound.
+  const uint64_t max_object = options_.max_archive_bytes + options_.max_archive_bytes / 64 +
+                              age::kMaxHeaderBytes + age::kChunkSize;
+  absl::StatusOr<CatalogEntry> e = catalog_->Import(r.entry, [&](ByteSink* sink) -> absl::Status {
+    if (!r.object.encrypted) return store_->Fetch(r.object, 0, sink, max_object).status();
+    // The ciphertext is spooled (a stale spool is removed at the next start),
+    // then decrypted: every chunk is authenticated before the catalog sees it.
+    SA_ASSIGN_OR_RETURN(FileSink spool,
+                        FileSink::CreateUnique(options_.spool_dir + "/" + kSpoolPrefix));
+    const std::string path = spool.path();
+    absl::Status s = [&]() -> absl::Status {
+      SA_RETURN_IF_ERROR(store_->Fetch(r.object, 0, &spool, max_object).status());
+      SA_RETURN_IF_ERROR(spool.Close());
+      SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+      absl::StatusOr<std::unique_ptr<age::Decryptor>> dec =
+          age::Decryptor::Open(&src, {options_.identities, "", age::kMaxScryptLogN});
+      if (!dec.ok()) {
+        return absl::Status(dec.status().code(), absl::StrCat(r.object.archive_key, ": ",
+                                                              dec.status().message()));
+      }
+      std::string buf(1 << 20, '\0');
+      for (;;) {
+        absl::StatusOr<size_t> n = (*dec)->Read(&buf[0], buf.size());
+        if (!n.ok()) {
+          return absl::Status(n.status().code(),
+                              absl::StrCat(r.object.archive_key, ": ", n.status().message()));
+        }
+        if (*n == 0) return absl::OkStatus();
+        SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), *n)));
+      }
+    }();
+    (void)unlink(path.c_str());
+    return s;
   });
   return e.status();
 }

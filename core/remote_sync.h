@@ -34,6 +34,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "age/age.h"
 #include "core/catalog.h"
 #include "core/failure_streak.h"
 #include "core/job_metrics.h"
@@ -54,6 +55,13 @@ struct RemoteOptions {
   absl::Duration left_upload_age = absl::Hours(24);
   uint64_t max_archive_bytes = 0;  // what a download may hold (Limits)
   std::string journal_dir;         // uploads in progress (created, 0700)
+  // Encryption (docs/remote.md, "Encryption"): with recipients, uploads are
+  // age files (ID.snap.age) that any of them can open; identities open the
+  // encrypted snapshots of the bucket for Import. An encrypted download is
+  // spooled (ciphertext, as kSpoolPrefix files) in `spool_dir` first.
+  std::vector<age::X25519Recipient> recipients;
+  std::vector<age::X25519Identity> identities;
+  std::string spool_dir;
   JobMetrics* metrics = NoJobMetrics();
 };
 
@@ -83,7 +91,11 @@ class RemoteSync {
   // What the bucket holds, of every cluster under the prefix, newest first;
   // from a listing at most `max_age` old (a LIST when older).
   absl::StatusOr<std::vector<RemoteEntry>> List(absl::Duration max_age = absl::Seconds(10));
-  // Downloads a remote snapshot into the local catalog (Catalog fallback).
+  // Downloads a remote snapshot into the local catalog (Catalog fallback),
+  // decrypting it when it is encrypted. The catalog verifies it completely
+  // before it is listed. Errors: NOT_FOUND for an id the bucket does not
+  // hold; FAILED_PRECONDITION for an encrypted snapshot that no identity of
+  // the agent opens; DATA_LOSS for an object that is altered or truncated.
   absl::Status Import(const std::string& id);
   const std::string& cluster() const { return options_.cluster; }
   std::string Where() const { return store_->Where(); }

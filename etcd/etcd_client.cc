@@ -61,14 +61,8 @@ absl::StatusOr<std::unique_ptr<EtcdClient>> EtcdClient::Create(
       return absl::InvalidArgumentError(
           "--etcd-user needs --etcd-password-file");
     }
-    struct stat st;
-    if (stat(options.password_file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "--etcd-password-file %s is accessible to group or others (mode %04o): the password "
-          "may have leaked; change it if so, then chmod 600 %s",
-          options.password_file, st.st_mode & 07777, options.password_file));
-    }
-    SA_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(options.password_file));
+    SA_ASSIGN_OR_RETURN(std::string text,
+                        ReadSecretFile(options.password_file, "--etcd-password-file"));
     absl::string_view first = text;
     first = first.substr(0, first.find('\n'));
     password = std::string(absl::StripTrailingAsciiWhitespace(first));

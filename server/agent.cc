@@ -186,6 +186,47 @@ absl::StatusOr<std::unique_ptr<RemoteStore>> Agent::OpenRemote(AgentConfig* conf
       config->remote_parallel);
 }
 
+absl::Status Agent::LoadEncryption(AgentConfig* config) {
+  if (config->remote_url.empty() &&
+      (!config->encrypt_to_file.empty() || !config->identity_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--encrypt-to and --identity-file are for the remote store: they need --remote");
+  }
+  RemoteOptions& r = config->remote;
+  if (!config->encrypt_to_file.empty()) {
+    absl::StatusOr<std::vector<age::X25519Recipient>> recipients =
+        age::ReadRecipientsFile(config->encrypt_to_file);
+    if (!recipients.ok()) {
+      return absl::Status(recipients.status().code(),
+                          absl::StrCat("--encrypt-to: ", recipients.status().message()));
+    }
+    r.recipients = std::move(*recipients);
+  }
+  if (!config->identity_file.empty()) {
+    absl::StatusOr<std::vector<age::X25519Identity>> identities =
+        age::ReadIdentityFile(config->identity_file);
+    if (!identities.ok()) {
+      return absl::Status(identities.status().code(),
+                          absl::StrCat("--identity-file: ", identities.status().message()));
+    }
+    r.identities = std::move(*identities);
+  }
+  if (!r.recipients.empty() && !r.identities.empty()) {
+    // Both given: the agent must be able to read back what it writes, or a
+    // typo in one file would go unnoticed until the day of a restore.
+    bool opens = false;
+    for (const age::X25519Identity& id : r.identities) {
+      for (const age::X25519Recipient& to : r.recipients) opens = opens || id.recipient() == to;
+    }
+    if (!opens) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--identity-file ", config->identity_file, " holds no key for any recipient of --encrypt-to ",
+          config->encrypt_to_file, ": the agent could not read its own uploads back"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Agent::StartJob(AgentConfig* config) {
   restorer_ = std::make_unique<Restorer>(node_.get(), config->data_dir, config->service.limits);
   JobOptions& job = config->job;
@@ -194,10 +235,12 @@ absl::Status Agent::StartJob(AgentConfig* config) {
   job.take.limits = config->service.limits;
   job.metrics = &Metrics::Get();
   JobRemote remote;
+  SA_RETURN_IF_ERROR(LoadEncryption(config));
   if (!config->remote_url.empty()) {
     SA_ASSIGN_OR_RETURN(remote.store, OpenRemote(config));
     remote.options = config->remote;
     remote.options.journal_dir = config->data_dir + "/remote-uploads";
+    remote.options.spool_dir = config->data_dir;
     remote.options.max_archive_bytes = config->service.limits.max_archive_bytes;
     remote.on_health = [this](bool healthy) { SetHealth(kRemoteHealthService, healthy); };
   }

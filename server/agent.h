@@ -98,6 +98,13 @@ struct AgentConfig {
   s3::ClientOptions remote_s3;
   RemoteOptions remote;
   int remote_parallel = 4;  // parts in flight per upload
+  // age encryption of uploads (docs/remote.md, "Encryption"): a recipients
+  // file ("age1..." lines, as `age -R`) and an identity file (age-keygen's
+  // form, mode 0600). Start loads them into remote's recipients and
+  // identities, and refuses to start when they cannot be used: unreadable,
+  // malformed, or an identity that opens none of the recipients' files.
+  std::string encrypt_to_file;
+  std::string identity_file;
   // Optional host:port of the plaintext Prometheus endpoint (/metrics).
   std::string metrics_listen;
 };
@@ -136,6 +143,8 @@ class Agent {
   // health service(s).
   void SetHealth(const char* service, bool healthy);
   absl::StatusOr<std::unique_ptr<RemoteStore>> OpenRemote(AgentConfig* config);
+  // Loads the encryption keys into config->remote.
+  static absl::Status LoadEncryption(AgentConfig* config);
   // The steps of Start, in order (each fills the members it names).
   absl::Status LoadCredentials(const AgentConfig& config);  // tls_, auth_
   absl::Status OpenDataDir(const std::string& dir);         // lock_, stale spools

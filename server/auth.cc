@@ -19,14 +19,7 @@ const char* RoleName(Permission p) {
 }
 
 absl::StatusOr<TokenAuth> TokenAuth::LoadFile(const std::string& path) {
-  SA_ASSIGN_OR_RETURN(std::string text, ReadSmallFile(path));
-  struct stat st;
-  if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "token file %s is accessible by group or others (mode %04o); its "
-        "tokens may have leaked: replace them if so, then chmod 600 %s",
-        path, st.st_mode & 07777, path));
-  }
+  SA_ASSIGN_OR_RETURN(std::string text, ReadSecretFile(path, "token file"));
   absl::StatusOr<TokenAuth> auth = Parse(text);
   if (!auth.ok()) {
     return absl::Status(auth.status().code(),

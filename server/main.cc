@@ -165,6 +165,21 @@ ABSL_FLAG(int, remote_keep_monthly, 12, "Remote retention: and of each of the la
 ABSL_FLAG(uint64_t, remote_max_bytes, 0,
           "Remote retention: drop the oldest kept snapshots beyond this many "
           "bytes; 0 = no budget. The newest is never deleted.");
+ABSL_FLAG(std::string, encrypt_to, "",
+          "Encrypt uploads to the age recipients in this file (\"age1...\" "
+          "lines, as age -R): objects become ID.snap.age, which `age -d` "
+          "decrypts. Refuses to start if the file cannot be used.");
+ABSL_FLAG(std::string, identity_file, "",
+          "age identity file (age-keygen's form, mode 0600): lets the agent "
+          "fetch, verify and restore encrypted remote snapshots. With "
+          "--encrypt-to it must hold a key of one of the recipients.");
+ABSL_FLAG(std::string, s3_sse, "",
+          "Server-side encryption asked of the store: AES256 or aws:kms "
+          "(for buckets whose policy demands the header).");
+ABSL_FLAG(std::string, s3_sse_kms_key_id, "", "The KMS key for --s3-sse=aws:kms.");
+ABSL_FLAG(std::string, s3_sse_c_key_file, "",
+          "SSE-C: a 256-bit customer key (32 bytes or their base64), mode "
+          "0600, sent with every write and read of an archive.");
 ABSL_FLAG(int, keep_last, 10, "Retention: keep the newest N snapshots.");
 ABSL_FLAG(int, keep_hourly, 24, "Retention: and the newest of each of the last N hours.");
 ABSL_FLAG(int, keep_daily, 7, "Retention: and of each of the last N days.");
@@ -268,16 +283,23 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   c.job.safety_snapshot = !absl::GetFlag(FLAGS_no_safety_snapshot);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c.remote_url = absl::GetFlag(FLAGS_remote);
-  if (c.remote_url.empty() && (!absl::GetFlag(FLAGS_remote_cluster).empty() ||
-                               !absl::GetFlag(FLAGS_s3_endpoint).empty())) {
+  c.encrypt_to_file = absl::GetFlag(FLAGS_encrypt_to);
+  c.identity_file = absl::GetFlag(FLAGS_identity_file);
+  const snapshot::s3::ServerSideEncryption sse{absl::GetFlag(FLAGS_s3_sse),
+                                               absl::GetFlag(FLAGS_s3_sse_kms_key_id),
+                                               absl::GetFlag(FLAGS_s3_sse_c_key_file)};
+  if (c.remote_url.empty() &&
+      (!absl::GetFlag(FLAGS_remote_cluster).empty() || !absl::GetFlag(FLAGS_s3_endpoint).empty() ||
+       !sse.sse.empty() || !sse.sse_c_key_file.empty())) {
     return absl::InvalidArgumentError(
-        "--remote-cluster and --s3-endpoint need --remote=s3://BUCKET/PREFIX");
+        "--remote-cluster, --s3-endpoint and --s3-sse* need --remote=s3://BUCKET/PREFIX");
   }
   if (!c.remote_url.empty()) {
     c.remote.cluster = absl::GetFlag(FLAGS_remote_cluster);
     c.remote_s3.endpoint = absl::GetFlag(FLAGS_s3_endpoint);
     c.remote_s3.region = absl::GetFlag(FLAGS_s3_region);
     c.remote_s3.ca_file = absl::GetFlag(FLAGS_s3_ca);
+    SA_RETURN_IF_ERROR(snapshot::s3::ApplyServerSideEncryption(sse, &c.remote_s3));
     const std::string addressing = absl::GetFlag(FLAGS_s3_addressing);
     if (addressing == "path") {
       c.remote_s3.addressing = snapshot::s3::ClientOptions::Addressing::kPath;

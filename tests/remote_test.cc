@@ -2,12 +2,17 @@
 // RGW on loopback): uploads, listing with locations, fetch and restore of a
 // snapshot only the bucket holds, a lost cluster back from the bucket,
 // clusters kept apart, a killed agent's upload aborted, configuration the
-// store refuses.
+// store refuses; uploads encrypted with age (read by Debian's age), and
+// encrypted objects that no key opens or that were altered.
 #include <gtest/gtest.h>
+
+#include <stdio.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/testing.h"
 #include "store/testing/rgw_server.h"
@@ -160,7 +165,9 @@ TEST(Remote, ClustersUnderOnePrefixStayApart) {
   int alpha = 0, beta = 0;
   for (const RemoteEntry& r : *remote) {
     (r.object.cluster == "alpha" ? alpha : beta)++;
-    if (r.object.cluster == "beta") EXPECT_EQ(r.entry.id, newest->id());
+    if (r.object.cluster == "beta") {
+      EXPECT_EQ(r.entry.id, newest->id());
+    }
   }
   EXPECT_EQ(alpha, 1) << "another cluster's snapshot is never deleted";
   EXPECT_EQ(beta, 1);
@@ -208,6 +215,182 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
   EXPECT_NE(a.status().message().find("refused the agent's S3 credentials"), std::string::npos)
       << a.status();
   EXPECT_EQ(a.status().message().find("wrong-secret"), std::string::npos) << a.status();
+}
+
+// --- Encryption (age) --------------------------------------------------------
+
+// Runs a shell command; its standard output (trailing newline removed), or
+// the exit status as an error.
+absl::StatusOr<std::string> Shell(const std::string& cmd) {
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return absl::InternalError("popen");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int rc = pclose(p);
+  if (rc != 0) return absl::InternalError(absl::StrCat(cmd, ": exit ", rc));
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+// A key made by Debian's age-keygen: the identity file (0600) and a
+// recipients file holding its public key.
+struct AgeKey {
+  std::string identity_file, recipients_file, recipient;
+};
+AgeKey MakeKey(const std::string& dir, const std::string& name) {
+  AgeKey k{dir + "/" + name + ".key", dir + "/" + name + ".pub", ""};
+  EXPECT_TRUE(Shell(absl::StrCat("age-keygen -o ", k.identity_file, " 2>/dev/null")).ok())
+      << "Debian's age is not installed: run tools/install-deps.sh";
+  auto pub = Shell(absl::StrCat("age-keygen -y ", k.identity_file));
+  EXPECT_TRUE(pub.ok()) << pub.status();
+  k.recipient = pub.ok() ? *pub : "";
+  testing::WritePrivateFile(k.recipients_file, "# the backup key\n" + k.recipient + "\n");
+  return k;
+}
+
+AgentConfig Encrypted(AgentConfig c, const AgeKey& to, const AgeKey* identity) {
+  c.encrypt_to_file = to.recipients_file;
+  if (identity != nullptr) c.identity_file = identity->identity_file;
+  return c;
+}
+
+// Takes a snapshot on `r` and uploads it; its id.
+std::string TakeAndUpload(Running& r, const std::string& value) {
+  EXPECT_TRUE(r.client->Put("k", value).ok());
+  auto created = r.client->CreateSnapshot();
+  EXPECT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(r.agent->job()->remote()->Pass().ok());
+  return created.ok() ? created->id() : "";
+}
+
+TEST(RemoteEncryption, UploadsOpenWithDebiansAgeAndRestoreThroughTheAgent) {
+  TempDir dir;
+  AgeKey key = MakeKey(dir.path(), "backup");
+  Running r = Start(Encrypted(RemoteConfig(dir.path() + "/a", "e1", "prod"), key, &key));
+  ASSERT_NE(r.agent, nullptr);
+  const std::string id = TakeAndUpload(r, "v1");
+  auto remote = r.agent->job()->remote()->List(absl::ZeroDuration());
+  ASSERT_TRUE(remote.ok()) << remote.status();
+  ASSERT_EQ(remote->size(), 1u);
+  EXPECT_TRUE((*remote)[0].object.encrypted);
+  EXPECT_EQ((*remote)[0].object.archive_key, "e1/prod/" + id + ".snap.age");
+
+  // The object is an age file that Debian's age opens into the archive.
+  auto client = testing::SharedRgw()->NewClient();
+  std::string object;
+  StringSink object_sink(&object);
+  ASSERT_TRUE(client->GetObject((*remote)[0].object.archive_key, 0, &object_sink, 1 << 30).ok());
+  EXPECT_TRUE(absl::StartsWith(object, "age-encryption.org/v1\n"));
+  const std::string obj = dir.path() + "/obj.age", out = dir.path() + "/out";
+  testing::WritePrivateFile(obj, object);
+  std::filesystem::create_directories(out);
+  auto listing = Shell(absl::StrCat("age -d -i ", key.identity_file, " ", obj, " | tar -xzvf - -C ",
+                                    out));
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  EXPECT_EQ(*listing, "meta.json\nstate.bin\nSHA256SUMS");
+  EXPECT_TRUE(Shell(absl::StrCat("cd ", out, " && sha256sum -c --quiet SHA256SUMS")).ok());
+
+  // Only in the bucket: the agent decrypts, verifies and restores it.
+  ASSERT_TRUE(r.client->DeleteSnapshot(id).ok());
+  ASSERT_TRUE(r.client->Put("k", "v2").ok());
+  auto restored = r.client->RestoreStored(id);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  auto v = r.client->Get("k", false);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(**v, "v1");
+  EXPECT_TRUE(testing::SpoolFiles(dir.path() + "/a").empty()) << "the ciphertext spool is removed";
+}
+
+TEST(RemoteEncryption, WithoutTheKeyOrWithAlteredBytesNothingIsApplied) {
+  TempDir dir;
+  AgeKey key = MakeKey(dir.path(), "backup"), other = MakeKey(dir.path(), "other");
+  std::string id;
+  {
+    Running r = Start(Encrypted(RemoteConfig(dir.path() + "/a", "e2", "prod"), key, nullptr));
+    ASSERT_NE(r.agent, nullptr);
+    id = TakeAndUpload(r, "v1");
+  }
+  const std::string object_key = "e2/prod/" + id + ".snap.age";
+  // Each case on a fresh agent holding "v2": the restore by id must fail
+  // and leave "v2".
+  auto expect_refused = [&](const std::string& name, const AgeKey* identity,
+                            absl::StatusCode code, const std::string& words) {
+    AgentConfig c = RemoteConfig(dir.path() + "/" + name, "e2", "prod");
+    if (identity != nullptr) c.identity_file = identity->identity_file;
+    Running r = Start(c);
+    ASSERT_NE(r.agent, nullptr);
+    ASSERT_TRUE(r.client->Put("k", "v2").ok());
+    auto restored = r.client->RestoreStored(id);
+    ASSERT_FALSE(restored.ok()) << name;
+    EXPECT_EQ(restored.status().code(), code) << name << ": " << restored.status();
+    EXPECT_NE(restored.status().message().find(words), std::string::npos)
+        << name << ": " << restored.status();
+    auto v = r.client->Get("k", false);
+    ASSERT_TRUE(v.ok() && v->has_value());
+    EXPECT_EQ(**v, "v2") << name;
+    auto list = r.client->ListSnapshots();
+    ASSERT_TRUE(list.ok());
+    EXPECT_EQ(Find(*list, id)->location(), "remote") << name << ": nothing was imported";
+    EXPECT_TRUE(testing::SpoolFiles(c.data_dir).empty()) << name;
+  };
+  expect_refused("nokey", nullptr, absl::StatusCode::kFailedPrecondition, "--identity-file");
+  expect_refused("wrongkey", &other, absl::StatusCode::kFailedPrecondition, "identit");
+
+  auto client = testing::SharedRgw()->NewClient();
+  std::string good;
+  StringSink good_sink(&good);
+  ASSERT_TRUE(client->GetObject(object_key, 0, &good_sink, 1 << 30).ok());
+  std::string flipped = good;
+  flipped[flipped.size() / 2] ^= 0x01;
+  ASSERT_TRUE(client->PutObject(object_key, flipped).ok());
+  expect_refused("flipped", &key, absl::StatusCode::kDataLoss, object_key);
+  ASSERT_TRUE(client->PutObject(object_key, good.substr(0, good.size() - 7)).ok());
+  expect_refused("truncated", &key, absl::StatusCode::kDataLoss, object_key);
+  // Put back, the same object restores.
+  ASSERT_TRUE(client->PutObject(object_key, good).ok());
+  Running r = Start(Encrypted(RemoteConfig(dir.path() + "/ok", "e2", "prod"), key, &key));
+  ASSERT_NE(r.agent, nullptr);
+  auto restored = r.client->RestoreStored(id);
+  EXPECT_TRUE(restored.ok()) << restored.status();
+}
+
+TEST(RemoteEncryption, UnusableEncryptionRefusesToStart) {
+  TempDir dir;
+  AgeKey key = MakeKey(dir.path(), "backup"), other = MakeKey(dir.path(), "other");
+  auto refused = [&](AgentConfig c, absl::StatusCode code, const std::string& words) {
+    auto a = Agent::Start(std::move(c));
+    ASSERT_FALSE(a.ok()) << words;
+    EXPECT_EQ(a.status().code(), code) << a.status();
+    EXPECT_NE(a.status().message().find(words), std::string::npos) << a.status();
+    EXPECT_EQ(a.status().message().find("AGE-SECRET-KEY"), std::string::npos) << a.status();
+  };
+  AgentConfig base = RemoteConfig(dir.path() + "/a", "e3", "prod");
+  AgeKey missing = key;
+  missing.recipients_file = dir.path() + "/nothing.pub";
+  refused(Encrypted(base, missing, nullptr), absl::StatusCode::kNotFound, "--encrypt-to");
+  AgeKey malformed = key;
+  malformed.recipients_file = dir.path() + "/bad.pub";
+  testing::WritePrivateFile(malformed.recipients_file, "age1notakey\n");
+  refused(Encrypted(base, malformed, nullptr), absl::StatusCode::kInvalidArgument, "bad.pub");
+  // A secret key given as the recipients file (an easy mix-up).
+  AgeKey swapped = key;
+  swapped.recipients_file = key.identity_file;
+  refused(Encrypted(base, swapped, nullptr), absl::StatusCode::kInvalidArgument, "--encrypt-to");
+  refused(Encrypted(base, key, &other), absl::StatusCode::kInvalidArgument,
+          "could not read its own uploads back");
+  chmod(key.identity_file.c_str(), 0644);
+  refused(Encrypted(base, key, &key), absl::StatusCode::kFailedPrecondition, "chmod 600");
+  chmod(key.identity_file.c_str(), 0600);
+  AgentConfig no_remote = testing::SingleAgentConfig(dir.path() + "/b");
+  std::filesystem::create_directories(dir.path() + "/b");
+  no_remote.encrypt_to_file = key.recipients_file;
+  refused(no_remote, absl::StatusCode::kInvalidArgument, "--remote");
+  // Nothing reached the bucket.
+  auto objects = testing::SharedRgw()->NewClient()->ListObjects("e3/");
+  ASSERT_TRUE(objects.ok());
+  EXPECT_TRUE(objects->empty());
 }
 
 }  // namespace

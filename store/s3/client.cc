@@ -4,16 +4,75 @@
 #include <random>
 #include <thread>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "base/io.h"
 #include "base/sha256.h"
 #include "store/s3/http.h"
 #include "store/s3/xml.h"
 
 namespace snapshot {
 namespace s3 {
+
+absl::Status ApplyServerSideEncryption(const ServerSideEncryption& sse, ClientOptions* options) {
+  if (!sse.sse.empty() && !sse.sse_c_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--s3-sse and --s3-sse-c-key-file exclude each other: choose one kind of server-side "
+        "encryption");
+  }
+  if (!sse.kms_key_id.empty() && sse.sse != "aws:kms") {
+    return absl::InvalidArgumentError("--s3-sse-kms-key-id needs --s3-sse=aws:kms");
+  }
+  if (!sse.sse.empty()) {
+    if (sse.sse != "AES256" && sse.sse != "aws:kms") {
+      return absl::InvalidArgumentError("--s3-sse must be AES256 or aws:kms");
+    }
+    options->write_headers.push_back({"x-amz-server-side-encryption", sse.sse});
+    if (!sse.kms_key_id.empty()) {
+      options->write_headers.push_back(
+          {"x-amz-server-side-encryption-aws-kms-key-id", sse.kms_key_id});
+    }
+  }
+  if (!sse.sse_c_key_file.empty()) {
+    absl::StatusOr<std::string> text =
+        ReadSecretFile(sse.sse_c_key_file, "--s3-sse-c-key-file", 4096);
+    if (!text.ok()) return text.status();
+    std::string key = *text, decoded;
+    if (key.size() != 32) {
+      // Not 32 raw bytes: base64 of 32 (as `openssl rand -base64 32` writes).
+      if (!absl::Base64Unescape(absl::StripAsciiWhitespace(key), &decoded) ||
+          decoded.size() != 32) {
+        OPENSSL_cleanse(key.data(), key.size());
+        OPENSSL_cleanse(decoded.data(), decoded.size());
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--s3-sse-c-key-file ", sse.sse_c_key_file,
+            " must hold a 256-bit key: 32 bytes, or their base64 (openssl rand -base64 32)"));
+      }
+      OPENSSL_cleanse(key.data(), key.size());
+      key = std::move(decoded);
+    }
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned int md5_len = 0;
+    if (EVP_Digest(key.data(), key.size(), md5, &md5_len, EVP_md5(), nullptr) != 1) {
+      return absl::InternalError("MD5 is not available from OpenSSL");
+    }
+    options->data_headers.push_back({"x-amz-server-side-encryption-customer-algorithm", "AES256"});
+    options->data_headers.push_back(
+        {"x-amz-server-side-encryption-customer-key", absl::Base64Escape(key)});
+    options->data_headers.push_back(
+        {"x-amz-server-side-encryption-customer-key-md5",
+         absl::Base64Escape(absl::string_view(reinterpret_cast<char*>(md5), md5_len))});
+    OPENSSL_cleanse(key.data(), key.size());
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<S3Url> ParseS3Url(absl::string_view url) {
   absl::string_view rest = url;

@@ -73,6 +73,19 @@ struct ClientOptions {
   absl::Duration stall_timeout = absl::Seconds(30);
 };
 
+// Server-side encryption for buckets whose policy demands it
+// (docs/remote.md): `sse` is "" (none), "AES256" or "aws:kms" (with an
+// optional `kms_key_id`); `sse_c_key_file` holds a customer key (SSE-C): 32
+// bytes, raw or base64, in a file of mode 0600 (refused otherwise). Fills
+// `options`' write_headers and data_headers. SSE-C and `sse` exclude each
+// other. INVALID_ARGUMENT naming the flag; the key is never in a message.
+struct ServerSideEncryption {
+  std::string sse;
+  std::string kms_key_id;
+  std::string sse_c_key_file;
+};
+absl::Status ApplyServerSideEncryption(const ServerSideEncryption& sse, ClientOptions* options);
+
 struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
