@@ -217,6 +217,55 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
   EXPECT_EQ(a.status().message().find("wrong-secret"), std::string::npos) << a.status();
 }
 
+// SSE-C: the store encrypts with the agent's key, sent with every archive
+// write and read; without the key the object cannot be read.
+TEST(Remote, ServerSideEncryptionWithTheCustomersKey) {
+  TempDir dir;
+  const std::string key_file = dir.path() + "/sse-c.key";
+  testing::WritePrivateFile(key_file, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n");
+  AgentConfig c = RemoteConfig(dir.path() + "/a", "sse", "prod");
+  ASSERT_TRUE(s3::ApplyServerSideEncryption({"", "", key_file}, &c.remote_s3).ok());
+  std::string id;
+  {
+    Running r = Start(c);
+    ASSERT_NE(r.agent, nullptr);
+    ASSERT_TRUE(r.client->Put("k", "v1").ok());
+    auto created = r.client->CreateSnapshot();
+    ASSERT_TRUE(created.ok()) << created.status();
+    id = created->id();
+    ASSERT_TRUE(r.agent->job()->remote()->Pass().ok());
+  }
+  std::string body;
+  StringSink sink(&body);
+  auto plain = testing::SharedRgw()->NewClient()->GetObject("sse/prod/" + id + ".snap", 0, &sink,
+                                                            1 << 30);
+  EXPECT_FALSE(plain.ok()) << "an SSE-C object read without its key";
+  AgentConfig fresh = RemoteConfig(dir.path() + "/b", "sse", "prod");
+  fresh.remote_s3 = c.remote_s3;
+  Running r = Start(fresh);
+  ASSERT_NE(r.agent, nullptr);
+  auto restored = r.client->RestoreStored(id);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+
+  // Keys and combinations that cannot work are refused, naming the flag.
+  s3::ClientOptions o;
+  testing::WritePrivateFile(dir.path() + "/short.key", "c2hvcnQ=\n");
+  auto s = s3::ApplyServerSideEncryption({"", "", dir.path() + "/short.key"}, &o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(s.message().find("c2hvcnQ"), std::string::npos) << s;
+  chmod(key_file.c_str(), 0644);
+  EXPECT_EQ(s3::ApplyServerSideEncryption({"", "", key_file}, &o).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s3::ApplyServerSideEncryption({"AES256", "", key_file}, &o).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s3::ApplyServerSideEncryption({"aes", "", ""}, &o).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s3::ApplyServerSideEncryption({"AES256", "key", ""}, &o).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(s3::ApplyServerSideEncryption({"aws:kms", "arn:aws:kms:k", ""}, &o).ok());
+  EXPECT_EQ(o.write_headers.size(), 2u);
+}
+
 // --- Encryption (age) --------------------------------------------------------
 
 // Runs a shell command; its standard output (trailing newline removed), or
