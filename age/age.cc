@@ -754,5 +754,63 @@ absl::StatusOr<size_t> Decryptor::Read(char* buf, size_t n) {
   return k;
 }
 
+namespace {
+
+// The bytes read ahead to look at a file's start, then the rest of `in`.
+class Replay : public ByteSource {
+ public:
+  Replay(std::string head, ByteSource* in) : head_(std::move(head)), in_(in) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (pos_ < head_.size()) {
+      const size_t k = std::min(n, head_.size() - pos_);
+      memcpy(buf, head_.data() + pos_, k);
+      pos_ += k;
+      return k;
+    }
+    return in_->Read(buf, n);
+  }
+
+ private:
+  std::string head_;
+  size_t pos_ = 0;
+  ByteSource* in_;
+};
+
+// Owns the replay under a decryptor.
+class DecryptedReplay : public ByteSource {
+ public:
+  explicit DecryptedReplay(std::unique_ptr<Replay> replay) : replay_(std::move(replay)) {}
+  absl::Status Open(const Keys& keys) {
+    SA_ASSIGN_OR_RETURN(dec_, Decryptor::Open(replay_.get(), keys));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override { return dec_->Read(buf, n); }
+
+ private:
+  std::unique_ptr<Replay> replay_;
+  std::unique_ptr<Decryptor> dec_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ByteSource>> OpenMaybeEncrypted(ByteSource* in, const Keys& keys,
+                                                               bool* encrypted) {
+  std::string head(kArmorBegin.size(), '\0');
+  SA_ASSIGN_OR_RETURN(size_t got, ReadFully(in, &head[0], head.size()));
+  head.resize(got);
+  const bool is_age = LooksLikeAge(head);
+  if (encrypted != nullptr) *encrypted = is_age;
+  auto replay = std::make_unique<Replay>(std::move(head), in);
+  if (!is_age) return std::unique_ptr<ByteSource>(std::move(replay));
+  if (keys.identities.empty() && keys.passphrase.empty()) {
+    return absl::InvalidArgumentError(
+        "it is encrypted with age: give the key that opens it (--identity=FILE, or "
+        "--passphrase-file=FILE)");
+  }
+  auto dec = std::make_unique<DecryptedReplay>(std::move(replay));
+  SA_RETURN_IF_ERROR(dec->Open(keys));
+  return std::unique_ptr<ByteSource>(std::move(dec));
+}
+
 }  // namespace age
 }  // namespace snapshot

@@ -175,6 +175,14 @@ class Decryptor : public ByteSource {
   bool done_ = false;
 };
 
+// A source that reads `in` as it is, or decrypted when it starts like an age
+// file (which `*encrypted` then says): for inputs that may be either, such as
+// a snapshot file given to a command. An age file with no keys given is
+// INVALID_ARGUMENT asking for them; otherwise errors as Decryptor::Open. `in`
+// is borrowed and must outlive the result.
+absl::StatusOr<std::unique_ptr<ByteSource>> OpenMaybeEncrypted(ByteSource* in, const Keys& keys,
+                                                               bool* encrypted = nullptr);
+
 }  // namespace age
 }  // namespace snapshot
 

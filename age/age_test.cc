@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "age/bech32.h"
+#include "base/testing.h"
 #include "gtest/gtest.h"
 
 namespace snapshot {
@@ -107,8 +108,11 @@ TEST(Keys, RecipientsFileFormAndErrors) {
   EXPECT_EQ(ssh.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(ssh.status().message().find("line 1"), std::string::npos);
   EXPECT_NE(ssh.status().message().find("SSH"), std::string::npos);
-  // An identity where a recipient belongs is refused.
-  EXPECT_FALSE(ParseRecipients(kSpecIdentity).ok());
+  // An identity where a recipient belongs is refused, and not quoted.
+  auto secret = ParseRecipients(kSpecIdentity);
+  EXPECT_FALSE(secret.ok());
+  EXPECT_EQ(secret.status().message().find("GFPYYSJZ"), std::string::npos) << secret.status();
+  EXPECT_NE(secret.status().message().find("age-keygen -y"), std::string::npos) << secret.status();
 }
 
 TEST(Keys, IdentityErrorsNeverEchoTheSecret) {
@@ -229,6 +233,27 @@ TEST(Stream, Passphrase) {
   EXPECT_EQ(Decrypt(file, k).status().code(), absl::StatusCode::kResourceExhausted);
   auto id = NewIdentity();
   EXPECT_EQ(Decrypt(file, KeysOf(id)).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Stream, OpenMaybeEncryptedPassesPlainBytesAndDecryptsAgeFiles) {
+  auto id = NewIdentity();
+  for (size_t n : {size_t{0}, size_t{3}, size_t{40}, size_t{100000}}) {
+    const std::string plain(n, 'x');
+    for (bool enc : {false, true}) {
+      const std::string file = enc ? Encrypt(plain, {id.recipient()}) : plain;
+      StringSource src(file);
+      bool encrypted = !enc;
+      auto s = OpenMaybeEncrypted(&src, KeysOf(id), &encrypted);
+      ASSERT_TRUE(s.ok()) << s.status();
+      EXPECT_EQ(encrypted, enc);
+      EXPECT_EQ(testing::ReadAll(s->get()), plain) << n << " " << enc;
+    }
+  }
+  const std::string file = Encrypt("secret", {id.recipient()});
+  StringSource src(file);
+  auto none = OpenMaybeEncrypted(&src, Keys());
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("--identity"), std::string::npos);
 }
 
 TEST(Header, RefusesWhatTheSpecRefuses) {

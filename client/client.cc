@@ -259,6 +259,23 @@ absl::StatusOr<SaveResult> SnapshotClient::Save(const std::string& path,
 absl::StatusOr<SaveResult> SnapshotClient::SaveTo(ByteSink* out,
                                                   const SaveOptions& options,
                                                   const ProgressFn& progress) {
+  if (!options.encrypt_to.empty() || !options.passphrase.empty()) {
+    if (!options.encrypt_to.empty() && !options.passphrase.empty()) {
+      return absl::InvalidArgumentError(
+          "encrypt to recipients or with a passphrase, not both (age files hold one or the other)");
+    }
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<age::Encryptor> enc,
+                        options.passphrase.empty()
+                            ? age::Encryptor::Create(options.encrypt_to, out)
+                            : age::Encryptor::CreateWithPassphrase(
+                                  options.passphrase, age::kDefaultScryptLogN, out));
+    SaveOptions plain = options;
+    plain.encrypt_to.clear();
+    plain.passphrase.clear();
+    SA_ASSIGN_OR_RETURN(SaveResult result, SaveTo(enc.get(), plain, progress));
+    SA_RETURN_IF_ERROR(enc->Finish());
+    return result;
+  }
   Call call(this, /*unary=*/false);
   v1::TakeSnapshotRequest req;
   req.set_chunk_size(options.chunk_size);

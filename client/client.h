@@ -36,6 +36,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "age/age.h"
 #include "base/io.h"
 #include "base/snapshot_meta.h"
 #include "proto/snapshot/v1/snapshot.grpc.pb.h"
@@ -70,6 +71,11 @@ struct SaveOptions {
   bool allow_stale = false;
   // Replace an existing file (atomically); otherwise ALREADY_EXISTS.
   bool overwrite = false;
+  // Encrypt what is written (Save and SaveTo) into an age file that these
+  // recipients, or this passphrase, open (`age -d` does). The trailer check
+  // covers the archive as received, before encryption.
+  std::vector<age::X25519Recipient> encrypt_to;
+  std::string passphrase;
 };
 
 // The metadata the agent sent, in the codec's shape (base/snapshot_meta.h).

@@ -38,6 +38,11 @@ Commands:
 FILE "-" is standard output for save and standard input for verify and
 restore, for pipes: snapshotctl save - | aws s3 cp - s3://bucket/backup.snap
 
+Encrypted files (the age format, as `age` writes and reads them): save
+--encrypt-to=RECIPIENTS (or --passphrase-file) writes one; inspect, verify and
+restore open one with --identity=KEYFILE (or --passphrase-file), e.g. an
+ID.snap.age copied from the agent's bucket.
+
 Global flags (anywhere on the line; the environment gives the defaults):
   --address=HOST:PORT    agent address    ($SNAPSHOTCTL_ADDRESS, else 127.0.0.1:7150)
   --ca=FILE              CA certificate (PEM) of the agent: enables TLS
@@ -74,6 +79,7 @@ Errors are one line on stderr: "snapshotctl: COMMAND: what went wrong".
 const std::map<std::string, std::string>& CommandHelp() {
   static const auto* help = new std::map<std::string, std::string>{
       {"save", R"(snapshotctl save FILE|- [--level=0-9|fast] [--chunk-size=BYTES] [--stale] [--force]
+                 [--encrypt-to=RECIPIENTS | --passphrase-file=FILE]
 
 Takes a consistent snapshot from the agent (its leader) into FILE. FILE is
 written as FILE.part, checked against the agent's trailer (size and SHA-256),
@@ -90,18 +96,25 @@ not match) says whether what was written is complete and intact.
   --chunk-size=N   bytes per message, 16384 to 4194304 (default 1 MiB)
   --stale          take a follower's own, possibly lagging, state
   --force          replace an existing FILE
+  --encrypt-to=F   encrypt with age to the recipients in F ("age1..." lines,
+                   as age -R): `age -d -i KEY FILE | tar xz` opens it, and
+                   inspect/verify/restore --identity=KEY read it
+  --passphrase-file=F  encrypt with the passphrase on F's first line (mode
+                   0600) instead: `age -d FILE` asks for it
 
 The progress line (terminals only) shows the percentage of the state
 (meta.json's Size) received, measured by decompressing the stream as it
 arrives, since the compressed size is not known in advance.
 )"},
-      {"verify", R"(snapshotctl verify FILE|-
+      {"verify", R"(snapshotctl verify FILE|- [--identity=KEY | --passphrase-file=F]
 
 Sends the archive (FILE, or standard input for "-") to the agent, which checks
 it completely — gzip, tar, every SHA-256, the metadata — without storing or
-applying anything. Prints the metadata.
+applying anything. Prints the metadata. An age-encrypted FILE is decrypted
+here with --identity (an age identity file, mode 0600) or --passphrase-file;
+every chunk is authenticated before it is sent.
 )"},
-      {"restore", R"(snapshotctl restore FILE|- [--yes]
+      {"restore", R"(snapshotctl restore FILE|- [--yes] [--identity=KEY | --passphrase-file=F]
 snapshotctl restore --id=ID [--yes]
 
 Replaces the whole cluster's state with the archive's (FILE, or standard
@@ -112,7 +125,9 @@ changes nothing. Before it applies, the agent stores the current state in its
 catalog (a safety snapshot, unless it runs with --no-safety-snapshot) and
 prints its id: `snapshotctl restore --id=THAT_ID` undoes the restore. Asks for
 confirmation on a terminal; --yes skips the question and is required without
-one (and always with "-", whose standard input is the archive).
+one (and always with "-", whose standard input is the archive). An
+age-encrypted FILE is opened as for verify; a truncated or altered one is
+refused (exit 3) and nothing is applied.
 )"},
       {"list", R"(snapshotctl list
 
@@ -138,13 +153,16 @@ instead of starting over. An existing FILE is kept unless --force.
 Deletes stored snapshot ID from the agent's catalog. Refused while it is being
 fetched or restored.
 )"},
-      {"inspect", R"(snapshotctl inspect FILE
+      {"inspect", R"(snapshotctl inspect FILE|- [--identity=KEY | --passphrase-file=F]
 
 Checks FILE offline, without any agent: decompresses it, verifies every
 SHA-256 in SHA256SUMS, the gzip CRCs, the tar structure and that meta.json's
 Size matches state.bin; then prints its metadata (ID, index, term, version,
 state size, configuration), the archive size and its checksum ("sha-256=" +
-base64 of SHA-256 over the file's bytes).
+base64 of SHA-256 over the archive's bytes). An age-encrypted FILE (e.g. an
+ID.snap.age from the agent's bucket) is decrypted with --identity or
+--passphrase-file and every chunk authenticated; the checksum is the
+archive's inside it, as the catalog lists it.
 )"},
       {"status", R"(snapshotctl status
 

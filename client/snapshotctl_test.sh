@@ -100,6 +100,45 @@ check "delete" "$ctl" delete "$id"
 check "deleting it again fails" test $rc -ne 0
 check "status --json" bash -c '"$0" status --json | /usr/bin/python3 -c "import json,sys; j=json.load(sys.stdin); assert j[\"role\"] == \"leader\""' "$ctl"
 
+# age, both directions with Debian's age: what save encrypts opens with
+# `age -d`, what `age -r` encrypts restores through snapshotctl.
+age-keygen -o "$work/age.key" 2>/dev/null
+age-keygen -y "$work/age.key" > "$work/age.pub"
+"$ctl" kv put enc/k one >/dev/null
+check "save --encrypt-to" "$ctl" save --encrypt-to="$work/age.pub" "$work/enc.snap.age"
+check "is an age file" bash -c 'head -c 22 "$0" | grep -q "age-encryption.org/v1"' "$work/enc.snap.age"
+check "that Debian's age opens into the archive" test "$(age -d -i "$work/age.key" "$work/enc.snap.age" | tar tzf - | tr '\n' ' ')" = "meta.json state.bin SHA256SUMS "
+check "inspect --identity" "$ctl" inspect --identity="$work/age.key" "$work/enc.snap.age"
+"$ctl" inspect "$work/enc.snap.age" >/dev/null 2>"$work/err"; rc=$?
+check "inspect without a key exits 2" test $rc -eq 2
+check "and asks for --identity" grep -q -- "--identity" "$work/err"
+"$ctl" kv put enc/k two >/dev/null
+check "restore --identity of what save encrypted" "$ctl" restore --yes --identity="$work/age.key" "$work/enc.snap.age"
+check "brings it back" test "$("$ctl" kv get enc/k)" = one
+"$ctl" save "$work/plain.snap" >/dev/null
+age -R "$work/age.pub" -o "$work/by-age.snap.age" "$work/plain.snap"
+"$ctl" kv put enc/k three >/dev/null
+check "verify --identity of what age encrypted" "$ctl" verify --identity="$work/age.key" "$work/by-age.snap.age"
+check "restore of it" "$ctl" restore --yes --identity="$work/age.key" - < "$work/by-age.snap.age"
+check "brings it back" test "$("$ctl" kv get enc/k)" = one
+"$ctl" kv put enc/k four >/dev/null
+size=$(stat -c %s "$work/by-age.snap.age")
+head -c $((size - 5)) "$work/by-age.snap.age" > "$work/cut.snap.age"
+"$ctl" restore --yes --identity="$work/age.key" "$work/cut.snap.age" >/dev/null 2>"$work/err"; rc=$?
+check "a truncated encrypted file exits 3" test $rc -eq 3
+check "and applies nothing" test "$("$ctl" kv get enc/k)" = four
+age-keygen -o "$work/other.key" 2>/dev/null
+"$ctl" verify --identity="$work/other.key" "$work/by-age.snap.age" >/dev/null 2>"$work/err"; rc=$?
+check "the wrong key exits 6" test $rc -eq 6
+check "and says so" grep -q "identit" "$work/err"
+printf 'correct horse battery\n' > "$work/pass"; chmod 600 "$work/pass"
+check "save --passphrase-file" "$ctl" save --passphrase-file="$work/pass" "$work/pass.snap.age"
+check "inspect --passphrase-file" "$ctl" inspect --passphrase-file="$work/pass" "$work/pass.snap.age"
+chmod 644 "$work/age.key"
+"$ctl" inspect --identity="$work/age.key" "$work/enc.snap.age" >/dev/null 2>"$work/err"; rc=$?
+check "an identity readable by others is refused" grep -q "chmod 600" "$work/err"
+chmod 600 "$work/age.key"
+
 # Progress only on a terminal (script(1) gives the command a pseudo-terminal).
 script -qec "$ctl save $work/tty.snap" /dev/null > "$work/tty.out" 2>&1
 check "a terminal gets a progress line" grep -q "MiB" "$work/tty.out"

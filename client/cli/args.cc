@@ -21,6 +21,13 @@ ABSL_FLAG(bool, resume, false, "fetch: continue FILE.part");
 ABSL_FLAG(uint32_t, chunk_size, 0, "save: bytes per message (0: the agent's default)");
 ABSL_FLAG(std::string, level, "", "save: gzip level 0 to 9, or fast");
 ABSL_FLAG(uint64_t, limit, 0, "kv list: at most this many entries (0: all)");
+ABSL_FLAG(std::string, encrypt_to, "",
+          "save: encrypt FILE with age to the recipients in this file (age1... lines)");
+ABSL_FLAG(std::string, identity, "",
+          "inspect, verify, restore: the age identity file (0600) that opens an encrypted FILE");
+ABSL_FLAG(std::string, passphrase_file, "",
+          "save: encrypt with the passphrase in this file (0600); inspect, verify, restore: "
+          "open a passphrase-encrypted FILE");
 ABSL_FLAG(std::string, id, "", "restore: a snapshot of the agent's catalog");
 
 namespace snapshot {

@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -16,8 +18,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "age/age.h"
 #include "archive/archive.h"
 #include "base/io.h"
+#include "base/status_macros.h"
 #include "client/cli/output.h"
 #include "client/client.h"
 #include "client/exit_codes.h"
@@ -123,28 +127,60 @@ absl::StatusOr<std::unique_ptr<SnapshotClient>> Dial(const CommandLine& a) {
   return SnapshotClient::Connect(*o);
 }
 
-// Standard input or a file, as an archive source.
+// The passphrase in --passphrase-file (its first line), or "".
+absl::StatusOr<std::string> Passphrase() {
+  const std::string file = absl::GetFlag(FLAGS_passphrase_file);
+  if (file.empty()) return std::string();
+  SA_ASSIGN_OR_RETURN(std::string text, ReadSecretFile(file, "--passphrase-file"));
+  std::string line(absl::StripTrailingAsciiWhitespace(absl::string_view(text).substr(0, text.find('\n'))));
+  OPENSSL_cleanse(&text[0], text.size());
+  if (line.empty()) return absl::InvalidArgumentError(absl::StrCat("--passphrase-file ", file, " is empty"));
+  return line;
+}
+
+// What opens an encrypted FILE: --identity and --passphrase-file.
+absl::StatusOr<age::Keys> DecryptionKeys() {
+  age::Keys keys;
+  const std::string identity = absl::GetFlag(FLAGS_identity);
+  if (!identity.empty()) {
+    absl::StatusOr<std::vector<age::X25519Identity>> ids = age::ReadIdentityFile(identity);
+    if (!ids.ok()) {
+      return absl::Status(ids.status().code(), absl::StrCat("--identity: ", ids.status().message()));
+    }
+    keys.identities = std::move(*ids);
+  }
+  SA_ASSIGN_OR_RETURN(keys.passphrase, Passphrase());
+  return keys;
+}
+
+// Standard input or a file, as an archive source: decrypted when it is an
+// age file.
 struct Input {
-  std::unique_ptr<ByteSource> source;
-  uint64_t size = 0;  // 0: unknown (a pipe)
+  std::unique_ptr<FileSource> file;
+  std::unique_ptr<ByteSource> source;  // reads `file`
+  uint64_t size = 0;  // 0: unknown (a pipe, or an encrypted file)
 };
 
 absl::StatusOr<Input> OpenInput(const std::string& file) {
   Input in;
-  if (file == "-") {
-    if (isatty(STDIN_FILENO)) {
-      return absl::InvalidArgumentError(
-          "standard input is a terminal; pipe an archive into it");
-    }
-    absl::StatusOr<FileSource> src = FileSource::Open("/dev/stdin");
-    if (!src.ok()) return src.status();
-    in.source = std::make_unique<FileSource>(std::move(*src));
-    return in;
+  if (file == "-" && isatty(STDIN_FILENO)) {
+    return absl::InvalidArgumentError("standard input is a terminal; pipe an archive into it");
   }
-  absl::StatusOr<FileSource> src = FileSource::Open(file);
+  absl::StatusOr<FileSource> src = FileSource::Open(file == "-" ? "/dev/stdin" : file);
   if (!src.ok()) return src.status();
-  in.size = src->size();
-  in.source = std::make_unique<FileSource>(std::move(*src));
+  if (file != "-") in.size = src->size();
+  in.file = std::make_unique<FileSource>(std::move(*src));
+  SA_ASSIGN_OR_RETURN(age::Keys keys, DecryptionKeys());
+  bool encrypted = false;
+  absl::StatusOr<std::unique_ptr<ByteSource>> opened =
+      age::OpenMaybeEncrypted(in.file.get(), keys, &encrypted);
+  if (!opened.ok()) {
+    return absl::Status(opened.status().code(),
+                        absl::StrCat(file == "-" ? "standard input" : file, ": ",
+                                     opened.status().message()));
+  }
+  in.source = std::move(*opened);
+  if (encrypted) in.size = 0;
   return in;
 }
 
@@ -169,10 +205,10 @@ class StdoutSink : public ByteSink {
 // --- Commands ---------------------------------------------------------------
 
 int Inspect(const CommandLine& a) {
-  if (!a.Arity(1)) return Usage("inspect", "expects exactly one FILE");
+  if (!a.Arity(1)) return Usage("inspect", "expects exactly one FILE (or - for standard input)");
   const std::string& file = a.positional[1];
-  auto src = FileSource::Open(file);
-  if (!src.ok()) return Fail("inspect", src.status());
+  auto in = OpenInput(file);
+  if (!in.ok()) return Fail("inspect", in.status());
   // The engine's own check of state.bin (etcd: its database hash), chosen
   // once meta.json, which comes first, says which engine it is.
   std::unique_ptr<StateCheck> check;
@@ -188,7 +224,7 @@ int Inspect(const CommandLine& a) {
     check = StateCheck::For(m, nullptr);
     return absl::OkStatus();
   };
-  auto info = ReadArchive(&*src, &forward, ro);
+  auto info = ReadArchive(in->source.get(), &forward, ro);
   if (info.ok() && check) {
     absl::Status checked = check->Finish();
     if (!checked.ok()) info = checked;
@@ -224,6 +260,21 @@ int Save(const CommandLine& a) {
     int n;
     if (!absl::SimpleAtoi(level, &n)) return Usage("save", "--level must be 0 to 9 or fast");
     so.compression_level = n;
+  }
+  const std::string encrypt_to = absl::GetFlag(FLAGS_encrypt_to);
+  if (!encrypt_to.empty()) {
+    auto recipients = age::ReadRecipientsFile(encrypt_to);
+    if (!recipients.ok()) {
+      return Fail("save", absl::Status(recipients.status().code(),
+                                       absl::StrCat("--encrypt-to: ", recipients.status().message())));
+    }
+    so.encrypt_to = std::move(*recipients);
+  }
+  auto passphrase = Passphrase();
+  if (!passphrase.ok()) return Fail("save", passphrase.status());
+  so.passphrase = std::move(*passphrase);
+  if (!so.encrypt_to.empty() && !so.passphrase.empty()) {
+    return Usage("save", "--encrypt-to and --passphrase-file exclude each other");
   }
   if (to_stdout) {
     if (isatty(STDOUT_FILENO)) {
@@ -262,6 +313,7 @@ int Save(const CommandLine& a) {
     Json j = ToJson(s);
     PutBytes(j, "file", file);
     j["stale"] = saved->metadata.stale();
+    j["encrypted"] = !so.encrypt_to.empty() || !so.passphrase.empty();
     // With "-", stdout carries the archive: the result goes to stderr.
     if (to_stdout) {
       std::cerr << JsonLine(j) << "\n";
@@ -270,10 +322,11 @@ int Save(const CommandLine& a) {
     }
   } else {
     std::string line = absl::StrFormat(
-        "Saved %s: index %d, term %d, %d bytes of state in %d bytes of archive, %s%s\n",
+        "Saved %s: index %d, term %d, %d bytes of state in %d bytes of archive, %s%s%s\n",
         to_stdout ? "to standard output" : file, s.meta.index, s.meta.term, s.meta.size,
         s.archive_size, s.checksum,
-        saved->metadata.stale() ? " (stale: from a follower)" : "");
+        saved->metadata.stale() ? " (stale: from a follower)" : "",
+        so.encrypt_to.empty() && so.passphrase.empty() ? "" : "; encrypted with age");
     (to_stdout ? std::cerr : std::cout) << line;
   }
   return kExitOk;
