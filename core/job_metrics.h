@@ -33,6 +33,12 @@ class JobMetrics {
   virtual void SetRemoteLastSuccess(absl::Time t) = 0;
   virtual void SetRemoteConsecutiveFailures(int n) = 0;
   virtual void RemoteDeleted(bool ok) = 0;
+  // One remote snapshot downloaded again and checked: "ok", "corrupt" (its
+  // bytes do not match what was uploaded) or "error" (it could not be read).
+  virtual void RemoteVerify(const std::string& result) = 0;
+  // --restore-if-empty at start-up: "restored", "not_empty", "no_snapshot"
+  // or "failure".
+  virtual void RestoreIfEmpty(const std::string& result) = 0;
 };
 
 // Reports nothing.

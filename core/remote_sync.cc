@@ -10,6 +10,7 @@
 #include "base/atomic_file.h"
 #include "base/env.h"
 #include "base/log.h"
+#include "archive/archive.h"
 #include "base/status_macros.h"
 #include "core/snapshot_ops.h"
 
@@ -121,6 +122,11 @@ void RemoteSync::Run() {
       Log(LogLevel::kWarning, "remote pass failed",
           {{"remote", store_->Where()}, {"error", s.message()}});
     }
+    if (options_.verify_interval > absl::ZeroDuration() && absl::Now() >= next_verify_ &&
+        is_leader_()) {
+      next_verify_ = absl::Now() + options_.verify_interval;
+      (void)VerifyNext();  // logged and counted by Verify
+    }
     l.lock();
     cv_.wait_for(l, absl::ToChronoMilliseconds(options_.interval),
                  [this] { return stop_ || kicked_; });
@@ -214,6 +220,23 @@ absl::Status RemoteSync::Upload(const CatalogEntry& e) {
         }
       });
   if (!journal.empty()) (void)unlink(journal.c_str());
+  if (up.ok() && options_.verify_after_upload) {
+    RemoteSnapshot o{options_.cluster,
+                     e.id,
+                     store_->ArchiveKey(options_.cluster, e.id, encrypt),
+                     store_->SidecarKey(options_.cluster, e.id),
+                     up->object_size,
+                     encrypt,
+                     absl::Now()};
+    absl::Status checked = Verify(RemoteEntry{e, o, up->object_sha256});
+    if (!checked.ok()) {
+      if (checked.code() == absl::StatusCode::kDataLoss) {
+        // Not what was sent: gone, so that the next pass uploads it again.
+        (void)store_->Delete(o);
+      }
+      up = checked;
+    }
+  }
   options_.metrics->RemoteUpload(up.ok() ? "success" : "failure", up.ok() ? up->object_size : 0,
                                  absl::Now() - start);
   if (!up.ok()) return up.status();
@@ -323,42 +346,157 @@ absl::Status RemoteSync::Import(const std::string& id) {
        {"key", r.object.archive_key},
        {"bytes", r.object.archive_size},
        {"encrypted", r.object.encrypted}});
-  // An age file holds the archive plus its header and a 16-byte tag per
-  // 64 KiB chunk: far less than this bound.
-  const uint64_t max_object = options_.max_archive_bytes + options_.max_archive_bytes / 64 +
-                              age::kMaxHeaderBytes + age::kChunkSize;
   absl::StatusOr<CatalogEntry> e = catalog_->Import(r.entry, [&](ByteSink* sink) -> absl::Status {
-    if (!r.object.encrypted) return store_->Fetch(r.object, 0, sink, max_object).status();
-    // The ciphertext is spooled (a stale spool is removed at the next start),
-    // then decrypted: every chunk is authenticated before the catalog sees it.
-    SA_ASSIGN_OR_RETURN(FileSink spool,
-                        FileSink::CreateUnique(options_.spool_dir + "/" + kSpoolPrefix));
-    const std::string path = spool.path();
-    absl::Status s = [&]() -> absl::Status {
-      SA_RETURN_IF_ERROR(store_->Fetch(r.object, 0, &spool, max_object).status());
-      SA_RETURN_IF_ERROR(spool.Close());
-      SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-      absl::StatusOr<std::unique_ptr<age::Decryptor>> dec =
-          age::Decryptor::Open(&src, {options_.identities, "", age::kMaxScryptLogN});
-      if (!dec.ok()) {
-        return absl::Status(dec.status().code(), absl::StrCat(r.object.archive_key, ": ",
-                                                              dec.status().message()));
-      }
+    if (!r.object.encrypted) return store_->Fetch(r.object, 0, sink, MaxObjectBytes()).status();
+    // Spooled, then decrypted: every chunk is authenticated before the
+    // catalog sees it.
+    return WithObject(r, [&](ByteSource* plain) -> absl::Status {
       std::string buf(1 << 20, '\0');
       for (;;) {
-        absl::StatusOr<size_t> n = (*dec)->Read(&buf[0], buf.size());
-        if (!n.ok()) {
-          return absl::Status(n.status().code(),
-                              absl::StrCat(r.object.archive_key, ": ", n.status().message()));
-        }
-        if (*n == 0) return absl::OkStatus();
-        SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), *n)));
+        SA_ASSIGN_OR_RETURN(size_t n, plain->Read(&buf[0], buf.size()));
+        if (n == 0) return absl::OkStatus();
+        SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
       }
-    }();
-    (void)unlink(path.c_str());
-    return s;
+    });
   });
   return e.status();
+}
+
+uint64_t RemoteSync::MaxObjectBytes() const {
+  // An age file holds the archive plus its header and a 16-byte tag per
+  // 64 KiB chunk: far less than this bound.
+  return options_.max_archive_bytes + options_.max_archive_bytes / 64 + age::kMaxHeaderBytes +
+         age::kChunkSize;
+}
+
+namespace {
+
+// Hashes what it passes on.
+class HashingSink : public ByteSink {
+ public:
+  explicit HashingSink(ByteSink* out) : out_(out) {}
+  absl::Status Write(absl::string_view data) override {
+    hash_.Update(data);
+    return out_->Write(data);
+  }
+  std::string Hex() { return HexLower(hash_.Finish()); }
+
+ private:
+  ByteSink* out_;
+  Sha256 hash_;
+};
+
+// Names the object in the errors of what reads it.
+class NamedSource : public ByteSource {
+ public:
+  NamedSource(ByteSource* in, const std::string& name) : in_(in), name_(name) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    absl::StatusOr<size_t> got = in_->Read(buf, n);
+    if (!got.ok()) {
+      return absl::Status(got.status().code(), absl::StrCat(name_, ": ", got.status().message()));
+    }
+    return got;
+  }
+
+ private:
+  ByteSource* in_;
+  const std::string& name_;
+};
+
+}  // namespace
+
+absl::Status RemoteSync::WithObject(const RemoteEntry& r,
+                                    const std::function<absl::Status(ByteSource*)>& plaintext) {
+  // A stale spool (a killed agent's) is removed at the next start.
+  SA_ASSIGN_OR_RETURN(FileSink spool,
+                      FileSink::CreateUnique(options_.spool_dir + "/" + kSpoolPrefix));
+  const std::string path = spool.path();
+  const std::string& key = r.object.archive_key;
+  absl::Status s = [&]() -> absl::Status {
+    HashingSink hashed(&spool);
+    SA_RETURN_IF_ERROR(store_->Fetch(r.object, 0, &hashed, MaxObjectBytes()).status());
+    SA_RETURN_IF_ERROR(spool.Close());
+    const std::string got = hashed.Hex();
+    if (!r.object_sha256.empty() && got != r.object_sha256) {
+      return absl::DataLossError(absl::StrCat(key, ": the object's SHA-256 is ", got,
+                                              ", not the ", r.object_sha256,
+                                              " recorded when it was uploaded"));
+    }
+    if (!plaintext) return absl::OkStatus();
+    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
+    if (!r.object.encrypted) return plaintext(&src);
+    absl::StatusOr<std::unique_ptr<age::Decryptor>> dec =
+        age::Decryptor::Open(&src, {options_.identities, "", age::kMaxScryptLogN});
+    if (!dec.ok()) {
+      return absl::Status(dec.status().code(),
+                          absl::StrCat(key, ": ", dec.status().message()));
+    }
+    NamedSource named(dec->get(), key);
+    return plaintext(&named);
+  }();
+  (void)unlink(path.c_str());
+  return s;
+}
+
+absl::Status RemoteSync::Verify(const RemoteEntry& r) {
+  const bool full = !r.object.encrypted || !options_.identities.empty();
+  const absl::Time start = absl::Now();
+  absl::Status s = WithObject(
+      r, !full ? std::function<absl::Status(ByteSource*)>()
+               : [&](ByteSource* archive) -> absl::Status {
+                   absl::StatusOr<ArchiveInfo> info = ReadArchive(archive, nullptr);
+                   if (!info.ok()) {
+                     return absl::Status(info.status().code(),
+                                         absl::StrCat(r.object.archive_key, ": ",
+                                                      info.status().message()));
+                   }
+                   if (info->checksum != r.entry.checksum ||
+                       HexLower(info->state_sha256) != r.entry.state_sha256) {
+                     return absl::DataLossError(absl::StrCat(
+                         r.object.archive_key, " holds an archive (", info->checksum,
+                         ") that is not the one its sidecar records (", r.entry.checksum, ")"));
+                   }
+                   return absl::OkStatus();
+                 });
+  const bool corrupt = s.code() == absl::StatusCode::kDataLoss;
+  options_.metrics->RemoteVerify(s.ok() ? "ok" : corrupt ? "corrupt" : "error");
+  if (s.ok()) {
+    Log(LogLevel::kInfo, "remote snapshot verified",
+        {{"id", r.entry.id},
+         {"key", r.object.archive_key},
+         {"checked", full ? "archive" : "object hash (encrypted; no identity to read it)"},
+         {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  } else {
+    Log(corrupt ? LogLevel::kError : LogLevel::kWarning,
+        corrupt ? "a remote snapshot is corrupt" : "cannot verify a remote snapshot",
+        {{"id", r.entry.id}, {"key", r.object.archive_key}, {"error", s.message()}});
+  }
+  return s;
+}
+
+absl::StatusOr<std::string> RemoteSync::VerifyNext() {
+  std::lock_guard<std::mutex> pass(pass_mu_);
+  SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, List(absl::Seconds(10)));
+  const RemoteEntry* next = nullptr;
+  absl::Time next_at = absl::InfiniteFuture();
+  std::map<std::string, absl::Time> still;  // what retention deleted is forgotten
+  for (const RemoteEntry& r : remote) {  // newest first
+    if (r.object.cluster != options_.cluster) continue;
+    if (verified_.count(r.object.archive_key)) {
+      still[r.object.archive_key] = verified_[r.object.archive_key];
+    }
+    auto it = verified_.find(r.object.archive_key);
+    const absl::Time at = it == verified_.end() ? absl::InfinitePast() : it->second;
+    if (at < next_at) {
+      next = &r;
+      next_at = at;
+    }
+  }
+  verified_ = std::move(still);
+  if (next == nullptr) return std::string();
+  verified_[next->object.archive_key] = absl::Now();
+  SA_RETURN_IF_ERROR(Verify(*next));
+  return next->entry.id;
 }
 
 }  // namespace snapshot

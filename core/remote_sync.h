@@ -62,6 +62,12 @@ struct RemoteOptions {
   std::vector<age::X25519Recipient> recipients;
   std::vector<age::X25519Identity> identities;
   std::string spool_dir;
+  // --remote-verify=read: every upload is downloaded again and verified
+  // (Verify); one that does not match is deleted and counts as failed.
+  bool verify_after_upload = false;
+  // --remote-verify-interval: every so often (0: never) the leader's agent
+  // verifies one stored snapshot of this cluster, in turn (VerifyNext).
+  absl::Duration verify_interval = absl::ZeroDuration();
   JobMetrics* metrics = NoJobMetrics();
 };
 
@@ -97,6 +103,19 @@ class RemoteSync {
   // hold; FAILED_PRECONDITION for an encrypted snapshot that no identity of
   // the agent opens; DATA_LOSS for an object that is altered or truncated.
   absl::Status Import(const std::string& id);
+
+  // Downloads a remote snapshot again (spooled in spool_dir) and checks it:
+  // the object's SHA-256 against the one recorded at upload and, unless it is
+  // encrypted and the agent has no identity, the whole archive (every hash)
+  // against its catalog entry. DATA_LOSS when the bytes are not what was
+  // uploaded; other errors of the store. Counted in the metrics.
+  absl::Status Verify(const RemoteEntry& r);
+  // Verifies this cluster's snapshot whose turn it is: those never verified
+  // by this agent first (newest first), then the one verified longest ago.
+  // Returns its id ("" when there is none). Run calls it every
+  // verify_interval on the leader's agent.
+  absl::StatusOr<std::string> VerifyNext();
+
   const std::string& cluster() const { return options_.cluster; }
   std::string Where() const { return store_->Where(); }
 
@@ -105,6 +124,12 @@ class RemoteSync {
              std::function<bool()> is_leader, std::function<void(bool)> on_health);
   absl::StatusOr<std::vector<RemoteEntry>> Refresh();
   absl::Status Upload(const CatalogEntry& e);
+  // Spools the object of `r` (checking its SHA-256 against the sidecar's),
+  // then hands `plaintext` the archive it holds, decrypted when encrypted;
+  // with `plaintext` null only the object is checked.
+  absl::Status WithObject(const RemoteEntry& r,
+                          const std::function<absl::Status(ByteSource*)>& plaintext);
+  uint64_t MaxObjectBytes() const;
   void ApplyRetention(const std::vector<RemoteEntry>& remote);
   void Run();
   std::string JournalPath(const std::string& upload_id) const;
@@ -126,6 +151,8 @@ class RemoteSync {
   std::vector<RemoteEntry> listed_;              // guarded by mu_
   absl::Time listed_at_ = absl::InfinitePast();  // guarded by mu_
   FailureStreak streak_;                         // guarded by pass_mu_
+  std::map<std::string, absl::Time> verified_;   // guarded by pass_mu_: by archive key
+  absl::Time next_verify_;                       // guarded by pass_mu_
   std::thread thread_;
 };
 

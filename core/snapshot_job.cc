@@ -21,6 +21,8 @@ JobMetrics* NoJobMetrics() {
     void SetRemoteLastSuccess(absl::Time) override {}
     void SetRemoteConsecutiveFailures(int) override {}
     void RemoteDeleted(bool) override {}
+    void RemoteVerify(const std::string&) override {}
+    void RestoreIfEmpty(const std::string&) override {}
   };
   static None* none = new None;
   return none;

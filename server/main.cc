@@ -165,6 +165,13 @@ ABSL_FLAG(int, remote_keep_monthly, 12, "Remote retention: and of each of the la
 ABSL_FLAG(uint64_t, remote_max_bytes, 0,
           "Remote retention: drop the oldest kept snapshots beyond this many "
           "bytes; 0 = no budget. The newest is never deleted.");
+ABSL_FLAG(std::string, remote_verify, "none",
+          "none: an upload is checked part by part (SHA-256, by the store) and "
+          "by its size; read: each upload is also downloaded again and "
+          "verified completely (twice the traffic).");
+ABSL_FLAG(absl::Duration, remote_verify_interval, absl::Hours(24),
+          "Every so often the leader's agent downloads one stored remote "
+          "snapshot, in turn, and verifies it (rot, a bad upload); 0 = never.");
 ABSL_FLAG(std::string, encrypt_to, "",
           "Encrypt uploads to the age recipients in this file (\"age1...\" "
           "lines, as age -R): objects become ID.snap.age, which `age -d` "
@@ -316,6 +323,15 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
       c.remote.origins.insert(origin);
     }
     c.remote.interval = absl::GetFlag(FLAGS_remote_interval);
+    const std::string verify = absl::GetFlag(FLAGS_remote_verify);
+    if (verify != "none" && verify != "read") {
+      return absl::InvalidArgumentError("--remote-verify must be none or read");
+    }
+    c.remote.verify_after_upload = verify == "read";
+    c.remote.verify_interval = absl::GetFlag(FLAGS_remote_verify_interval);
+    if (c.remote.verify_interval < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError("--remote-verify-interval must not be negative");
+    }
     c.remote.max_failures = absl::GetFlag(FLAGS_max_failures);
     c.remote.retention.keep_last = absl::GetFlag(FLAGS_remote_keep_last);
     c.remote.retention.keep_hourly = absl::GetFlag(FLAGS_remote_keep_hourly);

@@ -110,6 +110,16 @@ struct Metrics::Impl {
           .Name("snapshot_agent_remote_retention_deletes_total")
           .Help("Remote snapshots deleted by retention, by result")
           .Register(*registry);
+  prometheus::Family<prometheus::Counter>& remote_verifies =
+      prometheus::BuildCounter()
+          .Name("snapshot_agent_remote_verifications_total")
+          .Help("Remote snapshots downloaded again and verified, by result")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& restore_if_empty =
+      prometheus::BuildCounter()
+          .Name("snapshot_agent_restore_if_empty_total")
+          .Help("Start-up restores of an empty node from the remote store, by result")
+          .Register(*registry);
   prometheus::Counter& restores =
       prometheus::BuildCounter()
           .Name("snapshot_agent_restores_applied_total")
@@ -188,6 +198,14 @@ void Metrics::SetRemoteConsecutiveFailures(int n) { impl_->remote_failures.Set(n
 
 void Metrics::RemoteDeleted(bool ok) {
   impl_->remote_deletes.Add({{"result", ok ? "success" : "failure"}}).Increment();
+}
+
+void Metrics::RemoteVerify(const std::string& result) {
+  impl_->remote_verifies.Add({{"result", result}}).Increment();
+}
+
+void Metrics::RestoreIfEmpty(const std::string& result) {
+  impl_->restore_if_empty.Add({{"result", result}}).Increment();
 }
 
 void Metrics::RestoreApplied() { impl_->restores.Increment(); }

@@ -43,6 +43,8 @@ class Metrics : public JobMetrics {
   void SetRemoteLastSuccess(absl::Time t) override;
   void SetRemoteConsecutiveFailures(int n) override;
   void RemoteDeleted(bool ok) override;
+  void RemoteVerify(const std::string& result) override;
+  void RestoreIfEmpty(const std::string& result) override;
   void RestoreApplied();
 
   std::shared_ptr<prometheus::Registry> registry();

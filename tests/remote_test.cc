@@ -217,6 +217,49 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
   EXPECT_EQ(a.status().message().find("wrong-secret"), std::string::npos) << a.status();
 }
 
+// Stored snapshots are downloaded again in turn and verified; altered bytes
+// are found (also in an encrypted object the agent cannot decrypt: its
+// SHA-256 recorded at upload).
+TEST(Remote, VerificationInTurnFindsAlteredObjects) {
+  TempDir dir;
+  AgentConfig c = RemoteConfig(dir.path() + "/a", "v1", "prod");
+  c.remote.verify_after_upload = true;
+  Running r = Start(c);
+  ASSERT_NE(r.agent, nullptr);
+  RemoteSync* remote = r.agent->job()->remote();
+  std::vector<std::string> ids;
+  for (const char* v : {"one", "two"}) {
+    ASSERT_TRUE(r.client->Put("k", v).ok());
+    auto created = r.client->CreateSnapshot();
+    ASSERT_TRUE(created.ok()) << created.status();
+    ids.push_back(created->id());
+  }
+  ASSERT_TRUE(remote->Pass().ok());  // both uploaded, each read back
+  auto next = remote->VerifyNext();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, ids[1]) << "the newest first";
+  next = remote->VerifyNext();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, ids[0]);
+  next = remote->VerifyNext();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(*next, ids[1]) << "then the one verified longest ago";
+
+  auto client = testing::SharedRgw()->NewClient();
+  const std::string key = "v1/prod/" + ids[0] + ".snap";
+  std::string good;
+  StringSink sink(&good);
+  ASSERT_TRUE(client->GetObject(key, 0, &sink, 1 << 30).ok());
+  std::string bad = good;
+  bad[bad.size() / 2] ^= 0x20;
+  ASSERT_TRUE(client->PutObject(key, bad).ok());
+  next = remote->VerifyNext();
+  ASSERT_FALSE(next.ok());
+  EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss) << next.status();
+  EXPECT_NE(next.status().message().find(key), std::string::npos) << next.status();
+  EXPECT_TRUE(testing::SpoolFiles(c.data_dir).empty());
+}
+
 // SSE-C: the store encrypts with the agent's key, sent with every archive
 // write and read; without the key the object cannot be read.
 TEST(Remote, ServerSideEncryptionWithTheCustomersKey) {
@@ -385,6 +428,13 @@ TEST(RemoteEncryption, WithoutTheKeyOrWithAlteredBytesNothingIsApplied) {
     EXPECT_TRUE(testing::SpoolFiles(c.data_dir).empty()) << name;
   };
   expect_refused("nokey", nullptr, absl::StatusCode::kFailedPrecondition, "--identity-file");
+  {
+    // Without the key, a verification checks the object's recorded hash.
+    Running r = Start(RemoteConfig(dir.path() + "/verifier", "e2", "prod"));
+    ASSERT_NE(r.agent, nullptr);
+    auto next = r.agent->job()->remote()->VerifyNext();
+    EXPECT_TRUE(next.ok() && *next == id) << next.status();
+  }
   expect_refused("wrongkey", &other, absl::StatusCode::kFailedPrecondition, "identit");
 
   auto client = testing::SharedRgw()->NewClient();
@@ -395,6 +445,14 @@ TEST(RemoteEncryption, WithoutTheKeyOrWithAlteredBytesNothingIsApplied) {
   flipped[flipped.size() / 2] ^= 0x01;
   ASSERT_TRUE(client->PutObject(object_key, flipped).ok());
   expect_refused("flipped", &key, absl::StatusCode::kDataLoss, object_key);
+  {
+    Running r = Start(RemoteConfig(dir.path() + "/verifier2", "e2", "prod"));
+    ASSERT_NE(r.agent, nullptr);
+    auto next = r.agent->job()->remote()->VerifyNext();
+    EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss) << next.status();
+    EXPECT_NE(next.status().message().find("recorded when it was uploaded"), std::string::npos)
+        << next.status();
+  }
   ASSERT_TRUE(client->PutObject(object_key, good.substr(0, good.size() - 7)).ok());
   expect_refused("truncated", &key, absl::StatusCode::kDataLoss, object_key);
   // Put back, the same object restores.
