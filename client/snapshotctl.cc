@@ -26,6 +26,7 @@ Commands:
   verify FILE|-   have the agent check an archive completely, applying nothing
   restore FILE|-  replace the whole cluster's state with an archive's
   restore --id=ID ... with a snapshot of the agent's catalog
+  restore --latest ... with the newest one of the agent's cluster
   list            the agent's catalog of stored snapshots
   create          store a snapshot in the agent's catalog now
   fetch ID FILE   download a stored snapshot (--resume continues FILE.part)
@@ -116,9 +117,12 @@ every chunk is authenticated before it is sent.
 )"},
       {"restore", R"(snapshotctl restore FILE|- [--yes] [--identity=KEY | --passphrase-file=F]
 snapshotctl restore --id=ID [--yes]
+snapshotctl restore --latest [--yes]
 
 Replaces the whole cluster's state with the archive's (FILE, or standard
-input for "-", or snapshot ID of the agent's catalog). The agent receives the
+input for "-", or snapshot ID of the agent's catalog, or with --latest the
+newest snapshot the agent lists of its own cluster — local or, with a remote
+store, in the bucket: how a lost cluster comes back). The agent receives the
 archive into a private file and verifies it completely, including the
 checksum computed here while sending, before it applies anything: any failure
 changes nothing. Before it applies, the agent stores the current state in its

@@ -115,6 +115,14 @@ class RaftNode {
   // leader is known). For refusing early, before receiving a large upload.
   virtual absl::Status CheckLeader(absl::Time deadline) = 0;
 
+  // True when the cluster holds no state at all, so that a restore cannot
+  // lose anything (--restore-if-empty): an engine that cannot tell says
+  // false. Leader only where the answer needs the leader's view.
+  virtual absl::StatusOr<bool> HoldsNoState(absl::Time deadline) {
+    (void)deadline;
+    return false;
+  }
+
   // OK when a Restore sent to this node can be carried out (checked before
   // an upload is received); otherwise the error Restore would give. By
   // default: CheckLeader.

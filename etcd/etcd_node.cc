@@ -160,6 +160,11 @@ absl::StatusOr<std::unique_ptr<EtcdNode>> EtcdNode::Create(
       new EtcdNode(std::move(config), std::move(client), restore));
 }
 
+absl::StatusOr<bool> EtcdNode::HoldsNoState(absl::Time deadline) {
+  SA_ASSIGN_OR_RETURN(etcdserverpb::StatusResponse st, client_->Status(deadline));
+  return st.header().revision() <= 1;
+}
+
 absl::StatusOr<NodeStatus> EtcdNode::Status(absl::Time deadline) {
   SA_ASSIGN_OR_RETURN(etcdserverpb::StatusResponse st, client_->Status(deadline));
   SA_ASSIGN_OR_RETURN(etcdserverpb::MemberListResponse ml,

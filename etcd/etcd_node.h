@@ -57,6 +57,8 @@ class EtcdNode : public RaftNode {
   absl::StatusOr<NodeStatus> Status(absl::Time deadline) override;
   // etcd serves snapshots from any member: OK whenever the member answers.
   absl::Status CheckLeader(absl::Time deadline) override;
+  // Never written: the member's store is at revision 1.
+  absl::StatusOr<bool> HoldsNoState(absl::Time deadline) override;
   absl::Status CheckRestore(absl::Time deadline) override;
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,
                                             absl::Time deadline) override;

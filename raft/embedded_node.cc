@@ -423,6 +423,13 @@ void EmbeddedNode::Stop() {
   uv_loop_close(&p->loop);
 }
 
+absl::StatusOr<bool> EmbeddedNode::HoldsNoState(absl::Time deadline) {
+  ListOptions o;
+  o.limit = 1;
+  SA_ASSIGN_OR_RETURN(ListPage page, List(o, deadline));
+  return page.entries.empty();
+}
+
 absl::StatusOr<NodeStatus> EmbeddedNode::Status(absl::Time deadline) {
   Impl* p = impl_.get();
   return p->Call<NodeStatus>(

@@ -72,6 +72,8 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   absl::StatusOr<std::optional<std::string>> Get(const std::string& key,
                                                  bool allow_stale,
                                                  absl::Time deadline) override;
+  // No key, read linearizably (leader only).
+  absl::StatusOr<bool> HoldsNoState(absl::Time deadline) override;
   absl::StatusOr<ListPage> List(const ListOptions& options,
                                 absl::Time deadline) override;
 

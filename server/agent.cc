@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "core/restore_if_empty.h"
 #include "base/status_macros.h"
 #include "prometheus/exposer.h"
 
@@ -135,6 +136,11 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Start(AgentConfig config) {
   if (!config.metrics_listen.empty()) {
     SA_ASSIGN_OR_RETURN(agent->metrics_, StartMetricsServer(config.metrics_listen));
   }
+  if (config.restore_if_empty) {
+    agent->settling_ = true;
+    agent->restore_timeout_ = config.service.restore_timeout;
+    agent->restore_if_empty_ = std::thread([a = agent.get()] { a->RunRestoreIfEmpty(); });
+  }
   agent->health_ = std::thread([a = agent.get()] { a->WatchHealth(); });
   return agent;
 }
@@ -186,7 +192,10 @@ absl::StatusOr<std::unique_ptr<RemoteStore>> Agent::OpenRemote(AgentConfig* conf
       config->remote_parallel);
 }
 
-absl::Status Agent::LoadEncryption(AgentConfig* config) {
+absl::Status Agent::LoadRemoteOptions(AgentConfig* config) {
+  if (config->restore_if_empty && config->remote_url.empty()) {
+    return absl::InvalidArgumentError("--restore-if-empty restores from the remote store: it needs --remote");
+  }
   if (config->remote_url.empty() &&
       (!config->encrypt_to_file.empty() || !config->identity_file.empty())) {
     return absl::InvalidArgumentError(
@@ -235,7 +244,7 @@ absl::Status Agent::StartJob(AgentConfig* config) {
   job.take.limits = config->service.limits;
   job.metrics = &Metrics::Get();
   JobRemote remote;
-  SA_RETURN_IF_ERROR(LoadEncryption(config));
+  SA_RETURN_IF_ERROR(LoadRemoteOptions(config));
   if (!config->remote_url.empty()) {
     SA_ASSIGN_OR_RETURN(remote.store, OpenRemote(config));
     remote.options = config->remote;
@@ -343,6 +352,32 @@ absl::StatusOr<std::string> Agent::Reload() {
 }
 
 // grpc.health.v1.Health says SERVING only while the node knows a leader.
+void Agent::RunRestoreIfEmpty() {
+  std::string id;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<RestoreIfEmptyResult> r =
+      RestoreIfEmpty(node_.get(), restorer_.get(), job_.get(),
+                     absl::Now() + absl::Minutes(2) + restore_timeout_, &shutting_down_, &id);
+  if (r.ok() || r.status().code() != absl::StatusCode::kCancelled) {
+    Metrics::Get().RestoreIfEmpty(r.ok() ? ResultName(*r) : "failure");
+  }
+  if (!r.ok()) {
+    Log(LogLevel::kError,
+        "--restore-if-empty: the restore failed; the node was left as it is and the next start "
+        "tries again",
+        {{"error", r.status().message()}, {"snapshot", id}});
+  } else if (*r == RestoreIfEmptyResult::kRestored) {
+    Metrics::Get().RestoreApplied();
+    Log(LogLevel::kWarning, "--restore-if-empty: the empty cluster was restored from the remote store",
+        {{"snapshot", id}, {"seconds", absl::ToDoubleSeconds(absl::Now() - start)}});
+  } else {
+    Log(LogLevel::kInfo, "--restore-if-empty: nothing to do",
+        {{"reason", ResultName(*r)}});
+  }
+  settling_ = false;
+  cv_.notify_all();
+}
+
 void Agent::WatchHealth() {
   std::unique_lock<std::mutex> l(mu_);
   bool serving = false;
@@ -351,7 +386,7 @@ void Agent::WatchHealth() {
     // A node that cannot say within 5 s whether it knows a leader counts as
     // not serving.
     auto st = node_->Status(absl::Now() + absl::Seconds(5));
-    bool now = st.ok() && st->leader_id != 0;
+    bool now = st.ok() && st->leader_id != 0 && !settling_;
     l.lock();
     if (stopping_) break;
     if (now != serving) {
@@ -374,6 +409,8 @@ void Agent::Shutdown(absl::Duration grace) {
   }
   cv_.notify_all();
   // A partly started agent (Start failed) has only some of these.
+  shutting_down_ = true;
+  if (restore_if_empty_.joinable()) restore_if_empty_.join();
   if (health_.joinable()) health_.join();
   if (job_) job_->Stop();  // no scheduled snapshot starts from now on
   metrics_.reset();

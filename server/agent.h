@@ -20,6 +20,7 @@
 #ifndef SNAPSHOT_AGENT_SERVER_AGENT_H_
 #define SNAPSHOT_AGENT_SERVER_AGENT_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -105,6 +106,11 @@ struct AgentConfig {
   // malformed, or an identity that opens none of the recipients' files.
   std::string encrypt_to_file;
   std::string identity_file;
+  // --restore-if-empty=latest (core/restore_if_empty.h): in the background
+  // after start, the leader's agent restores the newest remote snapshot into
+  // a node that holds no state; the overall health says NOT_SERVING until
+  // that is settled. Needs remote_url.
+  bool restore_if_empty = false;
   // Optional host:port of the plaintext Prometheus endpoint (/metrics).
   std::string metrics_listen;
 };
@@ -139,12 +145,14 @@ class Agent {
  private:
   Agent() = default;
   void WatchHealth();
+  void RunRestoreIfEmpty();
   // Records the health of the schedule or the remote store and tells the
   // health service(s).
   void SetHealth(const char* service, bool healthy);
   absl::StatusOr<std::unique_ptr<RemoteStore>> OpenRemote(AgentConfig* config);
-  // Loads the encryption keys into config->remote.
-  static absl::Status LoadEncryption(AgentConfig* config);
+  // Checks the options that need a remote and loads the encryption keys
+  // into config->remote.
+  static absl::Status LoadRemoteOptions(AgentConfig* config);
   // The steps of Start, in order (each fills the members it names).
   absl::Status LoadCredentials(const AgentConfig& config);  // tls_, auth_
   absl::Status OpenDataDir(const std::string& dir);         // lock_, stale spools
@@ -173,6 +181,10 @@ class Agent {
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> health_server_;  // optional, health only
   std::thread health_;
+  std::thread restore_if_empty_;
+  std::atomic<bool> settling_{false};  // a restore-if-empty still running
+  std::atomic<bool> shutting_down_{false};
+  absl::Duration restore_timeout_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

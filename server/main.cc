@@ -172,6 +172,10 @@ ABSL_FLAG(std::string, remote_verify, "none",
 ABSL_FLAG(absl::Duration, remote_verify_interval, absl::Hours(24),
           "Every so often the leader's agent downloads one stored remote "
           "snapshot, in turn, and verifies it (rot, a bad upload); 0 = never.");
+ABSL_FLAG(std::string, restore_if_empty, "",
+          "latest: when the node holds no state at all (a brand-new cluster), "
+          "the leader's agent restores the newest snapshot of --remote-cluster "
+          "from the remote store, once; never when the node holds any data.");
 ABSL_FLAG(std::string, encrypt_to, "",
           "Encrypt uploads to the age recipients in this file (\"age1...\" "
           "lines, as age -R): objects become ID.snap.age, which `age -d` "
@@ -290,6 +294,11 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   c.job.safety_snapshot = !absl::GetFlag(FLAGS_no_safety_snapshot);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c.remote_url = absl::GetFlag(FLAGS_remote);
+  const std::string if_empty = absl::GetFlag(FLAGS_restore_if_empty);
+  if (!if_empty.empty() && if_empty != "latest") {
+    return absl::InvalidArgumentError("--restore-if-empty must be latest (or empty)");
+  }
+  c.restore_if_empty = if_empty == "latest";
   c.encrypt_to_file = absl::GetFlag(FLAGS_encrypt_to);
   c.identity_file = absl::GetFlag(FLAGS_identity_file);
   const snapshot::s3::ServerSideEncryption sse{absl::GetFlag(FLAGS_s3_sse),

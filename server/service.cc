@@ -403,6 +403,7 @@ grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
   }
   for (auto& [id, e] : merged) *resp->add_snapshots() = std::move(e);
   resp->set_total_bytes(job_->catalog()->TotalBytes());
+  if (job_->remote() != nullptr) resp->set_remote_cluster(job_->remote()->cluster());
   return rpc.Done(absl::OkStatus());
 }
 

@@ -217,6 +217,113 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
   EXPECT_EQ(a.status().message().find("wrong-secret"), std::string::npos) << a.status();
 }
 
+std::string TakeAndUpload(Running& r, const std::string& value);
+
+// Three agents: the leader uploads and is stopped; the new leader sees the
+// old uploads and continues; then every machine is gone and a new cluster
+// with --restore-if-empty comes back from the bucket by itself — and an agent
+// whose node holds data is never restored.
+TEST(Remote, ThreeAgentsFailOverThenANewClusterComesBackFromTheBucket) {
+  TempDir dir;
+  auto remote = [&](AgentConfig* c) {
+    c->remote_url = absl::StrCat("s3://", testing::SharedRgw()->bucket(), "/c3");
+    c->remote_s3 = testing::SharedRgw()->Options();
+    c->remote.cluster = "prod";
+    c->remote.interval = absl::Hours(1);
+  };
+  int leader = -1;
+  std::filesystem::create_directories(dir.path() + "/old");
+  std::filesystem::create_directories(dir.path() + "/new");
+  auto agents = testing::StartAgentCluster(dir.path() + "/old", 3, &leader, remote);
+  ASSERT_EQ(agents.size(), 3u);
+  ASSERT_GE(leader, 0);
+  std::string first;
+  {
+    auto client = testing::ConnectClient(agents[leader]->address());
+    ASSERT_TRUE(client->Put("k", "one").ok());
+    auto created = client->CreateSnapshot();
+    ASSERT_TRUE(created.ok()) << created.status();
+    first = created->id();
+    ASSERT_TRUE(agents[leader]->job()->remote()->Pass().ok());
+    // A follower's agent does not upload (one LIST per pass per cluster).
+    for (size_t i = 0; i < agents.size(); ++i) {
+      if (static_cast<int>(i) != leader) {
+        EXPECT_TRUE(agents[i]->job()->remote()->Pass().ok());
+      }
+    }
+  }
+  agents[leader]->Shutdown(absl::Seconds(1));
+  agents[leader].reset();
+  int next = -1;
+  for (int tries = 0; tries < 100 && next < 0; ++tries) {
+    for (size_t i = 0; i < agents.size(); ++i) {
+      if (agents[i] == nullptr) continue;
+      auto st = agents[i]->node()->Status(absl::Now() + absl::Seconds(5));
+      if (st.ok() && st->role == Role::kLeader) next = static_cast<int>(i);
+    }
+    if (next < 0) absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_GE(next, 0) << "no new leader";
+  std::string second;
+  {
+    auto client = testing::ConnectClient(agents[next]->address());
+    auto list = client->ListSnapshots();
+    ASSERT_TRUE(list.ok()) << list.status();
+    const v1::CatalogEntry* e = Find(*list, first);
+    ASSERT_NE(e, nullptr) << "the new leader lists the old leader's upload";
+    EXPECT_EQ(e->location(), "remote");
+    EXPECT_EQ(list->remote_cluster(), "prod");
+    ASSERT_TRUE(client->Put("k", "two").ok());
+    auto created = client->CreateSnapshot();
+    ASSERT_TRUE(created.ok()) << created.status();
+    second = created->id();
+    ASSERT_TRUE(agents[next]->job()->remote()->Pass().ok());
+    auto listed = agents[next]->job()->remote()->List(absl::ZeroDuration());
+    ASSERT_TRUE(listed.ok());
+    ASSERT_EQ(listed->size(), 2u);
+    EXPECT_EQ((*listed)[0].entry.id, second);
+  }
+  agents.clear();
+  std::filesystem::remove_all(dir.path() + "/old");
+
+  auto fresh = testing::StartAgentCluster(dir.path() + "/new", 3, &leader, [&](AgentConfig* c) {
+    remote(c);
+    c->restore_if_empty = true;
+  });
+  ASSERT_EQ(fresh.size(), 3u);
+  ASSERT_GE(leader, 0);
+  // The overall health says SERVING once the restore is settled.
+  ASSERT_TRUE(testing::WaitForHealth(testing::Connect(fresh[leader]->address()),
+                                     HealthCheckResponse::SERVING, absl::Seconds(60)));
+  auto client = testing::ConnectClient(fresh[leader]->address());
+  auto v = client->Get("k", false);
+  ASSERT_TRUE(v.ok() && v->has_value()) << v.status();
+  EXPECT_EQ(**v, "two") << "the newest snapshot of the cluster";
+  ASSERT_TRUE(client->Put("k", "three").ok());
+
+}
+
+// A node that holds data is never restored by --restore-if-empty, even when
+// the bucket holds a snapshot of its cluster.
+TEST(Remote, RestoreIfEmptyLeavesANodeWithDataAlone) {
+  TempDir dir;
+  AgentConfig c = RemoteConfig(dir.path() + "/a", "c4", "prod");
+  {
+    Running r = Start(c);
+    ASSERT_NE(r.agent, nullptr);
+    TakeAndUpload(r, "one");
+    ASSERT_TRUE(r.client->Put("k", "two").ok());  // newer than the snapshot
+  }
+  c.restore_if_empty = true;
+  Running r = Start(c);
+  ASSERT_NE(r.agent, nullptr);
+  ASSERT_TRUE(testing::WaitForHealth(testing::Connect(r.agent->address()),
+                                     HealthCheckResponse::SERVING, absl::Seconds(30)));
+  auto v = r.client->Get("k", false);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(**v, "two");
+}
+
 // Stored snapshots are downloaded again in turn and verified; altered bytes
 // are found (also in an encrypted object the agent cannot decrypt: its
 // SHA-256 recorded at upload).

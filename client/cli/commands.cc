@@ -361,8 +361,26 @@ int Verify(const CommandLine& a) {
   return kExitOk;
 }
 
+// The newest snapshot the agent lists of its own cluster (local, or in the
+// remote store under its --remote-cluster).
+absl::StatusOr<std::string> LatestId(const CommandLine& a) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<SnapshotClient> client, Dial(a));
+  SA_ASSIGN_OR_RETURN(v1::ListSnapshotsResponse l, client->ListSnapshots());
+  for (const auto& e : l.snapshots()) {  // newest first
+    if (e.location() == "remote" && e.cluster() != l.remote_cluster()) continue;
+    return e.id();
+  }
+  return absl::NotFoundError("the agent lists no snapshot of its cluster, locally or remotely");
+}
+
 int Restore(const CommandLine& a) {
-  const std::string id = absl::GetFlag(FLAGS_id);
+  std::string id = absl::GetFlag(FLAGS_id);
+  if (absl::GetFlag(FLAGS_latest)) {
+    if (!id.empty() || !a.Arity(0)) return Usage("restore", "--latest takes no FILE and no --id");
+    auto latest = LatestId(a);
+    if (!latest.ok()) return Fail("restore", latest.status());
+    id = *latest;
+  }
   if (!id.empty() && !a.Arity(0)) return Usage("restore", "takes either FILE or --id=ID");
   if (id.empty() && !a.Arity(1)) {
     return Usage("restore", "expects exactly one FILE (or - for standard input), or --id=ID");
