@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "store/testing/fault_proxy.h"
 #include "store/testing/rgw_server.h"
 
 namespace snapshot {
@@ -18,6 +21,51 @@ TEST(PartSize, FitsTheLargestArchiveInTenThousandParts) {
   const uint64_t big = 200ull << 30;
   EXPECT_GE(PartSizeFor(big) * kMaxParts, big);
   EXPECT_EQ(PartSizeFor(big) % (1 << 20), 0u);
+}
+
+// Parts that fail (500, 503 SlowDown, a dropped connection) on the way to a
+// real server are sent again; the object is still exact.
+TEST(RemoteStore, FailedPartsAreRetriedAndTheObjectIsExact) {
+  std::atomic<int> faults{0};
+  testing::FaultProxy proxy(testing::PortOf(testing::SharedRgw()->endpoint()),
+                            [&](const std::string& head, int) -> std::string {
+                              static std::atomic<int> parts{0};
+                              if (!absl::StartsWith(head, "PUT ") ||
+                                  head.find("partNumber=") == std::string::npos) {
+                                return "";
+                              }
+                              const int n = parts++;
+                              if (n % 3 != 1) return "";
+                              faults++;
+                              const char* kinds[] = {"503", "500", "drop"};
+                              return kinds[(n / 3) % 3];
+                            });
+  s3::ClientOptions o = testing::SharedRgw()->Options();
+  o.endpoint = proxy.endpoint();
+  RemoteStore store(std::make_shared<s3::Client>(o, testing::SharedRgw()->Credentials()),
+                    "faults", 5 << 20, 3);
+  const std::string archive = testing::RandomBytes((37 << 20) + 5, 11);  // 8 parts
+  auto up = store.Upload(
+      "alpha", "20261206T120000.000Z-i5-scheduled", false,
+      [&](ByteSink* sink) {
+        for (size_t at = 0; at < archive.size(); at += 1 << 20) {
+          absl::Status s = sink->Write(absl::string_view(archive).substr(at, 1 << 20));
+          if (!s.ok()) return s;
+        }
+        return absl::OkStatus();
+      },
+      [](const RemoteUpload&) { return std::string("{}"); });
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_GE(faults.load(), 3) << "every kind of fault was injected";
+  std::string back;
+  StringSink sink(&back);
+  auto direct = testing::SharedRgw()->NewClient();
+  ASSERT_TRUE(direct->GetObject("faults/alpha/20261206T120000.000Z-i5-scheduled.snap", 0, &sink,
+                                1 << 30)
+                  .ok());
+  EXPECT_EQ(back.size(), archive.size());
+  EXPECT_TRUE(back == archive) << "the object differs from what was sent";
+  EXPECT_EQ(up->object_sha256, HexLower(Sha256Of(archive)));
 }
 
 TEST(RemoteStore, UploadListFetchDelete) {

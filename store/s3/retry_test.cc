@@ -3,88 +3,22 @@
 // are not checked here: that is client_rgw_test's job against a real server.
 #include <gtest/gtest.h>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <thread>
-
 #include "absl/strings/str_cat.h"
 #include "store/s3/client.h"
+#include "store/testing/fault_proxy.h"
 
 namespace snapshot {
 namespace s3 {
 namespace {
 
-// Answers each connection's first request by the script, one entry per
-// request: 503 SlowDown, "drop" (closes without answering), or 200.
-class FlakyServer {
+// A loopback server that follows `script`, one entry per request: "503",
+// "drop" (closes without answering), then 200.
+class FlakyServer : public testing::FaultProxy {
  public:
-  explicit FlakyServer(std::vector<std::string> script) : script_(std::move(script)) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    listen(fd_, 16);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~FlakyServer() {
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-  }
-  int port() const { return port_; }
-  int requests() const { return requests_; }
-
- private:
-  void Serve() {
-    for (;;) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      char buf[65536];
-      std::string req;
-      // Read the headers, then the whole body, so that an answer never
-      // races the client's sending.
-      while (req.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        req.append(buf, n);
-      }
-      size_t want = 0;
-      const size_t cl = req.find("Content-Length: ");
-      if (cl != std::string::npos) want = std::stoul(req.substr(cl + 16));
-      const size_t end = req.find("\r\n\r\n");
-      size_t have = end == std::string::npos ? 0 : req.size() - end - 4;
-      while (have < want) {
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        have += n;
-      }
-      const size_t i = requests_++;
-      const std::string what = i < script_.size() ? script_[i] : "200";
-      std::string resp;
-      if (what == "503") {
-        const std::string body = "<Error><Code>SlowDown</Code></Error>";
-        resp = absl::StrCat("HTTP/1.1 503 Slow Down\r\nContent-Length: ", body.size(),
-                            "\r\nConnection: close\r\n\r\n", body);
-      } else if (what == "200") {
-        resp = "HTTP/1.1 200 OK\r\nETag: \"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      }
-      if (!resp.empty()) (void)!write(c, resp.data(), resp.size());
-      close(c);
-    }
-  }
-
-  std::vector<std::string> script_;
-  int fd_;
-  int port_ = 0;
-  std::atomic<int> requests_{0};
-  std::thread thread_;
+  explicit FlakyServer(std::vector<std::string> script)
+      : FaultProxy(0, [script](const std::string&, int n) {
+          return n < static_cast<int>(script.size()) ? script[n] : std::string();
+        }) {}
 };
 
 ClientOptions Options(int port, int attempts) {

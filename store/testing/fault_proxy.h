@@ -1,0 +1,49 @@
+// A fault-injecting HTTP/1.1 proxy on loopback, for tests only: each request
+// is read whole (head and Content-Length body), then `fault` decides from its
+// head what happens — "" forwards it to the upstream server (on a connection
+// of its own, with "Connection: close") and relays the answer; "500" or
+// "503" answers with that error (S3's InternalError / SlowDown XML);
+// "drop" closes the connection without an answer. With no upstream (port
+// 0), "" answers 200 with an ETag. Every connection carries one request.
+#ifndef SNAPSHOT_AGENT_STORE_TESTING_FAULT_PROXY_H_
+#define SNAPSHOT_AGENT_STORE_TESTING_FAULT_PROXY_H_
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <thread>
+
+namespace snapshot {
+namespace testing {
+
+class FaultProxy {
+ public:
+  // `fault` gets the request's head (request line and headers) and its
+  // number (from 0); it is called from the proxy's thread.
+  using Fault = std::function<std::string(const std::string& head, int n)>;
+  FaultProxy(int upstream_port, Fault fault);
+  ~FaultProxy();
+
+  int port() const { return port_; }
+  std::string endpoint() const;
+  int requests() const { return requests_; }
+
+ private:
+  void Serve();
+  void Handle(int c);
+
+  const int upstream_port_;
+  Fault fault_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread thread_;
+};
+
+// The port of an "http://HOST:PORT" endpoint.
+int PortOf(const std::string& endpoint);
+
+}  // namespace testing
+}  // namespace snapshot
+
+#endif  // SNAPSHOT_AGENT_STORE_TESTING_FAULT_PROXY_H_
