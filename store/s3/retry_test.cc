@@ -16,8 +16,8 @@ namespace {
 class FlakyServer : public testing::FaultProxy {
  public:
   explicit FlakyServer(std::vector<std::string> script)
-      : FaultProxy(0, [script](const std::string&, int n) {
-          return n < static_cast<int>(script.size()) ? script[n] : std::string();
+      : FaultProxy(0, [script](const Request& r) {
+          return r.n < static_cast<int>(script.size()) ? script[r.n] : std::string();
         }) {}
 };
 

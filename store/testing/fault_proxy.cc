@@ -87,8 +87,16 @@ void FaultProxy::Handle(int c) {
     if (n <= 0) return;
     body.append(buf, n);
   }
-  const std::string what = fault_(head, requests_++);
+  std::string what;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    what = fault_(Request{head, body, requests_++});
+  }
   if (what == "drop") return;
+  if (absl::StartsWith(what, "HTTP/1.1 ")) {
+    WriteAll(c, what);
+    return;
+  }
   if (what == "500" || what == "503") {
     const std::string code = what == "500" ? "InternalError" : "SlowDown";
     const std::string xml = absl::StrCat("<Error><Code>", code, "</Code></Error>");

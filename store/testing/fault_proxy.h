@@ -3,13 +3,16 @@
 // head what happens — "" forwards it to the upstream server (on a connection
 // of its own, with "Connection: close") and relays the answer; "500" or
 // "503" answers with that error (S3's InternalError / SlowDown XML);
-// "drop" closes the connection without an answer. With no upstream (port
-// 0), "" answers 200 with an ETag. Every connection carries one request.
+// "drop" closes the connection without an answer; a string that starts with
+// "HTTP/1.1 " is sent as the whole answer (a test's own server: metadata, STS).
+// With no upstream (port 0), "" answers 200 with an ETag. Every connection
+// carries one request.
 #ifndef SNAPSHOT_AGENT_STORE_TESTING_FAULT_PROXY_H_
 #define SNAPSHOT_AGENT_STORE_TESTING_FAULT_PROXY_H_
 
 #include <atomic>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -18,9 +21,13 @@ namespace testing {
 
 class FaultProxy {
  public:
-  // `fault` gets the request's head (request line and headers) and its
-  // number (from 0); it is called from the proxy's thread.
-  using Fault = std::function<std::string(const std::string& head, int n)>;
+  struct Request {
+    std::string head;  // request line and headers, each line ending in \r\n
+    std::string body;
+    int n;  // from 0
+  };
+  // Called from the connections' threads, one at a time.
+  using Fault = std::function<std::string(const Request& r)>;
   FaultProxy(int upstream_port, Fault fault);
   ~FaultProxy();
 
@@ -34,6 +41,7 @@ class FaultProxy {
 
   const int upstream_port_;
   Fault fault_;
+  std::mutex mu_;  // one call of fault_ at a time
   int fd_ = -1;
   int port_ = 0;
   std::atomic<int> requests_{0};
