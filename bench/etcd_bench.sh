@@ -12,18 +12,31 @@
 #   Restore  snapshotctl restore of the archive (verify, etcdctl snapshot
 #            restore, stop, swap, start, wait until etcd serves)
 #   beside   etcdctl snapshot restore of the same database alone
-# Figures are MB/s of database bytes (1 MB = 10^6 bytes) and ratios.
+#   Off-host snapshotctl create, until the agent's scheduled-snapshot path has
+#            taken, verified, stored, age-encrypted and uploaded it to a real
+#            S3 server (Ceph RGW on loopback, tools/rgw.sh)
+#   beside   etcdctl snapshot save + gzip -6 + aws s3 cp of the result
+# Figures are MB/s of database bytes (1 MB = 10^6 bytes) and ratios, and the
+# agent's peak RSS.
 set -euo pipefail
-agent="$(readlink -f "$1")"; ctl="$(readlink -f "$2")"; mib="${3:-256}"
+agent="$(readlink -f "$1")"; ctl="$(readlink -f "$2")"; rgw="$(readlink -f "$3")"; mib="${4:-256}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/etcd_bench.XXXXXX")"
-trap 'kill $apid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+s3dir="$(mktemp -d /tmp/sa-rgw.XXXXXX)"  # Ceph's admin sockets need a short path
+trap 'kill $apid 2>/dev/null; wait 2>/dev/null; bash "$rgw" stop "$s3dir" >/dev/null 2>&1; rm -rf "$work" "$s3dir"' EXIT
+bash "$rgw" start "$s3dir" >/dev/null
+. "$s3dir/env"
+export AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" AWS_DEFAULT_REGION=us-east-1 \
+  AWS_EC2_METADATA_DISABLED=true
+age-keygen -o "$work/key.txt" 2>/dev/null; age-keygen -y "$work/key.txt" > "$work/key.pub"
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cp=$(port); pp=$(port); ap=$(port)
 export ETCDCTL_API=3
 etcd_cmd="etcd --name b1 --data-dir $work/etcd --listen-client-urls http://127.0.0.1:$cp --advertise-client-urls http://127.0.0.1:$cp --listen-peer-urls http://127.0.0.1:$pp --initial-advertise-peer-urls http://127.0.0.1:$pp --initial-cluster b1=http://127.0.0.1:$pp --quota-backend-bytes=8589934592 --log-level error --logger zap"
 "$agent" --engine=etcd --data-dir="$work/agent" --listen=127.0.0.1:$ap \
   --etcd-endpoint=http://127.0.0.1:$cp --etcd-exec="$etcd_cmd" --etcd-agents=b1=127.0.0.1:$ap \
-  --log-level=warning --max-state-bytes=$(( (mib + 64) << 20 )) 2>"$work/agent.log" &
+  --remote="s3://$BUCKET/etcd" --remote-cluster=bench --s3-endpoint="$ENDPOINT" \
+  --encrypt-to="$work/key.pub" --remote-interval=1h \
+  --log-level=info --max-state-bytes=$(( (mib + 64) << 20 )) 2>"$work/agent.log" &
 apid=$!
 for _ in $(seq 1 100); do etcdctl --endpoints=127.0.0.1:$cp endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
 # Values: 512 KiB random (base64 would be text; raw bytes via a file) + 512 KiB text.
@@ -50,7 +63,18 @@ restore=$(t "$ctl" --address=127.0.0.1:$ap restore --yes "$work/agent.snap")
 ctl_restore=$(t etcdctl snapshot restore "$work/plain.db" --name b1 --data-dir "$work/manual" \
   --initial-cluster b1=http://127.0.0.1:$pp --initial-advertise-peer-urls http://127.0.0.1:$pp)
 
+uploaded() { grep -c 'msg="snapshot uploaded"' "$work/agent.log" || true; }
+before=$(uploaded)
+off_start=$(date +%s.%N)
+"$ctl" --address=127.0.0.1:$ap create >/dev/null
+for _ in $(seq 1 6000); do [ "$(uploaded)" -gt "$before" ] && break; sleep 0.1; done
+[ "$(uploaded)" -gt "$before" ] || { echo "FAILED: no upload; see the agent's log" >&2; tail "$work/agent.log" >&2; exit 1; }
+off=$(echo "$(date +%s.%N) - $off_start" | bc -l)
+aws_cp=$(t /usr/bin/aws --endpoint-url "$ENDPOINT" s3 cp --only-show-errors "$work/plain.db.gz" "s3://$BUCKET/aws/plain.db.gz")
+peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$apid/status)
+
 save_gz=$(echo "$ctl_save + $gz" | bc -l); save_pz=$(echo "$ctl_save + $pz" | bc -l)
+save_gz_cp=$(echo "$save_gz + $aws_cp" | bc -l)
 printf 'etcd database: %d bytes (%d MiB of values)\n' "$db" "$mib"
 printf '  %-52s %8s MB/s\n' "Take: snapshotctl save (agent, default level)" "$(rate $take)"
 printf '  %-52s %8s MB/s\n' "etcdctl snapshot save" "$(rate $ctl_save)"
@@ -58,7 +82,11 @@ printf '  %-52s %8s MB/s\n' "etcdctl snapshot save + gzip -6" "$(rate $save_gz)"
 printf '  %-52s %8s MB/s\n' "etcdctl snapshot save + pigz -p 2 -6" "$(rate $save_pz)"
 printf '  %-52s %8s MB/s\n' "Restore: snapshotctl restore (whole cluster)" "$(rate $restore)"
 printf '  %-52s %8s MB/s\n' "etcdctl snapshot restore (data dir only)" "$(rate $ctl_restore)"
+printf '  %-52s %8s MB/s\n' "Off-host: create+verify+store+age+upload (agent)" "$(rate $off)"
+printf '  %-52s %8s MB/s\n' "etcdctl snapshot save + gzip -6 + aws s3 cp" "$(rate $save_gz_cp)"
+printf '  %-52s %8s MiB\n' "agent peak RSS" "$peak"
 printf '  %-52s %8s\n' "ratio Take / (etcdctl save + gzip -6)" "$(ratio $take $save_gz)"
+printf '  %-52s %8s\n' "ratio Off-host / (etcdctl save + gzip + aws s3 cp)" "$(ratio $off $save_gz_cp)"
 printf '  %-52s %8s\n' "ratio Take / (etcdctl save + pigz)" "$(ratio $take $save_pz)"
 printf '  %-52s %8s\n' "ratio Restore / etcdctl snapshot restore" "$(ratio $restore $ctl_restore)"
 printf '  %-52s %8s / %s / %s bytes\n' "sizes: archive / gzip -6 / pigz" \

@@ -102,7 +102,7 @@ int Main() {
   const std::string dir = absl::GetFlag(FLAGS_dir);
   const std::string archive = dir + "/remote_bench.snap";
   const uint64_t state_bytes =
-      static_cast<uint64_t>(absl::GetFlag(FLAGS_size_mib) * 1.8 * (1 << 20));
+      static_cast<uint64_t>(absl::GetFlag(FLAGS_size_mib) * 2.0 * (1 << 20));
   testing::KvStateSource gen(testing::KvStateSource::EntriesFor(state_bytes, 4096), 4096);
   SnapshotMeta meta;
   meta.id = "1-1-0";
