@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/testing.h"
+#include "store/testing/fault_proxy.h"
 #include "store/testing/rgw_server.h"
 #include "tests/agent_testing.h"
 
@@ -365,6 +367,49 @@ TEST(Remote, VerificationInTurnFindsAlteredObjects) {
   EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss) << next.status();
   EXPECT_NE(next.status().message().find(key), std::string::npos) << next.status();
   EXPECT_TRUE(testing::SpoolFiles(c.data_dir).empty());
+}
+
+// A store that fails: after --max-failures failed passes the remote's
+// health says NOT_SERVING while the API stays SERVING, the snapshot stays
+// local, and one good pass brings both back.
+TEST(Remote, FailingPassesTurnTheRemoteHealthNotServingUntilOneSucceeds) {
+  TempDir dir;
+  std::atomic<bool> failing{false};
+  testing::FaultProxy proxy(testing::PortOf(testing::SharedRgw()->endpoint()),
+                            [&](const testing::FaultProxy::Request&) -> std::string {
+                              return failing ? "503" : "";
+                            });
+  AgentConfig c = RemoteConfig(dir.path() + "/a", "h1", "prod");
+  c.remote_s3.endpoint = proxy.endpoint();
+  c.remote_s3.max_attempts = 2;
+  c.remote.max_failures = 2;
+  Running r = Start(c);
+  ASSERT_NE(r.agent, nullptr);
+  auto channel = testing::Connect(r.agent->address());
+  failing = true;
+  ASSERT_TRUE(r.client->Put("k", "v").ok());
+  auto created = r.client->CreateSnapshot();
+  ASSERT_TRUE(created.ok()) << created.status();
+  RemoteSync* remote = r.agent->job()->remote();
+  absl::Status s = remote->Pass();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("SlowDown"), std::string::npos) << s;
+  // (The pass kicked by the stored snapshot may fail too, in the background.)
+  EXPECT_FALSE(remote->Pass().ok());
+  EXPECT_TRUE(testing::WaitForHealth(channel, HealthCheckResponse::NOT_SERVING, absl::Seconds(5),
+                                     kRemoteHealthService));
+  EXPECT_TRUE(testing::WaitForHealth(channel, HealthCheckResponse::SERVING, absl::Seconds(5)))
+      << "the API itself still serves";
+  auto list = r.client->ListSnapshots();
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_EQ(Find(*list, created->id())->location(), "local") << "kept until it is uploaded";
+  failing = false;
+  ASSERT_TRUE(remote->Pass().ok());
+  EXPECT_TRUE(testing::WaitForHealth(channel, HealthCheckResponse::SERVING, absl::Seconds(5),
+                                     kRemoteHealthService));
+  list = r.client->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(Find(*list, created->id())->location(), "local+remote");
 }
 
 // SSE-C: the store encrypts with the agent's key, sent with every archive
