@@ -2,7 +2,8 @@
 // each supervised by a real snapshot-agent process, on 127.0.0.1: Take,
 // Verify, the standard-tools recovery path, cluster-wide restores through a
 // follower's and the leader's agent, crashes (kill -9) in prepare and in
-// commit, corrupt and foreign archives, a truncated etcd stream, TLS to etcd.
+// commit, corrupt and foreign archives, a truncated etcd stream, TLS to etcd,
+// a lost cluster back from the bucket (Ceph RGW on loopback).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "base/testing.h"
 #include <sys/stat.h>
 
+#include "store/testing/rgw_server.h"
 #include "tests/agent_testing.h"
 
 namespace snapshot {
@@ -599,9 +601,79 @@ TEST(EtcdEngine, TlsAndAuthenticationToEtcd) {
   EXPECT_NE(testing::ReadFile(dir.path() + "/agent.log").find("chmod 600"), std::string::npos);
 }
 
+// A lost etcd cluster comes back from the bucket: the old cluster's leader
+// uploads (age-encrypted) and every machine is gone; a fresh supervised
+// cluster with --restore-if-empty restores itself to the same data.
+TEST(EtcdEngine, ALostClusterComesBackFromTheBucket) {
+  testing::TempDir dir;
+  testing::RgwServer* rgw = testing::SharedRgw();
+  const std::string key = dir.path() + "/backup.key", pub = dir.path() + "/backup.pub";
+  ASSERT_EQ(system(absl::StrCat("age-keygen -o ", key, " 2>/dev/null && age-keygen -y ", key,
+                                " > ", pub).c_str()),
+            0);
+  const std::vector<std::string> remote = {
+      absl::StrCat("--remote=s3://", rgw->bucket(), "/etcd-dr"), "--remote-cluster=prod",
+      "--s3-endpoint=" + rgw->endpoint(), "--remote-interval=1s", "--encrypt-to=" + pub,
+      "--identity-file=" + key, "--restore-if-empty=latest"};
+  auto s3 = rgw->NewClient();
+  {
+    std::filesystem::create_directories(dir.path() + "/old");
+    EtcdCluster old(dir.path() + "/old", 3, remote);
+    for (int i = 0; i < old.size(); ++i) old.StartAgent(i, rgw->Env());
+    ASSERT_TRUE(old.WaitHealthy());
+    int leader = -1;
+    for (absl::Time until = absl::Now() + absl::Seconds(20); absl::Now() < until && leader < 0;) {
+      leader = old.Leader();
+    }
+    ASSERT_GE(leader, 0);
+    // (--restore-if-empty found nothing in the empty bucket: the old cluster
+    // started empty.)
+    old.Ctl(leader, "put dr/one yes");
+    old.Ctl(leader, "put dr/two also");
+    grpc::ClientContext ctx;
+    v1::CatalogEntry e;
+    ASSERT_TRUE(old.Stub(leader)->CreateSnapshot(&ctx, {}, &e).ok());
+    bool uploaded = false;
+    for (int i = 0; i < 300 && !uploaded; ++i) {
+      auto objects = s3->ListObjects("etcd-dr/prod/");
+      uploaded = objects.ok() && objects->size() == 2;  // ID.snap.age and ID.json
+      if (!uploaded) absl::SleepFor(absl::Milliseconds(100));
+    }
+    ASSERT_TRUE(uploaded) << testing::ReadFile(old.member(leader).log);
+    for (int i = 0; i < old.size(); ++i) old.KillAgent(i);
+  }
+  // Every machine is gone (the etcd processes died with their agents).
+  std::filesystem::remove_all(dir.path() + "/old");
+
+  std::filesystem::create_directories(dir.path() + "/new");
+  EtcdCluster fresh(dir.path() + "/new", 3, remote);
+  for (int i = 0; i < fresh.size(); ++i) fresh.StartAgent(i, rgw->Env());
+  bool back = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(90); absl::Now() < until && !back;) {
+    back = true;
+    for (int i = 0; i < fresh.size() && back; ++i) back = fresh.Get(i, "dr/one") == "yes";
+    if (!back) absl::SleepFor(absl::Milliseconds(300));
+  }
+  auto logs = [&] {
+    std::string all;
+    for (int i = 0; i < fresh.size(); ++i) all += testing::ReadFile(fresh.member(i).log);
+    return all;
+  };
+  ASSERT_TRUE(back) << logs();
+  for (int i = 0; i < fresh.size(); ++i) EXPECT_EQ(fresh.Get(i, "dr/two"), "also");
+  // The leader's agent says so once the restore has returned.
+  bool said = false;
+  for (absl::Time until = absl::Now() + absl::Seconds(30); absl::Now() < until && !said;) {
+    said = logs().find("the empty cluster was restored from the remote store") != std::string::npos;
+    if (!said) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(said) << logs();
+}
+
 }  // namespace
 }  // namespace snapshot
 
 int main(int argc, char** argv) {
+  ::testing::AddGlobalTestEnvironment(new snapshot::testing::RgwEnvironment());
   return snapshot::testing::MainWithAgentPath(argc, argv, &snapshot::g_agent);
 }
