@@ -23,6 +23,7 @@ namespace snapshot {
 namespace {
 
 constexpr char kArchiveSuffix[] = ".snap";
+constexpr char kEncryptedSuffix[] = ".snap.age";
 constexpr char kSidecarSuffix[] = ".json";
 constexpr char kTimeFormat[] = "%Y%m%dT%H%M%E3SZ";
 constexpr char kTimeParseFormat[] = "%E4Y%m%dT%H%M%E*SZ";  // %Y would eat all digits
@@ -56,6 +57,45 @@ absl::Status Unlink(const std::string& path) {
   }
   return absl::OkStatus();
 }
+
+// A stored archive: the file, decrypted when it is encrypted at rest.
+class StoredArchive : public ByteSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<ByteSource>> Open(
+      const std::string& path, bool encrypted, const std::vector<age::X25519Identity>& ids) {
+    SA_ASSIGN_OR_RETURN(FileSource file, FileSource::Open(path));
+    std::unique_ptr<StoredArchive> r(new StoredArchive(std::move(file)));
+    if (!encrypted) return std::unique_ptr<ByteSource>(std::move(r));
+    if (ids.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, " is encrypted at rest: start the agent with --identity-file holding its key"));
+    }
+    age::Keys keys;
+    keys.identities = ids;
+    absl::StatusOr<std::unique_ptr<age::Decryptor>> dec = age::Decryptor::Open(&r->file_, keys);
+    if (!dec.ok()) {
+      return absl::Status(dec.status().code(), absl::StrCat(path, ": ", dec.status().message()));
+    }
+    r->dec_ = std::move(*dec);
+    r->path_ = path;
+    return std::unique_ptr<ByteSource>(std::move(r));
+  }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (!dec_) return file_.Read(buf, n);
+    absl::StatusOr<size_t> got = dec_->Read(buf, n);
+    if (!got.ok()) {
+      return absl::Status(got.status().code(), absl::StrCat(path_, ": ", got.status().message()));
+    }
+    return got;
+  }
+
+ private:
+  explicit StoredArchive(FileSource file) : file_(std::move(file)) {}
+  FileSource file_;
+  std::unique_ptr<age::Decryptor> dec_;
+  std::string path_;
+};
 
 }  // namespace
 
@@ -91,6 +131,10 @@ std::string CatalogEntryJson(const CatalogEntry& e) {
   j["checksum"] = e.checksum;
   j["state_sha256"] = e.state_sha256;
   j["engine"] = e.meta.engine;
+  if (e.encrypted) {
+    j["encrypted"] = true;
+    j["stored_size"] = e.stored_size;
+  }
   absl::StatusOr<std::string> meta = EncodeMetaJson(e.meta);
   if (meta.ok()) j["meta"] = nlohmann::json::parse(*meta, nullptr, false);
   return j.dump();
@@ -114,6 +158,8 @@ absl::StatusOr<CatalogEntry> ParseCatalogEntryJson(absl::string_view json) {
     e.archive_size = j.at("archive_size").get<uint64_t>();
     e.checksum = j.at("checksum").get<std::string>();
     e.state_sha256 = j.at("state_sha256").get<std::string>();
+    e.encrypted = j.value("encrypted", false);
+    e.stored_size = j.value("stored_size", e.archive_size);
     SA_ASSIGN_OR_RETURN(e.meta, ParseMetaJson(j.at("meta").dump()));
   } catch (const nlohmann::json::exception& ex) {
     return bad(ex.what());
@@ -121,18 +167,25 @@ absl::StatusOr<CatalogEntry> ParseCatalogEntryJson(absl::string_view json) {
   return e;
 }
 
-std::string Catalog::ArchivePath(const std::string& id) const {
-  return absl::StrCat(dir_, "/", id, kArchiveSuffix);
+std::string Catalog::ArchivePath(const std::string& id, bool encrypted) const {
+  return absl::StrCat(dir_, "/", id, encrypted ? kEncryptedSuffix : kArchiveSuffix);
 }
 std::string Catalog::SidecarPath(const std::string& id) const {
   return absl::StrCat(dir_, "/", id, kSidecarSuffix);
 }
 
-absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
+absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir,
+                                                       CatalogEncryption encryption) {
+  if (!encryption.recipients.empty() && encryption.identities.empty()) {
+    return absl::InvalidArgumentError(
+        "encrypting the catalog at rest needs an identity too: every archive is read back and "
+        "verified after it is written");
+  }
   SA_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
-  std::unique_ptr<Catalog> c(new Catalog(dir, std::move(lock)));
+  std::unique_ptr<Catalog> c(new Catalog(dir, std::move(lock), std::move(encryption)));
   SA_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir));
-  std::vector<std::string> archives, sidecars;
+  std::map<std::string, bool> archives;  // id: encrypted
+  std::vector<std::string> sidecars;
   int removed = 0;
   for (const std::string& name : names) {
     if (name == "LOCK") continue;
@@ -140,7 +193,9 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
       // A write that did not finish (a crash, a full disk).
       if (Unlink(absl::StrCat(dir, "/", name)).ok()) ++removed;
     } else if (absl::EndsWith(name, kArchiveSuffix)) {
-      archives.push_back(name.substr(0, name.size() - strlen(kArchiveSuffix)));
+      archives[name.substr(0, name.size() - strlen(kArchiveSuffix))] = false;
+    } else if (absl::EndsWith(name, kEncryptedSuffix)) {
+      archives[name.substr(0, name.size() - strlen(kEncryptedSuffix))] = true;
     } else if (absl::EndsWith(name, kSidecarSuffix)) {
       sidecars.push_back(name.substr(0, name.size() - strlen(kSidecarSuffix)));
     }
@@ -150,18 +205,22 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
         {{"dir", dir}, {"files", removed}});
   }
   for (const std::string& id : sidecars) {
+    auto archive = archives.find(id);
+    if (archive == archives.end()) {
+      (void)Unlink(c->SidecarPath(id));  // its archive is gone
+      continue;
+    }
     struct stat st;
     absl::StatusOr<std::string> text = ReadSmallFile(c->SidecarPath(id));
     absl::StatusOr<CatalogEntry> e =
         text.ok() ? ParseCatalogEntryJson(*text) : absl::StatusOr<CatalogEntry>(text.status());
-    if (e.ok() && e->id == id && stat(c->ArchivePath(id).c_str(), &st) == 0 &&
-        static_cast<uint64_t>(st.st_size) == e->archive_size) {
+    if (e.ok() && e->id == id && e->encrypted == archive->second &&
+        stat(c->ArchivePath(id, e->encrypted).c_str(), &st) == 0 &&
+        static_cast<uint64_t>(st.st_size) == e->stored_size) {
       c->entries_[id] = *e;
-    } else if (stat(c->ArchivePath(id).c_str(), &st) != 0) {
-      (void)Unlink(c->SidecarPath(id));  // its archive is gone
     }
   }
-  for (const std::string& id : archives) {
+  for (const auto& [id, encrypted] : archives) {
     if (c->entries_.count(id)) continue;
     // No usable sidecar: rebuild it from the archive.
     CatalogEntry e;
@@ -170,14 +229,21 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
                          ? absl::OkStatus()
                          : absl::InvalidArgumentError("the file name is not a catalog id");
     if (s.ok()) {
-      absl::StatusOr<FileSource> src = FileSource::Open(c->ArchivePath(id));
+      absl::StatusOr<std::unique_ptr<ByteSource>> src =
+          StoredArchive::Open(c->ArchivePath(id, encrypted), encrypted, c->encryption_.identities);
       absl::StatusOr<ArchiveInfo> info =
-          src.ok() ? ReadArchive(&*src, nullptr) : absl::StatusOr<ArchiveInfo>(src.status());
+          src.ok() ? ReadArchive(src->get(), nullptr) : absl::StatusOr<ArchiveInfo>(src.status());
+      struct stat st;
+      if (info.ok() && stat(c->ArchivePath(id, encrypted).c_str(), &st) != 0) {
+        info = ErrnoStatus(errno, "cannot stat", c->ArchivePath(id, encrypted));
+      }
       if (info.ok()) {
         e.meta = info->meta;
         e.archive_size = info->archive_size;
         e.checksum = info->checksum;
         e.state_sha256 = HexLower(info->state_sha256);
+        e.encrypted = encrypted;
+        e.stored_size = static_cast<uint64_t>(st.st_size);
         s = c->WriteSidecar(e);
       } else {
         s = info.status();
@@ -187,7 +253,7 @@ absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(const std::string& dir) {
       c->entries_[id] = e;
     } else {
       Log(LogLevel::kWarning, "a file in the catalog directory is not a usable snapshot; left alone",
-          {{"file", c->ArchivePath(id)}, {"error", s.message()}});
+          {{"file", c->ArchivePath(id, encrypted)}, {"error", s.message()}});
     }
   }
   return c;
@@ -222,6 +288,26 @@ class StoppableSink : public ByteSink {
 
 }  // namespace
 
+absl::StatusOr<ArchiveInfo> Catalog::WriteAndReadBack(
+    const std::function<absl::Status(ByteSink*)>& write, AtomicFile* file,
+    const std::string& part, CatalogEntry* e) {
+  const bool encrypt = !encryption_.recipients.empty();
+  std::unique_ptr<age::Encryptor> enc;
+  if (encrypt) {
+    SA_ASSIGN_OR_RETURN(enc, age::Encryptor::Create(encryption_.recipients, file));
+  }
+  SA_RETURN_IF_ERROR(write(enc ? static_cast<ByteSink*>(enc.get()) : file));
+  if (enc) SA_RETURN_IF_ERROR(enc->Finish());
+  SA_RETURN_IF_ERROR(file->Sync());
+  Failpoint("catalog-archive-written");
+  e->encrypted = encrypt;
+  e->stored_size = file->size();
+  // Read it back: what is in the catalog has been verified from the disk.
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src,
+                      StoredArchive::Open(part, encrypt, encryption_.identities));
+  return ReadArchive(src.get(), nullptr);
+}
+
 absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& options,
                                              SnapshotOrigin origin, absl::Time deadline,
                                              const std::atomic<bool>* cancel) {
@@ -231,14 +317,16 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
   SA_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::Create(part));
   absl::Status s = [&]() -> absl::Status {
     file.EnableWriteBehind();
-    StoppableSink stoppable(&file, cancel, deadline);
-    SA_ASSIGN_OR_RETURN(ArchiveInfo info,
-                        TakeArchive(node, options, &stoppable, deadline, nullptr));
-    SA_RETURN_IF_ERROR(file.Sync());
-    Failpoint("catalog-archive-written");
-    // Read it back: what is in the catalog has been verified from the disk.
-    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(part));
-    SA_ASSIGN_OR_RETURN(ArchiveInfo back, ReadArchive(&src, nullptr));
+    ArchiveInfo info;
+    SA_ASSIGN_OR_RETURN(ArchiveInfo back, WriteAndReadBack(
+                                              [&](ByteSink* sink) -> absl::Status {
+                                                StoppableSink stoppable(sink, cancel, deadline);
+                                                SA_ASSIGN_OR_RETURN(
+                                                    info, TakeArchive(node, options, &stoppable,
+                                                                      deadline, nullptr));
+                                                return absl::OkStatus();
+                                              },
+                                              &file, part, &e));
     if (back.checksum != info.checksum || back.state_sha256 != info.state_sha256) {
       return absl::DataLossError(absl::StrCat(
           "the snapshot read back from ", part, " differs from what was written (",
@@ -260,10 +348,12 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
                      e.meta.index, "-", OriginName(origin));
     e.id = base;
     struct stat st;
-    for (int n = 2; entries_.count(e.id) || stat(ArchivePath(e.id).c_str(), &st) == 0; ++n) {
+    for (int n = 2; entries_.count(e.id) || stat(ArchivePath(e.id, false).c_str(), &st) == 0 ||
+                    stat(ArchivePath(e.id, true).c_str(), &st) == 0;
+         ++n) {
       e.id = absl::StrCat(base, "-", n);
     }
-    SA_RETURN_IF_ERROR(file.Commit(ArchivePath(e.id)));
+    SA_RETURN_IF_ERROR(file.Commit(ArchivePath(e.id, e.encrypted)));
     entries_[e.id] = e;
   }
   s = WriteSidecar(e);  // without it, the next Open rebuilds it
@@ -297,6 +387,10 @@ uint64_t Catalog::TotalBytes() const {
   return total;
 }
 
+absl::StatusOr<std::unique_ptr<ByteSource>> Catalog::Pin::Open() const {
+  return StoredArchive::Open(path_, entry_.encrypted, catalog_->encryption_.identities);
+}
+
 Catalog::Pin::~Pin() {
   std::lock_guard<std::mutex> l(catalog_->mu_);
   if (--catalog_->pins_[entry_.id] == 0) catalog_->pins_.erase(entry_.id);
@@ -309,7 +403,8 @@ absl::StatusOr<std::unique_ptr<Catalog::Pin>> Catalog::Acquire(const std::string
       auto it = entries_.find(id);
       if (it != entries_.end()) {
         ++pins_[id];
-        return std::unique_ptr<Pin>(new Pin(this, it->second, ArchivePath(id)));
+        return std::unique_ptr<Pin>(
+            new Pin(this, it->second, ArchivePath(id, it->second.encrypted)));
       }
     }
     if (round > 0 || !fallback_) {
@@ -338,10 +433,8 @@ absl::StatusOr<CatalogEntry> Catalog::Import(
   }
   const std::string part = absl::StrCat(dir_, "/.", RandomName(), ".part");
   SA_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::Create(part));
-  SA_RETURN_IF_ERROR(write(&file));
-  SA_RETURN_IF_ERROR(file.Sync());
-  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(part));
-  SA_ASSIGN_OR_RETURN(ArchiveInfo back, ReadArchive(&src, nullptr));
+  CatalogEntry stored = entry;
+  SA_ASSIGN_OR_RETURN(ArchiveInfo back, WriteAndReadBack(write, &file, part, &stored));
   if (back.checksum != entry.checksum || HexLower(back.state_sha256) != entry.state_sha256 ||
       back.archive_size != entry.archive_size) {
     return absl::DataLossError(absl::StrCat(
@@ -352,15 +445,15 @@ absl::StatusOr<CatalogEntry> Catalog::Import(
     std::lock_guard<std::mutex> l(mu_);
     auto it = entries_.find(entry.id);
     if (it != entries_.end()) return it->second;  // imported meanwhile: `file` goes
-    SA_RETURN_IF_ERROR(file.Commit(ArchivePath(entry.id)));
-    entries_[entry.id] = entry;
+    SA_RETURN_IF_ERROR(file.Commit(ArchivePath(entry.id, stored.encrypted)));
+    entries_[entry.id] = stored;
   }
-  absl::Status s = WriteSidecar(entry);
+  absl::Status s = WriteSidecar(stored);
   if (!s.ok()) {
     Log(LogLevel::kWarning, "cannot write a catalog sidecar; it is rebuilt at the next start",
         {{"id", entry.id}, {"error", s.message()}});
   }
-  return entry;
+  return stored;
 }
 
 absl::Status Catalog::DeleteLocked(const std::string& id) {
@@ -373,7 +466,7 @@ absl::Status Catalog::DeleteLocked(const std::string& id) {
   }
   // The archive first: a crash in between leaves a sidecar without its
   // archive, which the next Open drops.
-  SA_RETURN_IF_ERROR(Unlink(ArchivePath(id)));
+  SA_RETURN_IF_ERROR(Unlink(ArchivePath(id, entries_[id].encrypted)));
   (void)Unlink(SidecarPath(id));
   entries_.erase(id);
   return absl::OkStatus();

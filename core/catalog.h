@@ -4,6 +4,8 @@
 //
 //   DIR/LOCK                           held while the agent runs (DirLock)
 //   DIR/<id>.snap                      the archive, mode 0600
+//   DIR/<id>.snap.age                  ... or the archive encrypted at rest
+//                                      (age, with CatalogEncryption)
 //   DIR/<id>.json                      its catalog entry (the index)
 //   DIR/.<anything>.part               an archive being written
 //
@@ -22,6 +24,13 @@
 // Snapshots in use — a fetch reading one, a restore applying one — are
 // pinned (Pin): Delete refuses them and retention keeps them.
 //
+// Encryption at rest (--encrypt-local): with CatalogEncryption's recipients,
+// new archives are written as age files (the read-back decrypts and verifies
+// them); with its identities, encrypted archives can be read (Pin::Open),
+// and their sidecars rebuilt. Plain archives already stored stay readable.
+// Entries describe the archive inside: archive_size and checksum are the
+// plaintext archive's, as a fetch or a restore sees it.
+//
 // Threading: thread-safe; Create may run in several threads at once.
 // Errors: NOT_FOUND for an unknown id; FAILED_PRECONDITION for a pinned one;
 // file errors as base/io.h's ErrnoStatus (RESOURCE_EXHAUSTED for a full disk).
@@ -39,6 +48,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "age/age.h"
+#include "base/atomic_file.h"
 #include "base/io.h"
 #include "core/retention.h"
 #include "core/snapshot_ops.h"
@@ -58,6 +69,15 @@ struct CatalogEntry {
   uint64_t archive_size = 0;
   std::string checksum;      // "sha-256=<base64>" of the archive
   std::string state_sha256;  // hex, of state.bin
+  // Stored encrypted at rest (DIR/<id>.snap.age, of `stored_size` bytes).
+  bool encrypted = false;
+  uint64_t stored_size = 0;  // the file's size (archive_size when not encrypted)
+};
+
+// Encryption of the catalog's files at rest.
+struct CatalogEncryption {
+  std::vector<age::X25519Recipient> recipients;  // empty: new archives are plain
+  std::vector<age::X25519Identity> identities;   // open encrypted archives
 };
 
 class Catalog {
@@ -65,7 +85,8 @@ class Catalog {
   // Opens (creating, mode 0700) and locks `dir`, removes .part files, and
   // reconciles sidecars with archives (see above). An archive that cannot be
   // read back is left in place, out of the catalog, and reported in the log.
-  static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& dir);
+  static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& dir,
+                                                       CatalogEncryption encryption = {});
 
   // Takes a snapshot of `node` into the catalog (see above); the snapshot's
   // capture waits at most until `deadline`. When `*cancel` becomes true the
@@ -84,7 +105,12 @@ class Catalog {
    public:
     ~Pin();
     const CatalogEntry& entry() const { return entry_; }
+    // The file as stored (an age file when entry().encrypted).
     const std::string& path() const { return path_; }
+    // The archive: the file, decrypted when it is encrypted (each chunk
+    // authenticated; DATA_LOSS when altered, FAILED_PRECONDITION without a
+    // key that opens it).
+    absl::StatusOr<std::unique_ptr<ByteSource>> Open() const;
 
    private:
     friend class Catalog;
@@ -119,15 +145,25 @@ class Catalog {
   const std::string& dir() const { return dir_; }
 
  private:
-  Catalog(std::string dir, std::unique_ptr<DirLock> lock)
-      : dir_(std::move(dir)), lock_(std::move(lock)) {}
-  std::string ArchivePath(const std::string& id) const;
+  Catalog(std::string dir, std::unique_ptr<DirLock> lock, CatalogEncryption encryption)
+      : dir_(std::move(dir)), lock_(std::move(lock)), encryption_(std::move(encryption)) {}
+  std::string ArchivePath(const std::string& id, bool encrypted) const;
+  // Writes an archive into `file` through `write`, encrypted when the
+  // catalog encrypts, then reads it back and verifies it; fills `e`'s sizes,
+  // checksums and meta.
+  // Writes the archive that `write` produces into `file` (encrypted when the
+  // catalog encrypts), fsyncs it and reads it back from `part` completely;
+  // returns what was read, and sets e's `encrypted` and `stored_size`.
+  absl::StatusOr<ArchiveInfo> WriteAndReadBack(const std::function<absl::Status(ByteSink*)>& write,
+                                               AtomicFile* file, const std::string& part,
+                                               CatalogEntry* e);
   std::string SidecarPath(const std::string& id) const;
   absl::Status WriteSidecar(const CatalogEntry& e);
   absl::Status DeleteLocked(const std::string& id);
 
   const std::string dir_;
   std::unique_ptr<DirLock> lock_;
+  const CatalogEncryption encryption_;
   mutable std::mutex mu_;
   std::map<std::string, CatalogEntry> entries_;  // guarded by mu_
   std::map<std::string, int> pins_;              // guarded by mu_

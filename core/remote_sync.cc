@@ -18,15 +18,16 @@ namespace snapshot {
 namespace {
 
 std::string SidecarJson(const CatalogEntry& e, const std::string& cluster,
-                        const RemoteUpload& up,
+                        const RemoteUpload& up, bool encrypted,
                         const std::vector<age::X25519Recipient>& recipients) {
   nlohmann::json j = nlohmann::json::parse(CatalogEntryJson(e));
+  j.erase("stored_size");  // how the local catalog keeps it; "encrypted" below is the object's
   j["cluster"] = cluster;
   j["object_size"] = up.object_size;
   j["object_sha256"] = up.object_sha256;
-  j["encrypted"] = !recipients.empty();
+  j["encrypted"] = encrypted;
   // Public keys: which identity opens the object.
-  if (!recipients.empty()) {
+  if (encrypted && !recipients.empty()) {
     j["recipients"] = nlohmann::json::array();
     for (const age::X25519Recipient& r : recipients) j["recipients"].push_back(r.Encode());
   }
@@ -198,18 +199,21 @@ absl::Status RemoteSync::Upload(const CatalogEntry& e) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, catalog_->Acquire(e.id));
   const absl::Time start = absl::Now();
   std::string journal;
-  const bool encrypt = !options_.recipients.empty();
+  // A file encrypted at rest (--encrypt-local, to the same recipients) goes
+  // as it is.
+  const bool as_is = pin->entry().encrypted;
+  const bool encrypt = as_is || !options_.recipients.empty();
   absl::StatusOr<RemoteUpload> up = store_->Upload(
       options_.cluster, e.id, encrypt,
       [&](ByteSink* sink) -> absl::Status {
-        if (!encrypt) return CopyFile(pin->path(), sink, stopping_);
+        if (!encrypt || as_is) return CopyFile(pin->path(), sink, stopping_);
         SA_ASSIGN_OR_RETURN(std::unique_ptr<age::Encryptor> enc,
                             age::Encryptor::Create(options_.recipients, sink));
         SA_RETURN_IF_ERROR(CopyFile(pin->path(), enc.get(), stopping_));
         return enc->Finish();
       },
       [&](const RemoteUpload& u) {
-        return SidecarJson(e, options_.cluster, u, options_.recipients);
+        return SidecarJson(e, options_.cluster, u, encrypt, options_.recipients);
       },
       [&](const std::string& key, const std::string& upload_id) {
         journal = JournalPath(upload_id);

@@ -66,8 +66,8 @@ absl::Status RestoreRequest::ExpectedChecksum(const std::string& checksum) {
 absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
   RestoreOutcome out;
   if (stored_) {
-    SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(stored_->path()));
-    SA_RETURN_IF_ERROR(CopyAll(&src, spool_.get()).status());
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, stored_->Open());
+    SA_RETURN_IF_ERROR(CopyAll(src.get(), spool_.get()).status());
     out.catalog_id = stored_->entry().id;
   }
   SA_ASSIGN_OR_RETURN(out.info, spool_->Finish());

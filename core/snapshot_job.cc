@@ -30,7 +30,7 @@ JobMetrics* NoJobMetrics() {
 
 absl::StatusOr<std::unique_ptr<SnapshotJob>> SnapshotJob::Start(
     RaftNode* node, JobOptions options, std::function<void(bool)> on_health, JobRemote remote) {
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Open(options.snapshot_dir));
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog> catalog, Catalog::Open(options.snapshot_dir, options.encryption));
   std::unique_ptr<SnapshotJob> job(
       new SnapshotJob(node, std::move(options), std::move(catalog), std::move(on_health)));
   if (remote.store != nullptr) {

@@ -53,6 +53,8 @@ struct JobOptions {
   TakeOptions take;
   // Where the catalog and the schedule report (never null).
   JobMetrics* metrics = NoJobMetrics();
+  // The catalog's files encrypted at rest (--encrypt-local).
+  CatalogEncryption encryption;
 };
 
 // The remote store, when there is one (core/remote_sync.h).

@@ -196,10 +196,16 @@ absl::Status Agent::LoadRemoteOptions(AgentConfig* config) {
   if (config->restore_if_empty && config->remote_url.empty()) {
     return absl::InvalidArgumentError("--restore-if-empty restores from the remote store: it needs --remote");
   }
-  if (config->remote_url.empty() &&
+  if (config->encrypt_local && (config->encrypt_to_file.empty() || config->identity_file.empty())) {
+    return absl::InvalidArgumentError(
+        "--encrypt-local needs --encrypt-to (whom to encrypt to) and --identity-file (to read the "
+        "catalog back)");
+  }
+  if (config->remote_url.empty() && !config->encrypt_local &&
       (!config->encrypt_to_file.empty() || !config->identity_file.empty())) {
     return absl::InvalidArgumentError(
-        "--encrypt-to and --identity-file are for the remote store: they need --remote");
+        "--encrypt-to and --identity-file encrypt the remote store's copies (--remote) or, with "
+        "--encrypt-local, the local catalog");
   }
   RemoteOptions& r = config->remote;
   if (!config->encrypt_to_file.empty()) {
@@ -245,6 +251,10 @@ absl::Status Agent::StartJob(AgentConfig* config) {
   job.metrics = &Metrics::Get();
   JobRemote remote;
   SA_RETURN_IF_ERROR(LoadRemoteOptions(config));
+  if (config->encrypt_local) {
+    job.encryption.recipients = config->remote.recipients;
+    job.encryption.identities = config->remote.identities;
+  }
   if (!config->remote_url.empty()) {
     SA_ASSIGN_OR_RETURN(remote.store, OpenRemote(config));
     remote.options = config->remote;

@@ -106,6 +106,9 @@ struct AgentConfig {
   // malformed, or an identity that opens none of the recipients' files.
   std::string encrypt_to_file;
   std::string identity_file;
+  // --encrypt-local: the catalog's files too are encrypted to encrypt_to's
+  // recipients (needs both files; no remote needed).
+  bool encrypt_local = false;
   // --restore-if-empty=latest (core/restore_if_empty.h): in the background
   // after start, the leader's agent restores the newest remote snapshot into
   // a node that holds no state; the overall health says NOT_SERVING until

@@ -184,6 +184,9 @@ ABSL_FLAG(std::string, identity_file, "",
           "age identity file (age-keygen's form, mode 0600): lets the agent "
           "fetch, verify and restore encrypted remote snapshots. With "
           "--encrypt-to it must hold a key of one of the recipients.");
+ABSL_FLAG(bool, encrypt_local, false,
+          "Encrypt the local catalog's files too (ID.snap.age, to --encrypt-to's "
+          "recipients; needs --identity-file to read them back).");
 ABSL_FLAG(std::string, s3_sse, "",
           "Server-side encryption asked of the store: AES256 or aws:kms "
           "(for buckets whose policy demands the header).");
@@ -301,6 +304,7 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   c.restore_if_empty = if_empty == "latest";
   c.encrypt_to_file = absl::GetFlag(FLAGS_encrypt_to);
   c.identity_file = absl::GetFlag(FLAGS_identity_file);
+  c.encrypt_local = absl::GetFlag(FLAGS_encrypt_local);
   const snapshot::s3::ServerSideEncryption sse{absl::GetFlag(FLAGS_s3_sse),
                                                absl::GetFlag(FLAGS_s3_sse_kms_key_id),
                                                absl::GetFlag(FLAGS_s3_sse_c_key_file)};

@@ -437,12 +437,12 @@ absl::Status SnapshotServiceImpl::Fetch(
   // The whole file is hashed (the bytes before the offset too), so that the
   // trailer covers the whole archive and a file that changed on disk since
   // it was stored is caught.
-  SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(pin->path()));
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, pin->Open());
   Sha256 hash;
   std::string buf(chunk, '\0');
   uint64_t at = 0;
   for (;;) {
-    SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
+    SA_ASSIGN_OR_RETURN(size_t n, src->Read(&buf[0], buf.size()));
     if (n == 0) break;
     absl::string_view data(buf.data(), n);
     hash.Update(data);

@@ -615,6 +615,49 @@ TEST(RemoteEncryption, WithoutTheKeyOrWithAlteredBytesNothingIsApplied) {
   EXPECT_TRUE(restored.ok()) << restored.status();
 }
 
+// --encrypt-local: the catalog's own files are age files; fetch (resumed
+// too), restore by id and the upload read them; the upload is the local
+// file byte for byte.
+TEST(RemoteEncryption, TheLocalCatalogEncryptedToo) {
+  TempDir dir;
+  AgeKey key = MakeKey(dir.path(), "backup");
+  AgentConfig c = Encrypted(RemoteConfig(dir.path() + "/a", "e4", "prod"), key, &key);
+  c.encrypt_local = true;
+  Running r = Start(c);
+  ASSERT_NE(r.agent, nullptr);
+  const std::string id = TakeAndUpload(r, "v1");
+  const std::string local = c.data_dir + "/snapshots/" + id + ".snap.age";
+  ASSERT_TRUE(std::filesystem::exists(local));
+  EXPECT_FALSE(std::filesystem::exists(c.data_dir + "/snapshots/" + id + ".snap"));
+  auto listing = Shell(absl::StrCat("age -d -i ", key.identity_file, " ", local, " | tar tzf -"));
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  EXPECT_EQ(*listing, "meta.json\nstate.bin\nSHA256SUMS");
+  std::string object;
+  StringSink sink(&object);
+  ASSERT_TRUE(testing::SharedRgw()->NewClient()->GetObject("e4/prod/" + id + ".snap.age", 0, &sink,
+                                                           1 << 30).ok());
+  EXPECT_TRUE(object == testing::ReadFile(local)) << "uploaded as stored";
+  // A fetch gets the archive (decrypted by the agent), resumed from a part.
+  const std::string fetched = dir.path() + "/f.snap";
+  auto f = r.client->Fetch(id, fetched, false, false, nullptr);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->checksum(), r.client->ListSnapshots()->snapshots(0).checksum());
+  const std::string whole = testing::ReadFile(fetched);
+  testing::WritePrivateFile(dir.path() + "/g.snap.part", whole.substr(0, 300));
+  auto g = r.client->Fetch(id, dir.path() + "/g.snap", true, false, nullptr);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_TRUE(testing::ReadFile(dir.path() + "/g.snap") == whole);
+  ASSERT_TRUE(r.client->Put("k", "v2").ok());
+  auto restored = r.client->RestoreStored(id);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  auto v = r.client->Get("k", false);
+  ASSERT_TRUE(v.ok() && v->has_value());
+  EXPECT_EQ(**v, "v1");
+  // The safety snapshot taken before that restore is encrypted too.
+  ASSERT_TRUE(std::filesystem::exists(c.data_dir + "/snapshots/" +
+                                      restored->safety_snapshot_id() + ".snap.age"));
+}
+
 TEST(RemoteEncryption, UnusableEncryptionRefusesToStart) {
   TempDir dir;
   AgeKey key = MakeKey(dir.path(), "backup"), other = MakeKey(dir.path(), "other");
@@ -646,6 +689,10 @@ TEST(RemoteEncryption, UnusableEncryptionRefusesToStart) {
   std::filesystem::create_directories(dir.path() + "/b");
   no_remote.encrypt_to_file = key.recipients_file;
   refused(no_remote, absl::StatusCode::kInvalidArgument, "--remote");
+  AgentConfig local_only = base;
+  local_only.encrypt_to_file = key.recipients_file;
+  local_only.encrypt_local = true;
+  refused(local_only, absl::StatusCode::kInvalidArgument, "--identity-file");
   // Nothing reached the bucket.
   auto objects = testing::SharedRgw()->NewClient()->ListObjects("e3/");
   ASSERT_TRUE(objects.ok());
