@@ -6,11 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/atomic_file.h"
 #include "base/env.h"
-#include "base/log.h"
 #include "archive/archive.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "core/snapshot_ops.h"
 
@@ -390,22 +391,11 @@ class HashingSink : public ByteSink {
   Sha256 hash_;
 };
 
-// Names the object in the errors of what reads it.
-class NamedSource : public ByteSource {
- public:
-  NamedSource(ByteSource* in, const std::string& name) : in_(in), name_(name) {}
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    absl::StatusOr<size_t> got = in_->Read(buf, n);
-    if (!got.ok()) {
-      return absl::Status(got.status().code(), absl::StrCat(name_, ": ", got.status().message()));
-    }
-    return got;
-  }
-
- private:
-  ByteSource* in_;
-  const std::string& name_;
-};
+// `s`, its message starting with the object's key (once).
+absl::Status Named(const absl::Status& s, const std::string& key) {
+  if (s.ok() || absl::StartsWith(s.message(), key)) return s;
+  return absl::Status(s.code(), absl::StrCat(key, ": ", s.message()));
+}
 
 }  // namespace
 
@@ -428,15 +418,11 @@ absl::Status RemoteSync::WithObject(const RemoteEntry& r,
     }
     if (!plaintext) return absl::OkStatus();
     SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-    if (!r.object.encrypted) return plaintext(&src);
+    if (!r.object.encrypted) return Named(plaintext(&src), key);
     absl::StatusOr<std::unique_ptr<age::Decryptor>> dec =
         age::Decryptor::Open(&src, {options_.identities, "", age::kMaxScryptLogN});
-    if (!dec.ok()) {
-      return absl::Status(dec.status().code(),
-                          absl::StrCat(key, ": ", dec.status().message()));
-    }
-    NamedSource named(dec->get(), key);
-    return plaintext(&named);
+    if (!dec.ok()) return Named(dec.status(), key);
+    return Named(plaintext(dec->get()), key);
   }();
   (void)unlink(path.c_str());
   return s;
@@ -448,16 +434,11 @@ absl::Status RemoteSync::Verify(const RemoteEntry& r) {
   absl::Status s = WithObject(
       r, !full ? std::function<absl::Status(ByteSource*)>()
                : [&](ByteSource* archive) -> absl::Status {
-                   absl::StatusOr<ArchiveInfo> info = ReadArchive(archive, nullptr);
-                   if (!info.ok()) {
-                     return absl::Status(info.status().code(),
-                                         absl::StrCat(r.object.archive_key, ": ",
-                                                      info.status().message()));
-                   }
-                   if (info->checksum != r.entry.checksum ||
-                       HexLower(info->state_sha256) != r.entry.state_sha256) {
+                   SA_ASSIGN_OR_RETURN(ArchiveInfo info, ReadArchive(archive, nullptr));
+                   if (info.checksum != r.entry.checksum ||
+                       HexLower(info.state_sha256) != r.entry.state_sha256) {
                      return absl::DataLossError(absl::StrCat(
-                         r.object.archive_key, " holds an archive (", info->checksum,
+                         r.object.archive_key, " holds an archive (", info.checksum,
                          ") that is not the one its sidecar records (", r.entry.checksum, ")"));
                    }
                    return absl::OkStatus();
@@ -486,11 +467,9 @@ absl::StatusOr<std::string> RemoteSync::VerifyNext() {
   std::map<std::string, absl::Time> still;  // what retention deleted is forgotten
   for (const RemoteEntry& r : remote) {  // newest first
     if (r.object.cluster != options_.cluster) continue;
-    if (verified_.count(r.object.archive_key)) {
-      still[r.object.archive_key] = verified_[r.object.archive_key];
-    }
     auto it = verified_.find(r.object.archive_key);
     const absl::Time at = it == verified_.end() ? absl::InfinitePast() : it->second;
+    if (it != verified_.end()) still[r.object.archive_key] = at;
     if (at < next_at) {
       next = &r;
       next_at = at;

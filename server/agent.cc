@@ -13,8 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
-#include "core/restore_if_empty.h"
 #include "base/status_macros.h"
+#include "core/restore_if_empty.h"
 #include "prometheus/exposer.h"
 
 namespace snapshot {
@@ -192,7 +192,7 @@ absl::StatusOr<std::unique_ptr<RemoteStore>> Agent::OpenRemote(AgentConfig* conf
       config->remote_parallel);
 }
 
-absl::Status Agent::LoadRemoteOptions(AgentConfig* config) {
+absl::Status Agent::CheckRemoteAndLoadKeys(AgentConfig* config) {
   if (config->restore_if_empty && config->remote_url.empty()) {
     return absl::InvalidArgumentError("--restore-if-empty restores from the remote store: it needs --remote");
   }
@@ -250,7 +250,7 @@ absl::Status Agent::StartJob(AgentConfig* config) {
   job.take.limits = config->service.limits;
   job.metrics = &Metrics::Get();
   JobRemote remote;
-  SA_RETURN_IF_ERROR(LoadRemoteOptions(config));
+  SA_RETURN_IF_ERROR(CheckRemoteAndLoadKeys(config));
   if (config->encrypt_local) {
     job.encryption.recipients = config->remote.recipients;
     job.encryption.identities = config->remote.identities;
@@ -361,7 +361,6 @@ absl::StatusOr<std::string> Agent::Reload() {
   return report;
 }
 
-// grpc.health.v1.Health says SERVING only while the node knows a leader.
 void Agent::RunRestoreIfEmpty() {
   std::string id;
   const absl::Time start = absl::Now();
@@ -388,6 +387,8 @@ void Agent::RunRestoreIfEmpty() {
   cv_.notify_all();
 }
 
+// grpc.health.v1.Health says SERVING only while the node knows a leader (and
+// a --restore-if-empty is settled).
 void Agent::WatchHealth() {
   std::unique_lock<std::mutex> l(mu_);
   bool serving = false;

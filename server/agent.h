@@ -153,9 +153,9 @@ class Agent {
   // health service(s).
   void SetHealth(const char* service, bool healthy);
   absl::StatusOr<std::unique_ptr<RemoteStore>> OpenRemote(AgentConfig* config);
-  // Checks the options that need a remote and loads the encryption keys
-  // into config->remote.
-  static absl::Status LoadRemoteOptions(AgentConfig* config);
+  // Checks the options that need a remote (or --encrypt-local) and loads
+  // the age keys into config->remote.
+  static absl::Status CheckRemoteAndLoadKeys(AgentConfig* config);
   // The steps of Start, in order (each fills the members it names).
   absl::Status LoadCredentials(const AgentConfig& config);  // tls_, auth_
   absl::Status OpenDataDir(const std::string& dir);         // lock_, stale spools

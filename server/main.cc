@@ -166,9 +166,9 @@ ABSL_FLAG(uint64_t, remote_max_bytes, 0,
           "Remote retention: drop the oldest kept snapshots beyond this many "
           "bytes; 0 = no budget. The newest is never deleted.");
 ABSL_FLAG(std::string, remote_verify, "none",
-          "none: an upload is checked part by part (SHA-256, by the store) and "
-          "by its size; read: each upload is also downloaded again and "
-          "verified completely (twice the traffic).");
+          "none or read. With none, an upload is checked part by part "
+          "(SHA-256, by the store) and by its size; with read, each upload is "
+          "also downloaded again and verified completely (twice the traffic).");
 ABSL_FLAG(absl::Duration, remote_verify_interval, absl::Hours(24),
           "Every so often the leader's agent downloads one stored remote "
           "snapshot, in turn, and verifies it (rot, a bad upload); 0 = never.");
