@@ -10,23 +10,6 @@
 namespace snapshot {
 namespace {
 
-// Passes bytes on while hashing and counting them.
-class HashingSink : public ByteSink {
- public:
-  explicit HashingSink(ByteSink* out) : out_(out) {}
-  absl::Status Write(absl::string_view data) override {
-    hash_.Update(data);
-    bytes_ += data.size();
-    return out_->Write(data);
-  }
-  uint64_t bytes() const { return bytes_; }
-  Digest Finish() { return hash_.Finish(); }
-
- private:
-  ByteSink* out_;
-  AsyncSha256 hash_;
-  uint64_t bytes_ = 0;
-};
 
 constexpr char kZeros[2 * tar::kBlockSize] = {};
 

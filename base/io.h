@@ -62,6 +62,26 @@ class DiscardSink : public ByteSink {
   uint64_t bytes_ = 0;
 };
 
+// Passes bytes on to `out` (borrowed) while hashing (SHA-256, on a thread of
+// its own for long streams) and counting them.
+class HashingSink : public ByteSink {
+ public:
+  explicit HashingSink(ByteSink* out) : out_(out) {}
+  absl::Status Write(absl::string_view data) override {
+    hash_.Update(data);
+    bytes_ += data.size();
+    return out_->Write(data);
+  }
+  uint64_t bytes() const { return bytes_; }
+  // The digest of everything written; once.
+  Digest Finish() { return hash_.Finish(); }
+
+ private:
+  ByteSink* out_;
+  AsyncSha256 hash_;
+  uint64_t bytes_ = 0;
+};
+
 // Appends to a std::string it does not own (which must outlive the sink).
 // For tests and small data only: memory grows with the stream.
 class StringSink : public ByteSink {

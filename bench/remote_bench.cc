@@ -60,14 +60,6 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }
-double PeakMiB(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, "VmHWM:")) return std::stod(line.substr(6)) / 1024;
-  }
-  return -1;
-}
 
 // Copies a file into a sink.
 absl::Status Copy(const std::string& path, ByteSink* sink) {
@@ -201,7 +193,7 @@ int Main() {
       e2e.push_back(Seconds(t0));
     }
     Row("snapshot end to end: take+verify+store+age+upload", gen.size(), e2e, 0,
-        absl::StrFormat("  (of state; agent peak RSS %.0f MiB, state %.0f MiB)", PeakMiB(d.pid),
+        absl::StrFormat("  (of state; agent peak RSS %.0f MiB, state %.0f MiB)", testing::ProcStatusMiB(d.pid, "VmHWM"),
                         gen.size() / double(1 << 20)));
   }
   unlink(archive.c_str());

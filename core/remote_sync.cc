@@ -376,20 +376,6 @@ uint64_t RemoteSync::MaxObjectBytes() const {
 
 namespace {
 
-// Hashes what it passes on.
-class HashingSink : public ByteSink {
- public:
-  explicit HashingSink(ByteSink* out) : out_(out) {}
-  absl::Status Write(absl::string_view data) override {
-    hash_.Update(data);
-    return out_->Write(data);
-  }
-  std::string Hex() { return HexLower(hash_.Finish()); }
-
- private:
-  ByteSink* out_;
-  Sha256 hash_;
-};
 
 // `s`, its message starting with the object's key (once).
 absl::Status Named(const absl::Status& s, const std::string& key) {
@@ -410,7 +396,7 @@ absl::Status RemoteSync::WithObject(const RemoteEntry& r,
     HashingSink hashed(&spool);
     SA_RETURN_IF_ERROR(store_->Fetch(r.object, 0, &hashed, MaxObjectBytes()).status());
     SA_RETURN_IF_ERROR(spool.Close());
-    const std::string got = hashed.Hex();
+    const std::string got = HexLower(hashed.Finish());
     if (!r.object_sha256.empty() && got != r.object_sha256) {
       return absl::DataLossError(absl::StrCat(key, ": the object's SHA-256 is ", got,
                                               ", not the ", r.object_sha256,

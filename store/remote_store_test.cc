@@ -15,6 +15,15 @@ namespace {
 
 
 
+// Writes `data` into `sink` a MiB at a time, as an archive arrives.
+absl::Status WriteInMiBs(const std::string& data, ByteSink* sink) {
+  for (size_t at = 0; at < data.size(); at += 1 << 20) {
+    absl::Status s = sink->Write(absl::string_view(data).substr(at, 1 << 20));
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 TEST(PartSize, FitsTheLargestArchiveInTenThousandParts) {
   EXPECT_EQ(PartSizeFor(1 << 20), 8u << 20);
   const uint64_t big = 200ull << 30;
@@ -45,13 +54,7 @@ TEST(RemoteStore, FailedPartsAreRetriedAndTheObjectIsExact) {
   const std::string archive = testing::RandomBytes((37 << 20) + 5, 11);  // 8 parts
   auto up = store.Upload(
       "alpha", "20261206T120000.000Z-i5-scheduled", false,
-      [&](ByteSink* sink) {
-        for (size_t at = 0; at < archive.size(); at += 1 << 20) {
-          absl::Status s = sink->Write(absl::string_view(archive).substr(at, 1 << 20));
-          if (!s.ok()) return s;
-        }
-        return absl::OkStatus();
-      },
+      [&](ByteSink* sink) { return WriteInMiBs(archive, sink); },
       [](const RemoteUpload&) { return std::string("{}"); });
   ASSERT_TRUE(up.ok()) << up.status();
   EXPECT_GE(faults, 3) << "every kind of fault was injected";
@@ -72,13 +75,7 @@ TEST(RemoteStore, UploadListFetchDelete) {
   std::string started_key, started_id;
   auto up = store.Upload(
       "alpha", "20261206T120000.000Z-i5-scheduled", false,
-      [&](ByteSink* sink) {
-        for (size_t at = 0; at < archive.size(); at += 1 << 20) {
-          absl::Status s = sink->Write(absl::string_view(archive).substr(at, 1 << 20));
-          if (!s.ok()) return s;
-        }
-        return absl::OkStatus();
-      },
+      [&](ByteSink* sink) { return WriteInMiBs(archive, sink); },
       [](const RemoteUpload& u) { return absl::StrCat("{\"size\":", u.object_size, "}"); },
       [&](const std::string& key, const std::string& id) {
         started_key = key;

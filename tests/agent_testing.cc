@@ -19,6 +19,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace snapshot {
@@ -234,6 +235,15 @@ void Spawn(Daemon* d, const std::string& program,
 }
 
 // Waits until the agent answers GetStatus (with `token`) and knows a leader.
+
+double ProcStatusMiB(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, field + ":")) return std::stod(line.substr(field.size() + 1)) / 1024;
+  }
+  return -1;
+}
 
 int MainWithAgentPath(int argc, char** argv, const char** agent) {
   ::testing::InitGoogleTest(&argc, argv);

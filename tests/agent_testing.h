@@ -79,6 +79,9 @@ bool WaitForChange(const std::string& path, const std::function<bool()>& done,
 bool WaitForLog(const std::string& log, const std::string& text,
                 absl::Duration timeout = absl::Seconds(10));
 
+// A /proc/PID/status field in kB ("VmRSS", "VmHWM"), as MiB; -1 if absent.
+double ProcStatusMiB(pid_t pid, const std::string& field);
+
 // Names of restore spool files left in `dir`.
 std::vector<std::string> SpoolFiles(const std::string& dir);
 

@@ -33,17 +33,8 @@ namespace {
 const char* g_agent = nullptr;
 constexpr double kMiB = 1 << 20;
 
-// A /proc/PID/status field in kB ("VmRSS", "VmHWM"), as MiB.
-double StatusMiB(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, field + ":")) return std::stod(line.substr(field.size() + 1)) / 1024;
-  }
-  return -1;
-}
 
-double RssMiB(pid_t pid) { return StatusMiB(pid, "VmRSS"); }
+double RssMiB(pid_t pid) { return testing::ProcStatusMiB(pid, "VmRSS"); }
 
 // RSS once the agent is idle: a restore's log compaction (snapshot, log
 // truncation, memory handed back) ends after the call returns.
@@ -130,7 +121,7 @@ TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
   // (310-345 MiB here for N = 64 MiB; 377 when the compaction snapshot was
   // a copy of the state; 7.5 N before the log was compacted after a
   // restore). A loose bound, against gross regressions.
-  const double peak = StatusMiB(a->pid, "VmHWM");
+  const double peak = testing::ProcStatusMiB(a->pid, "VmHWM");
   EXPECT_LE(peak, 6 * n_mib + 64) << "peak RSS over the restores";
   EXPECT_LE(DirBytes(data) / kMiB, 2 * n_mib + 128);
   EXPECT_LE(DirBytes(catalog) / kMiB, 2 * n_mib + 1) << "two safety snapshots at most";

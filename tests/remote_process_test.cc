@@ -47,14 +47,6 @@ class RandomSource : public ByteSource {
   std::mt19937_64 rng_{7};
 };
 
-double StatusMiB(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (absl::StartsWith(line, field + ":")) return std::stod(line.substr(field.size() + 1)) / 1024;
-  }
-  return -1;
-}
 
 TEST(RemoteProcess, ALargeUploadKilledMidwayIsAbortedAndDoneAgainInBoundedMemory) {
   testing::TempDir dir;
@@ -125,7 +117,7 @@ TEST(RemoteProcess, ALargeUploadKilledMidwayIsAbortedAndDoneAgainInBoundedMemory
                                   absl::Seconds(30)));
   ASSERT_TRUE(testing::WaitForLog(log, "snapshot uploaded", absl::Seconds(300)))
       << testing::ReadFile(log);
-  const double peak = StatusMiB(b.pid, "VmHWM");
+  const double peak = testing::ProcStatusMiB(b.pid, "VmHWM");
   auto uploads = s3->ListMultipartUploads("big/");
   ASSERT_TRUE(uploads.ok());
   EXPECT_TRUE(uploads->empty()) << "no upload left behind";
@@ -133,17 +125,10 @@ TEST(RemoteProcess, ALargeUploadKilledMidwayIsAbortedAndDoneAgainInBoundedMemory
   ASSERT_TRUE(head.ok()) << head.status();
   EXPECT_EQ(head->size, written.archive_size);
   // Byte for byte: the object's SHA-256 is the archive's checksum.
-  Sha256 hash;
-  struct HashSink : ByteSink {
-    Sha256* h;
-    absl::Status Write(absl::string_view d) override {
-      h->Update(d);
-      return absl::OkStatus();
-    }
-  } sink;
-  sink.h = &hash;
+  DiscardSink discard;
+  HashingSink sink(&discard);
   ASSERT_TRUE(s3->GetObject(key, 0, &sink, 1ull << 32).ok());
-  EXPECT_EQ(ChecksumString(hash.Finish()), written.checksum);
+  EXPECT_EQ(ChecksumString(sink.Finish()), written.checksum);
   // A few 8 MiB parts in memory, never the archive: the agent's whole peak
   // (gRPC, Raft, the upload) stays far below the archive's size.
   EXPECT_LE(peak, 160) << "peak RSS of the agent that uploaded " << written.archive_size / kMiB

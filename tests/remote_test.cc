@@ -72,6 +72,19 @@ const v1::CatalogEntry* Find(const v1::ListSnapshotsResponse& l, const std::stri
   return nullptr;
 }
 
+// Rewrites the object `key` with one byte in its middle changed (rot, or
+// tampering); returns its bytes as they were ("" on failure).
+std::string FlipAByteOf(const std::string& key) {
+  auto client = testing::SharedRgw()->NewClient();
+  std::string good;
+  StringSink sink(&good);
+  if (!client->GetObject(key, 0, &sink, 1 << 30).ok() || good.empty()) return "";
+  std::string bad = good;
+  bad[bad.size() / 2] ^= 0x01;
+  if (!client->PutObject(key, bad).ok()) return "";
+  return good;
+}
+
 TEST(Remote, UploadListFetchAndRestoreFromTheBucket) {
   TempDir dir;
   Running r = Start(RemoteConfig(dir.path() + "/a", "t1", "prod"));
@@ -354,14 +367,8 @@ TEST(Remote, VerificationInTurnFindsAlteredObjects) {
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(*next, ids[1]) << "then the one verified longest ago";
 
-  auto client = testing::SharedRgw()->NewClient();
   const std::string key = "v1/prod/" + ids[0] + ".snap";
-  std::string good;
-  StringSink sink(&good);
-  ASSERT_TRUE(client->GetObject(key, 0, &sink, 1 << 30).ok());
-  std::string bad = good;
-  bad[bad.size() / 2] ^= 0x20;
-  ASSERT_TRUE(client->PutObject(key, bad).ok());
+  ASSERT_FALSE(FlipAByteOf(key).empty());
   next = remote->VerifyNext();
   ASSERT_FALSE(next.ok());
   EXPECT_EQ(next.status().code(), absl::StatusCode::kDataLoss) << next.status();
@@ -590,12 +597,8 @@ TEST(RemoteEncryption, WithoutTheKeyOrWithAlteredBytesNothingIsApplied) {
   expect_refused("wrongkey", &other, absl::StatusCode::kFailedPrecondition, "identit");
 
   auto client = testing::SharedRgw()->NewClient();
-  std::string good;
-  StringSink good_sink(&good);
-  ASSERT_TRUE(client->GetObject(object_key, 0, &good_sink, 1 << 30).ok());
-  std::string flipped = good;
-  flipped[flipped.size() / 2] ^= 0x01;
-  ASSERT_TRUE(client->PutObject(object_key, flipped).ok());
+  const std::string good = FlipAByteOf(object_key);
+  ASSERT_FALSE(good.empty());
   expect_refused("flipped", &key, absl::StatusCode::kDataLoss, object_key);
   {
     Running r = Start(RemoteConfig(dir.path() + "/verifier2", "e2", "prod"));
