@@ -42,7 +42,8 @@ restore, for pipes: snapshotctl save - | aws s3 cp - s3://bucket/backup.snap
 Encrypted files (the age format, as `age` writes and reads them): save
 --encrypt-to=RECIPIENTS (or --passphrase-file) writes one; inspect, verify and
 restore open one with --identity=KEYFILE (or --passphrase-file), e.g. an
-ID.snap.age copied from the agent's bucket.
+ID.snap.age copied from the agent's bucket; fetch --identity decrypts a snapshot
+that the agent serves encrypted (it holds no key).
 
 Global flags (anywhere on the line; the environment gives the defaults):
   --address=HOST:PORT    agent address    ($SNAPSHOTCTL_ADDRESS, else 127.0.0.1:7150)
@@ -145,12 +146,18 @@ Has the agent take a snapshot into its catalog now (an out-of-schedule
 backup), verified from the agent's disk before it is listed. Prints its entry.
 Leader only.
 )"},
-      {"fetch", R"(snapshotctl fetch ID FILE [--resume] [--force]
+      {"fetch", R"(snapshotctl fetch ID FILE [--resume] [--force] [--identity=KEY | --passphrase-file=F]
 
 Downloads stored snapshot ID into FILE, through FILE.part; FILE appears only
 when the whole file matches the agent's trailer (size and SHA-256). An
 interrupted download leaves FILE.part: --resume continues it from its length
 instead of starting over. An existing FILE is kept unless --force.
+
+A snapshot only the bucket holds, encrypted there with age, comes as it is
+stored (ID.snap.age) when the agent has no key to open it: FILE is then the
+age file, checked against the SHA-256 recorded at upload. With --identity
+(or --passphrase-file), snapshotctl decrypts it into the archive and verifies
+the archive completely against the checksum the agent lists.
 )"},
       {"delete", R"(snapshotctl delete ID
 

@@ -320,49 +320,47 @@ absl::Status RemoteSync::Pass() {
   return result;
 }
 
-absl::Status RemoteSync::Import(const std::string& id) {
+absl::StatusOr<RemoteEntry> RemoteSync::Find(const std::string& id) {
   // A listing at most a second old: an id nobody has costs at most one LIST
   // a second, whoever asks.
   SA_ASSIGN_OR_RETURN(std::vector<RemoteEntry> remote, List(absl::Seconds(1)));
   const RemoteEntry* found = nullptr;
-  auto find = [&] {
-    found = nullptr;
-    // This cluster's first, then another's (a new cluster restoring an old
-    // one's history).
-    for (const RemoteEntry& r : remote) {
-      if (r.entry.id == id && (found == nullptr || r.object.cluster == options_.cluster)) {
-        found = &r;
-      }
+  // This cluster's first, then another's (a new cluster restoring an old
+  // one's history).
+  for (const RemoteEntry& r : remote) {
+    if (r.entry.id == id && (found == nullptr || r.object.cluster == options_.cluster)) {
+      found = &r;
     }
-  };
-  find();
+  }
   if (found == nullptr) {
     return absl::NotFoundError(absl::StrCat("no snapshot \"", id, "\" in the catalog or in ",
                                             store_->Where()));
   }
-  if (found->object.encrypted && options_.identities.empty()) {
+  return *found;
+}
+
+absl::StatusOr<uint64_t> RemoteSync::FetchObject(const RemoteEntry& r, uint64_t offset,
+                                                 ByteSink* sink) {
+  return store_->Fetch(r.object, offset, sink, MaxObjectBytes());
+}
+
+absl::Status RemoteSync::Import(const std::string& id) {
+  SA_ASSIGN_OR_RETURN(const RemoteEntry r, Find(id));
+  if (r.object.encrypted && options_.identities.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "snapshot ", id, " is encrypted in the bucket (", found->object.archive_key,
+        "snapshot ", id, " is encrypted in the bucket (", r.object.archive_key,
         "); start the agent with --identity-file holding a key it was encrypted to"));
   }
-  const RemoteEntry r = *found;
   Log(LogLevel::kInfo, "fetching a snapshot from the remote store",
       {{"id", id},
        {"key", r.object.archive_key},
        {"bytes", r.object.archive_size},
        {"encrypted", r.object.encrypted}});
   absl::StatusOr<CatalogEntry> e = catalog_->Import(r.entry, [&](ByteSink* sink) -> absl::Status {
-    if (!r.object.encrypted) return store_->Fetch(r.object, 0, sink, MaxObjectBytes()).status();
+    if (!r.object.encrypted) return FetchObject(r, 0, sink).status();
     // Spooled, then decrypted: every chunk is authenticated before the
     // catalog sees it.
-    return WithObject(r, [&](ByteSource* plain) -> absl::Status {
-      std::string buf(1 << 20, '\0');
-      for (;;) {
-        SA_ASSIGN_OR_RETURN(size_t n, plain->Read(&buf[0], buf.size()));
-        if (n == 0) return absl::OkStatus();
-        SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
-      }
-    });
+    return WithObject(r, [&](ByteSource* plain) { return CopyAll(plain, sink).status(); });
   });
   return e.status();
 }
@@ -394,7 +392,7 @@ absl::Status RemoteSync::WithObject(const RemoteEntry& r,
   const std::string& key = r.object.archive_key;
   absl::Status s = [&]() -> absl::Status {
     HashingSink hashed(&spool);
-    SA_RETURN_IF_ERROR(store_->Fetch(r.object, 0, &hashed, MaxObjectBytes()).status());
+    SA_RETURN_IF_ERROR(FetchObject(r, 0, &hashed).status());
     SA_RETURN_IF_ERROR(spool.Close());
     const std::string got = HexLower(hashed.Finish());
     if (!r.object_sha256.empty() && got != r.object_sha256) {

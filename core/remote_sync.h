@@ -97,6 +97,14 @@ class RemoteSync {
   // What the bucket holds, of every cluster under the prefix, newest first;
   // from a listing at most `max_age` old (a LIST when older).
   absl::StatusOr<std::vector<RemoteEntry>> List(absl::Duration max_age = absl::Seconds(10));
+  // The snapshot `id` in the bucket: this cluster's, else another's.
+  // NOT_FOUND when the listing (at most a second old) has none.
+  absl::StatusOr<RemoteEntry> Find(const std::string& id);
+  // Whether the agent holds an identity that opens encrypted objects.
+  bool CanDecrypt() const { return !options_.identities.empty(); }
+  // The object of `r` as stored, from `offset` (a ranged GET) into `sink`.
+  absl::StatusOr<uint64_t> FetchObject(const RemoteEntry& r, uint64_t offset, ByteSink* sink);
+
   // Downloads a remote snapshot into the local catalog (Catalog fallback),
   // decrypting it when it is encrypted. The catalog verifies it completely
   // before it is listed. Errors: NOT_FOUND for an id the bucket does not

@@ -4,6 +4,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
@@ -60,11 +61,12 @@ void ToProto(const CatalogEntry& e, v1::CatalogEntry* out) {
   out->set_state_sha256(e.state_sha256);
 }
 
-// Turns the archive byte stream into chunk messages of a fixed size.
+// Turns the archive byte stream into chunk messages of a fixed size
+// (TakeSnapshotResponse or FetchSnapshotResponse).
+template <typename Response>
 class ChunkSink : public ByteSink {
  public:
-  ChunkSink(grpc::ServerContext* ctx,
-            grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
+  ChunkSink(grpc::ServerContext* ctx, grpc::ServerWriterInterface<Response>* writer,
             size_t chunk_size, StreamWatchdog::Stream* watch, uint64_t* bytes)
       : ctx_(ctx), writer_(writer), chunk_size_(chunk_size), watch_(watch),
         bytes_(bytes) {
@@ -107,12 +109,12 @@ class ChunkSink : public ByteSink {
     return absl::CancelledError("the stream to the client broke");
   }
   grpc::ServerContext* ctx_;
-  grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer_;
+  grpc::ServerWriterInterface<Response>* writer_;
   size_t chunk_size_;
   StreamWatchdog::Stream* watch_;
   uint64_t* bytes_;
   std::string buf_;
-  v1::TakeSnapshotResponse resp_;
+  Response resp_;
   bool broken_ = false;
 };
 
@@ -257,7 +259,7 @@ absl::Status SnapshotServiceImpl::Take(
   SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
   std::shared_ptr<StreamWatchdog::Stream> watch =
       streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
-  ChunkSink sink(ctx, writer, chunk, watch.get(), bytes);
+  ChunkSink<v1::TakeSnapshotResponse> sink(ctx, writer, chunk, watch.get(), bytes);
   absl::StatusOr<ArchiveInfo> info = TakeArchive(
       node_, opts, &sink, absl::Now() + options_.raft_timeout,
       [&](const CapturedSnapshot& snap) -> absl::Status {
@@ -392,19 +394,61 @@ grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
     ToProto(r.entry, &out);
     out.set_location("remote");
     out.set_cluster(r.object.cluster);
+    out.set_encrypted(r.object.encrypted);
   }
   for (const CatalogEntry& e : local) {
     v1::CatalogEntry& out = merged[e.id];
     const bool also_remote = !out.id().empty();
     const std::string cluster = out.cluster();
+    const bool encrypted = out.encrypted();
     ToProto(e, &out);
     out.set_location(also_remote ? "local+remote" : "local");
     out.set_cluster(cluster);
+    out.set_encrypted(encrypted);
   }
   for (auto& [id, e] : merged) *resp->add_snapshots() = std::move(e);
   resp->set_total_bytes(job_->catalog()->TotalBytes());
   if (job_->remote() != nullptr) resp->set_remote_cluster(job_->remote()->cluster());
   return rpc.Done(absl::OkStatus());
+}
+
+absl::Status SnapshotServiceImpl::FetchSealed(
+    grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req, const RemoteEntry& r,
+    uint32_t chunk, grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
+    uint64_t* bytes) {
+  if (r.object_sha256.size() != 64 ||
+      r.object_sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return absl::DataLossError(absl::StrCat("the sidecar of ", r.object.archive_key,
+                                            " records no valid SHA-256 of the object"));
+  }
+  const std::string digest = absl::HexStringToBytes(r.object_sha256);
+  Digest d;
+  memcpy(d.data(), digest.data(), d.size());
+  if (req.offset() > r.object.archive_size) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "offset %d is past the end of %s (%d bytes)", req.offset(), r.object.archive_key,
+        r.object.archive_size));
+  }
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
+  std::shared_ptr<StreamWatchdog::Stream> watch =
+      streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
+  v1::FetchSnapshotResponse first;
+  ToProto(r.entry, first.mutable_entry());
+  first.mutable_entry()->set_location("remote");
+  first.mutable_entry()->set_cluster(r.object.cluster);
+  first.mutable_entry()->set_encrypted(true);
+  if (!writer->Write(first)) return Interrupted(*watch);
+  watch->Touch(0);
+  ChunkSink<v1::FetchSnapshotResponse> sink(ctx, writer, chunk, watch.get(), bytes);
+  // The client checks the whole file against the hash recorded at upload.
+  absl::Status s = job_->remote()->FetchObject(r, req.offset(), &sink).status();
+  if (s.ok()) s = sink.Flush();
+  if (!s.ok()) return sink.broken() ? Interrupted(*watch) : s;
+  v1::FetchSnapshotResponse last;
+  last.mutable_trailer()->set_archive_size(r.object.archive_size);
+  last.mutable_trailer()->set_checksum(ChecksumString(d));
+  if (!writer->Write(last)) return Interrupted(*watch);
+  return absl::OkStatus();
 }
 
 grpc::Status SnapshotServiceImpl::FetchSnapshot(
@@ -420,6 +464,12 @@ absl::Status SnapshotServiceImpl::Fetch(
     grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer, uint64_t* bytes) {
   SA_RETURN_IF_ERROR(NeedCatalog());
   SA_ASSIGN_OR_RETURN(const uint32_t chunk, ChunkSize(req.chunk_size()));
+  RemoteSync* remote = job_->remote();
+  if (remote != nullptr && !remote->CanDecrypt() && !job_->catalog()->Get(req.id()).ok()) {
+    // Encrypted in the bucket and no key here: the object as it is.
+    absl::StatusOr<RemoteEntry> r = remote->Find(req.id());
+    if (r.ok() && r->object.encrypted) return FetchSealed(ctx, req, *r, chunk, writer, bytes);
+  }
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, job_->catalog()->Acquire(req.id()));
   const CatalogEntry& e = pin->entry();
   if (req.offset() > e.archive_size) {

@@ -114,6 +114,12 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
                     const v1::TakeSnapshotRequest& req,
                     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
                     uint64_t* bytes);
+  // A snapshot encrypted in the bucket, which this agent cannot open: the
+  // object as it is, from the request's offset.
+  absl::Status FetchSealed(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
+                           const RemoteEntry& r, uint32_t chunk,
+                           grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
+                           uint64_t* bytes);
   // The FetchSnapshot stream loop, likewise.
   absl::Status Fetch(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
                      grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,

@@ -20,6 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "age/age.h"
 #include "archive/archive.h"
+#include "base/atomic_file.h"
 #include "base/io.h"
 #include "base/status_macros.h"
 #include "client/cli/output.h"
@@ -478,10 +479,44 @@ int Create(const CommandLine& a) {
   return kExitOk;
 }
 
+// A source that copies what is read from it into `copy`.
+class TeeSource : public ByteSource {
+ public:
+  TeeSource(ByteSource* in, ByteSink* copy) : in_(in), copy_(copy) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    SA_ASSIGN_OR_RETURN(size_t got, in_->Read(buf, n));
+    SA_RETURN_IF_ERROR(copy_->Write(absl::string_view(buf, got)));
+    return got;
+  }
+
+ private:
+  ByteSource* in_;
+  ByteSink* copy_;
+};
+
+// Replaces the age file FILE by the archive inside, decrypted with `keys`
+// and verified completely against the checksum the agent listed.
+absl::Status DecryptInPlace(const std::string& file, const age::Keys& keys,
+                            const std::string& checksum) {
+  SA_ASSIGN_OR_RETURN(FileSource in, FileSource::Open(file));
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> plain, age::OpenMaybeEncrypted(&in, keys));
+  SA_ASSIGN_OR_RETURN(AtomicFile out, AtomicFile::Create(file + ".dec.part", 0600,
+                                                         Env::Default(), /*exclusive=*/false));
+  TeeSource tee(plain.get(), &out);
+  SA_ASSIGN_OR_RETURN(ArchiveInfo info, ReadArchive(&tee, nullptr));
+  if (info.checksum != checksum) {
+    return absl::DataLossError(absl::StrCat("the archive inside ", file, " (", info.checksum,
+                                            ") is not the snapshot listed (", checksum, ")"));
+  }
+  return out.Commit(file);
+}
+
 int Fetch(const CommandLine& a) {
   if (!a.Arity(2)) return Usage("fetch", "expects ID FILE");
   const std::string& id = a.positional[1];
   const std::string& file = a.positional[2];
+  auto keys = DecryptionKeys();
+  if (!keys.ok()) return Fail("fetch", keys.status());
   auto client = Dial(a);
   if (!client.ok()) return Fail("fetch", client.status());
   Interruptible interruptible(client->get());
@@ -496,10 +531,24 @@ int Fetch(const CommandLine& a) {
     }
     return Fail("fetch", e.status());
   }
+  // Encrypted in the bucket and the agent holds no key: the age file came as
+  // it is; with a key here it becomes the archive.
+  bool sealed = e->encrypted();
+  if (sealed && (!keys->identities.empty() || !keys->passphrase.empty())) {
+    absl::Status s = DecryptInPlace(file, *keys, e->checksum());
+    if (!s.ok()) return Fail("fetch", s);
+    sealed = false;
+  }
   if (absl::GetFlag(FLAGS_json)) {
     Json j = EntryJson(*e);
     PutBytes(j, "file", file);
+    j["encrypted"] = sealed;
     PrintJson(j);
+  } else if (sealed) {
+    absl::PrintF(
+        "Fetched %s into %s as stored in the bucket, encrypted with age: decrypt it with age -d "
+        "-i KEY, or give snapshotctl --identity=KEY (fetch, inspect, verify, restore)\n",
+        e->id(), file);
   } else {
     absl::PrintF("Fetched %s into %s (%d bytes, %s)\n", e->id(), file, e->archive_size(),
                  e->checksum());
