@@ -79,6 +79,13 @@ bool WaitForChange(const std::string& path, const std::function<bool()>& done,
 bool WaitForLog(const std::string& log, const std::string& text,
                 absl::Duration timeout = absl::Seconds(10));
 
+// The text of the agent's Prometheus endpoint on 127.0.0.1:`port` ("" when
+// it does not answer).
+std::string ScrapeMetrics(int port);
+// The value of the sample whose name and labels start with `prefix` in
+// `metrics` (-1: none).
+double MetricSample(const std::string& metrics, const std::string& prefix);
+
 // A /proc/PID/status field in kB ("VmRSS", "VmHWM"), as MiB; -1 if absent.
 double ProcStatusMiB(pid_t pid, const std::string& field);
 

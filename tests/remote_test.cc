@@ -235,6 +235,7 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
 }
 
 std::string TakeAndUpload(Running& r, const std::string& value);
+absl::StatusOr<std::string> Shell(const std::string& cmd);
 
 // Three agents: the leader uploads and is stopped; the new leader sees the
 // old uploads and continues; then every machine is gone and a new cluster
@@ -419,6 +420,55 @@ TEST(Remote, FailingPassesTurnTheRemoteHealthNotServingUntilOneSucceeds) {
   list = r.client->ListSnapshots();
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(Find(*list, created->id())->location(), "local+remote");
+}
+
+// Permissions the bucket's policy denies: without s3:DeleteObject, remote
+// retention fails loudly (an error in the log, a metric) and keeps going;
+// without s3:ListBucket, every pass fails, naming the policy.
+TEST(Remote, DeniedPermissionsAreLoggedAndCounted) {
+  TempDir dir;
+  const std::string bucket = testing::SharedRgw()->bucket();
+  const std::string endpoint = testing::SharedRgw()->endpoint();
+  auto policy = [&](const std::string& action, const std::string& resource) {
+    return Shell(absl::StrCat(
+        "/usr/bin/aws --endpoint-url ", endpoint, " s3api put-bucket-policy --bucket ", bucket,
+        " --policy '{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Deny\",",
+        "\"Principal\":\"*\",\"Action\":\"", action, "\",\"Resource\":\"", resource,
+        "\"}]}'"));
+  };
+  auto no_policy = [&] {
+    return Shell(absl::StrCat("/usr/bin/aws --endpoint-url ", endpoint,
+                              " s3api delete-bucket-policy --bucket ", bucket));
+  };
+  AgentConfig c = RemoteConfig(dir.path() + "/a", "iam", "prod");
+  c.remote.retention = RetentionPolicy{};
+  c.remote.retention.keep_last = 1;
+  const int metrics_port = testing::FreePort();
+  c.metrics_listen = absl::StrCat("127.0.0.1:", metrics_port);
+  Running r = Start(c);
+  ASSERT_NE(r.agent, nullptr);
+  TakeAndUpload(r, "one");
+  ASSERT_TRUE(policy("s3:DeleteObject", absl::StrCat("arn:aws:s3:::", bucket, "/iam/*")).ok());
+  const char* kFailed = "snapshot_agent_remote_retention_deletes_total{result=\"failure\"}";
+  const double failed_before =
+      std::max(0.0, testing::MetricSample(testing::ScrapeMetrics(metrics_port), kFailed));
+  TakeAndUpload(r, "two");  // retention: the first one must go, and cannot
+  EXPECT_GE(testing::MetricSample(testing::ScrapeMetrics(metrics_port), kFailed),
+            failed_before + 1);
+  auto listed = r.agent->job()->remote()->List(absl::ZeroDuration());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 2u) << "nothing was deleted";
+
+  ASSERT_TRUE(policy("s3:ListBucket", absl::StrCat("arn:aws:s3:::", bucket)).ok());
+  absl::Status pass = r.agent->job()->remote()->Pass();
+  ASSERT_TRUE(no_policy().ok());
+  EXPECT_EQ(pass.code(), absl::StatusCode::kFailedPrecondition) << pass;
+  EXPECT_NE(pass.message().find("Minimal IAM policy"), std::string::npos) << pass;
+  // Allowed again: retention catches up.
+  ASSERT_TRUE(r.agent->job()->remote()->Pass().ok());
+  listed = r.agent->job()->remote()->List(absl::ZeroDuration());
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 1u);
 }
 
 // SSE-C: the store encrypts with the agent's key, sent with every archive

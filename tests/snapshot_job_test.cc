@@ -37,40 +37,6 @@ const char* g_agent = nullptr;
 
 absl::Time In(absl::Duration d) { return absl::Now() + d; }
 
-// GET http://127.0.0.1:PORT/metrics; the body.
-std::string Scrape(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  const std::string req = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)write(fd, req.data(), req.size());
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  close(fd);
-  size_t body = out.find("\r\n\r\n");
-  return body == std::string::npos ? "" : out.substr(body + 4);
-}
-
-// The value of the sample whose name and labels start with `prefix`
-// (-1: none).
-double Sample(const std::string& metrics, const std::string& prefix) {
-  for (absl::string_view line : absl::StrSplit(metrics, '\n')) {
-    if (absl::StartsWith(line, prefix)) {
-      double v;
-      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) return v;
-    }
-  }
-  return -1;
-}
-
 grpc::health::v1::HealthCheckResponse::ServingStatus Health(const std::string& address,
                                                             const std::string& service) {
   auto stub = grpc::health::v1::Health::NewStub(testing::Connect(address));
@@ -127,8 +93,8 @@ TEST(SnapshotJob, ScheduleStoresSkipsUnchangedAndShowsInMetricsAndHealth) {
   // runs themselves, as the metrics count them, not on a guess of time.)
   const size_t before = Scheduled(a).size();
   const char* kUnchanged = "snapshot_agent_schedule_runs_total{result=\"unchanged\"}";
-  const double unchanged = Sample(Scrape(metrics_port), kUnchanged);
-  ASSERT_TRUE(WaitFor([&] { return Sample(Scrape(metrics_port), kUnchanged) >= unchanged + 2; },
+  const double unchanged = testing::MetricSample(testing::ScrapeMetrics(metrics_port), kUnchanged);
+  ASSERT_TRUE(WaitFor([&] { return testing::MetricSample(testing::ScrapeMetrics(metrics_port), kUnchanged) >= unchanged + 2; },
                       absl::Seconds(10)));
   EXPECT_EQ(Scheduled(a).size(), before) << "an unchanged state must not be stored again";
   ASSERT_TRUE(a->embedded()->Put("k", "2", In(absl::Seconds(5))).ok());
@@ -142,20 +108,20 @@ TEST(SnapshotJob, ScheduleStoresSkipsUnchangedAndShowsInMetricsAndHealth) {
   std::string m;
   EXPECT_TRUE(WaitFor(
       [&] {
-        m = Scrape(metrics_port);
-        return Sample(m, "snapshot_agent_catalog_snapshots ") ==
+        m = testing::ScrapeMetrics(metrics_port);
+        return testing::MetricSample(m, "snapshot_agent_catalog_snapshots ") ==
                    a->job()->catalog()->List().size() &&
-               Sample(m, "snapshot_agent_catalog_bytes ") == a->job()->catalog()->TotalBytes();
+               testing::MetricSample(m, "snapshot_agent_catalog_bytes ") == a->job()->catalog()->TotalBytes();
       },
       absl::Seconds(5)))
       << m;
   ASSERT_FALSE(m.empty());
-  EXPECT_GE(Sample(m, "snapshot_agent_schedule_runs_total{result=\"success\"}"), 2);
-  EXPECT_GE(Sample(m, "snapshot_agent_schedule_runs_total{result=\"unchanged\"}"), 1);
-  EXPECT_EQ(Sample(m, "snapshot_agent_schedule_consecutive_failures "), 0);
-  EXPECT_GT(Sample(m, "snapshot_agent_schedule_last_success_timestamp_seconds "),
+  EXPECT_GE(testing::MetricSample(m, "snapshot_agent_schedule_runs_total{result=\"success\"}"), 2);
+  EXPECT_GE(testing::MetricSample(m, "snapshot_agent_schedule_runs_total{result=\"unchanged\"}"), 1);
+  EXPECT_EQ(testing::MetricSample(m, "snapshot_agent_schedule_consecutive_failures "), 0);
+  EXPECT_GT(testing::MetricSample(m, "snapshot_agent_schedule_last_success_timestamp_seconds "),
             absl::ToUnixSeconds(absl::Now()) - 60);
-  EXPECT_GE(Sample(m, "snapshot_agent_operation_duration_seconds_count{operation=\"catalog_write\"}"),
+  EXPECT_GE(testing::MetricSample(m, "snapshot_agent_operation_duration_seconds_count{operation=\"catalog_write\"}"),
             2);
   EXPECT_EQ(Health(a->address(), kScheduleHealthService),
             grpc::health::v1::HealthCheckResponse::SERVING);
@@ -273,9 +239,9 @@ TEST(SnapshotJob, FullDiskCountsFailuresFlipsHealthAndKeepsOlderSnapshots) {
       absl::Seconds(15)));
   EXPECT_EQ(Health(listen, ""), grpc::health::v1::HealthCheckResponse::SERVING)
       << "the API stays up";
-  const std::string m = Scrape(metrics_port);
-  EXPECT_GE(Sample(m, "snapshot_agent_schedule_consecutive_failures "), 2);
-  EXPECT_GE(Sample(m, "snapshot_agent_schedule_runs_total{result=\"failure\"}"), 2);
+  const std::string m = testing::ScrapeMetrics(metrics_port);
+  EXPECT_GE(testing::MetricSample(m, "snapshot_agent_schedule_consecutive_failures "), 2);
+  EXPECT_GE(testing::MetricSample(m, "snapshot_agent_schedule_runs_total{result=\"failure\"}"), 2);
   auto l = client->ListSnapshots();
   ASSERT_TRUE(l.ok());
   EXPECT_GE(l->snapshots_size(), 1) << "older snapshots are kept";

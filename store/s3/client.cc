@@ -236,6 +236,7 @@ bool CredentialsExpired(const std::string& code) {
 absl::Status Client::ErrorOf(const Request& req, const Response& resp) const {
   const HttpResponse& r = resp.http;
   std::string code = ErrorCode(r);
+  const bool said = !code.empty();  // the store named the error (a HEAD cannot)
   if (code.empty()) {
     // HEAD answers carry no body.
     if (r.status == 404) code = req.key.empty() ? "NoSuchBucket" : "NoSuchKey";
@@ -250,6 +251,13 @@ absl::Status Client::ErrorOf(const Request& req, const Response& resp) const {
   if (code == "NoSuchBucket") {
     return absl::FailedPreconditionError(
         absl::StrCat(what, " (the bucket does not exist: create it, or fix --remote)"));
+  }
+  if (said && code == "AccessDenied") {
+    // Known credentials, an action the bucket's or the user's policy denies.
+    const std::string source = credentials_ ? credentials_->Source() : "none";
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " (the policy does not allow this action for the agent's S3 credentials, from ",
+        source, ": see docs/remote.md, \"Minimal IAM policy\")"));
   }
   if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
       code == "AccessDenied" || CredentialsExpired(code) || code == "InvalidToken" ||
