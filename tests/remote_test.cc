@@ -87,6 +87,10 @@ std::string FlipAByteOf(const std::string& key) {
   return good;
 }
 
+// Defined with the encryption tests below.
+std::string TakeAndUpload(Running& r, const std::string& value);
+absl::StatusOr<std::string> Shell(const std::string& cmd);
+
 TEST(Remote, UploadListFetchAndRestoreFromTheBucket) {
   TempDir dir;
   Running r = Start(RemoteConfig(dir.path() + "/a", "t1", "prod"));
@@ -151,8 +155,11 @@ TEST(Remote, ALostClusterComesBackFromTheBucket) {
   ASSERT_EQ(list->snapshots_size(), 1);
   EXPECT_EQ(list->snapshots(0).id(), id);
   EXPECT_EQ(list->snapshots(0).location(), "remote");
-  auto restored = fresh.client->RestoreStored(id);
+  // As an operator would: snapshotctl restore --latest.
+  auto restored = Shell(absl::StrCat(g_snapshotctl, " --address=", fresh.agent->address(),
+                                     " restore --latest --yes --json"));
   ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_NE(restored->find(id), std::string::npos) << *restored;
   auto v = fresh.client->Get("key42", false);
   ASSERT_TRUE(v.ok() && v->has_value());
   EXPECT_EQ(**v, std::string(1000, 'a' + 42 % 26));
@@ -234,8 +241,6 @@ TEST(Remote, ConfigurationTheStoreRefusesStopsTheStart) {
   EXPECT_EQ(a.status().message().find("wrong-secret"), std::string::npos) << a.status();
 }
 
-std::string TakeAndUpload(Running& r, const std::string& value);
-absl::StatusOr<std::string> Shell(const std::string& cmd);
 
 // Three agents: the leader uploads and is stopped; the new leader sees the
 // old uploads and continues; then every machine is gone and a new cluster
