@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/log.h"
 #include "base/subprocess.h"
@@ -54,6 +55,15 @@ absl::StatusOr<std::vector<std::string>> SplitWords(absl::string_view s) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> AgentsOrSelf(const std::map<std::string, std::string>& agents,
+                                                const EtcdCommand& command,
+                                                const std::string& own_address) {
+  if (!agents.empty()) return agents;
+  std::vector<std::string> members = absl::StrSplit(command.initial_cluster, ',', absl::SkipEmpty());
+  if (members.size() != 1 || !absl::StartsWith(members[0], command.name + "=")) return agents;
+  return {{command.name, own_address}};
+}
 
 absl::StatusOr<EtcdCommand> ParseEtcdCommand(absl::string_view command_line) {
   absl::StatusOr<std::vector<std::string>> words = SplitWords(command_line);

@@ -18,6 +18,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,6 +45,13 @@ struct EtcdCommand {
 // --initial-cluster or --initial-advertise-peer-urls is missing: a restore
 // rebuilds the member's data with them.
 absl::StatusOr<EtcdCommand> ParseEtcdCommand(absl::string_view command_line);
+
+// The agents of the members (--etcd-agents): `agents` as given; when none
+// were given and the --initial-cluster of `command` names only this member,
+// this member's agent is `own_address` (a one-member cluster needs no list).
+std::map<std::string, std::string> AgentsOrSelf(const std::map<std::string, std::string>& agents,
+                                                const EtcdCommand& command,
+                                                const std::string& own_address);
 
 class Supervisor {
  public:

@@ -28,5 +28,19 @@ TEST(ParseEtcdCommand, SaysWhatIsMissing) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(EtcdAgents, AOneMemberClusterIsItsOwnAgent) {
+  auto c = ParseEtcdCommand(
+      "etcd --name s1 --data-dir /d --initial-cluster s1=http://127.0.0.1:2380 "
+      "--initial-advertise-peer-urls http://127.0.0.1:2380");
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto agents = AgentsOrSelf({}, *c, "127.0.0.1:7150");
+  ASSERT_EQ(agents.size(), 1u);
+  EXPECT_EQ(agents["s1"], "127.0.0.1:7150");
+  // Given agents win; several members need the list.
+  EXPECT_EQ(AgentsOrSelf({{"s1", "10.0.0.1:7150"}}, *c, "x")["s1"], "10.0.0.1:7150");
+  c->initial_cluster = "s1=http://a:2380,s2=http://b:2380";
+  EXPECT_TRUE(AgentsOrSelf({}, *c, "x").empty());
+}
+
 }  // namespace
 }  // namespace snapshot

@@ -482,6 +482,7 @@ absl::Status Agent::StartEngine(AgentConfig* config) {
   std::unique_ptr<EtcdNode> node;
   if (!e.exec.empty()) {
     SA_ASSIGN_OR_RETURN(EtcdCommand command, ParseEtcdCommand(e.exec));
+    e.node.agents = AgentsOrSelf(e.node.agents, command, config->listen);
     ClusterRestoreConfig rc;
     rc.state_dir = config->data_dir + "/etcd-restore";
     rc.command = std::move(command);

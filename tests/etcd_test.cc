@@ -8,10 +8,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -599,6 +601,29 @@ TEST(EtcdEngine, TlsAndAuthenticationToEtcd) {
   start(&open, "open");
   EXPECT_NE(open.WaitExit(absl::Seconds(20)), 0);
   EXPECT_NE(testing::ReadFile(dir.path() + "/agent.log").find("chmod 600"), std::string::npos);
+}
+
+// One member needs no --etcd-agents: it is its own agent (issue 20, 12).
+TEST(EtcdEngine, AOneMemberAgentNeedsNoAgentList) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 1);
+  std::vector<std::string> flags = c.AgentFlags(0);
+  flags.erase(std::remove_if(flags.begin(), flags.end(),
+                             [](const std::string& f) {
+                               return absl::StartsWith(f, "--etcd-agents=");
+                             }),
+              flags.end());
+  testing::Spawn(&c.member(0).agent, g_agent, flags, c.member(0).log);
+  ASSERT_TRUE(WaitAgent(c.Channel(0))) << testing::ReadFile(c.member(0).log);
+  auto stub = c.Stub(0);
+  c.Ctl(0, "put k before");
+  testing::Taken t = testing::Take(stub.get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  c.Ctl(0, "put k after");
+  v1::RestoreSnapshotResponse resp;
+  grpc::Status s = testing::Restore(stub.get(), t.archive, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message() << testing::ReadFile(c.member(0).log);
+  EXPECT_EQ(c.Get(0, "k"), "before");
 }
 
 // A lost etcd cluster comes back from the bucket: the old cluster's leader
