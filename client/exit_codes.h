@@ -1,5 +1,7 @@
 // Exit codes of snapshotctl, one per kind of failure a script may want to
-// tell apart. Documented in `snapshotctl --help` and docs.
+// tell apart. kExitCodeTable is the one description of them: `snapshotctl
+// --help` prints it and client/exit_codes_test checks README.md's table
+// against it.
 #ifndef SNAPSHOT_AGENT_CLIENT_EXIT_CODES_H_
 #define SNAPSHOT_AGENT_CLIENT_EXIT_CODES_H_
 
@@ -20,7 +22,31 @@ enum ExitCode : int {
   kExitLimit = 7,          // a size or rate limit was exceeded
   kExitLocalFile = 8,      // a local file could not be read or written
   kExitTls = 9,            // the TLS handshake with the agent failed
+  kExitNotFound = 10,      // no such snapshot (an unknown id)
   kExitInterrupted = 130,  // interrupted (SIGINT/SIGTERM), as shells do
+};
+
+struct ExitCodeDoc {
+  int code;
+  const char* meaning;
+};
+inline constexpr ExitCodeDoc kExitCodeTable[] = {
+    {kExitOk, "success"},
+    {kExitError, "other error"},
+    {kExitUsage, "usage error (unknown command or flag, missing argument, no confirmation)"},
+    {kExitCorrupt, "the archive is corrupt, truncated or not a snapshot archive"},
+    {kExitUnreachable,
+     "the agent is unavailable: unreachable, busy (another restore running), no leader, or did "
+     "not answer in time (retry later)"},
+    {kExitDenied, "authentication or permission denied (your token or role)"},
+    {kExitPrecondition,
+     "wrong node or state (e.g. the node is not the leader: the message names it; or the agent's "
+     "own credentials for etcd, a peer or the bucket were refused)"},
+    {kExitLimit, "a limit was exceeded (size, rate, concurrent streams)"},
+    {kExitLocalFile, "a local file could not be read or written, or FILE already exists"},
+    {kExitTls, "the TLS handshake with the agent failed (certificate, CA, TLS vs plaintext)"},
+    {kExitNotFound, "no such snapshot: the id is not in the agent's catalog or its bucket"},
+    {kExitInterrupted, "interrupted (Ctrl-C); save removes its FILE.part"},
 };
 
 // The exit code for a failed operation, chosen by its status code.
@@ -47,6 +73,10 @@ inline int ExitCodeFor(const absl::Status& s) {
       return kExitLimit;
     case absl::StatusCode::kInvalidArgument:
       return kExitUsage;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kAlreadyExists:  // FILE already exists
+      return kExitLocalFile;
     default:
       return kExitError;
   }

@@ -7,6 +7,10 @@
 
 #include <grpc/support/log.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "base/version.h"
 #include "client/cli/args.h"
 #include "client/cli/commands.h"
@@ -62,21 +66,32 @@ On a terminal, save, verify and restore show a progress line on stderr, cleared
 before the result is printed; nothing otherwise.
 
 Exit codes:
-  0    success
-  1    other error
-  2    usage error (unknown command or flag, missing argument, no confirmation)
-  3    the archive is corrupt, truncated or not a snapshot archive
-  4    the agent is unavailable: unreachable, busy (another restore running),
-       no leader, or did not answer in time (retry later)
-  5    authentication or permission denied (token, role)
-  6    wrong node or state (e.g. the node is not the leader: the message names it)
-  7    a limit was exceeded (size, rate, concurrent streams)
-  8    a local file could not be read or written, or FILE already exists
-  9    the TLS handshake with the agent failed (certificate, CA, TLS vs plaintext)
-  130  interrupted (Ctrl-C); save removes its FILE.part
+%EXIT_CODES%
 
 Errors are one line on stderr: "snapshotctl: COMMAND: what went wrong".
 )";
+
+// kUsage with the exit codes of client/exit_codes.h, wrapped at 80 columns.
+std::string Usage() {
+  std::string codes;
+  for (const ExitCodeDoc& d : kExitCodeTable) {
+    std::string line = absl::StrFormat("  %-4d", d.code);
+    size_t width = line.size();
+    for (absl::string_view word : absl::StrSplit(d.meaning, ' ')) {
+      if (width + 1 + word.size() > 80) {
+        absl::StrAppend(&line, "\n       ");  // under the text
+        width = 7;
+      } else {
+        line += ' ';
+        ++width;
+      }
+      absl::StrAppend(&line, word);
+      width += word.size();
+    }
+    absl::StrAppend(&codes, codes.empty() ? "" : "\n", line);
+  }
+  return absl::StrReplaceAll(kUsage, {{"%EXIT_CODES%", codes}});
+}
 
 const std::map<std::string, std::string>& CommandHelp() {
   static const auto* help = new std::map<std::string, std::string>{
@@ -213,10 +228,10 @@ int Main(int argc, char** argv) {
   }
   if (cmd.empty() || cmd == "help") {
     if (cmd.empty() && !args->help) {
-      std::cerr << kUsage;
+      std::cerr << Usage();
       return kExitUsage;
     }
-    std::cout << kUsage;
+    std::cout << Usage();
     return kExitOk;
   }
   if (args->help) {

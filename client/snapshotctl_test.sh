@@ -97,7 +97,9 @@ check "which undoes it" "$ctl" restore --id="$undo" --yes
 check "the state is back" test "$("$ctl" kv get cat/k)" = after
 check "delete" "$ctl" delete "$id"
 "$ctl" delete "$id" >/dev/null 2>&1; rc=$?
-check "deleting it again fails" test $rc -ne 0
+check "deleting it again exits 10 (no such snapshot)" test $rc -eq 10
+"$ctl" fetch "$undo" "$work/fetched.snap" >/dev/null 2>&1; rc=$?
+check "fetch onto an existing FILE exits 8" test $rc -eq 8
 check "status --json" bash -c '"$0" status --json | /usr/bin/python3 -c "import json,sys; j=json.load(sys.stdin); assert j[\"role\"] == \"leader\""' "$ctl"
 
 # age, both directions with Debian's age: what save encrypts opens with

@@ -74,6 +74,12 @@ absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
   SA_RETURN_IF_ERROR(spool_->CheckEngine());
   if (safety_) {
     absl::StatusOr<std::string> id = safety_(deadline);
+    if (absl::IsCancelled(id.status())) {
+      // The agent is stopping (SIGTERM): nothing happened; retry later.
+      return absl::UnavailableError(
+          "the agent is stopping; nothing was restored: retry when it is back, or through another "
+          "agent of the cluster");
+    }
     if (!id.ok()) {
       return absl::Status(
           id.status().code(),

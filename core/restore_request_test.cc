@@ -115,6 +115,23 @@ TEST_F(RestoreRequestTest, AFailedSafetySnapshotAppliesNothing) {
   EXPECT_EQ(node_.state, "old");
 }
 
+// SIGTERM while the safety snapshot is written: the agent is stopping, a
+// retryable UNAVAILABLE, and nothing applied (issue 20, 8).
+TEST_F(RestoreRequestTest, AStoppingAgentIsRetryableAndAppliesNothing) {
+  auto [archive, checksum] = Archive("new");
+  auto r = Request([](absl::Time) -> absl::StatusOr<std::string> {
+    return absl::CancelledError("the snapshot was cancelled (the agent is stopping)");
+  });
+  ASSERT_TRUE(r->Chunk(archive).ok());
+  auto o = r->Finish(Later());
+  EXPECT_EQ(o.status().code(), absl::StatusCode::kUnavailable) << o.status();
+  EXPECT_NE(o.status().message().find("the agent is stopping; nothing was restored"),
+            std::string::npos)
+      << o.status();
+  EXPECT_EQ(o.status().message().find("safety snapshot"), std::string::npos) << o.status();
+  EXPECT_EQ(node_.state, "old");
+}
+
 TEST_F(RestoreRequestTest, ACatalogSnapshotIsPinnedAndTakesNoChunks) {
   auto catalog = Catalog::Open(dir_.path() + "/catalog");
   ASSERT_TRUE(catalog.ok()) << catalog.status();
