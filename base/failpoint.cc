@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 #include <string>
 
@@ -14,6 +15,8 @@
 
 namespace snapshot {
 namespace {
+
+std::atomic<bool> g_enabled{false};
 
 const std::map<std::string, std::string>& Failpoints() {
   static const auto* points = [] {
@@ -32,7 +35,10 @@ const std::map<std::string, std::string>& Failpoints() {
 
 }  // namespace
 
+void EnableFailpoints() { g_enabled = true; }
+
 void Failpoint(absl::string_view name) {
+  if (!g_enabled) return;
   const auto& points = Failpoints();
   if (points.empty()) return;
   auto it = points.find(std::string(name));

@@ -8,7 +8,10 @@
 //   sleep:MS   it pauses there for MS milliseconds
 //
 // The variable is read once, at the first failpoint reached; without it
-// every failpoint is a no-op. Threading: thread-safe.
+// every failpoint is a no-op. Failpoints are live only in binaries that link
+// the test-only library //base:failpoints_live (which calls
+// EnableFailpoints() before main): in the shipped daemon the variable does
+// nothing. Threading: thread-safe.
 #ifndef SNAPSHOT_AGENT_BASE_FAILPOINT_H_
 #define SNAPSHOT_AGENT_BASE_FAILPOINT_H_
 
@@ -17,6 +20,9 @@
 namespace snapshot {
 
 void Failpoint(absl::string_view name);
+
+// Makes failpoints live in this process (//base:failpoints_live only).
+void EnableFailpoints();
 
 }  // namespace snapshot
 

@@ -33,7 +33,8 @@
 namespace snapshot {
 namespace {
 
-const char* g_agent = nullptr;
+const char* g_agent = nullptr;          // with failpoints live
+const char* g_shipped_agent = nullptr;  // as shipped
 
 absl::Time In(absl::Duration d) { return absl::Now() + d; }
 
@@ -282,6 +283,31 @@ TEST(SnapshotJob, KillDuringAScheduledWriteLeavesNoPartAfterRestart) {
   EXPECT_EQ(client->ListSnapshots()->snapshots_size(), 0);
 }
 
+// The shipped daemon ignores SNAPSHOT_AGENT_FAILPOINTS (issue 20, 9): the
+// same kill failpoint does nothing, the scheduled snapshot is stored.
+TEST(SnapshotJob, TheShippedAgentIgnoresFailpoints) {
+  ASSERT_NE(g_shipped_agent, nullptr);
+  testing::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const std::string listen = absl::StrCat("127.0.0.1:", testing::FreePort());
+  testing::Daemon d;
+  testing::Spawn(&d, g_shipped_agent,
+                 {"--data-dir=" + data, "--listen=" + listen,
+                  absl::StrCat("--raft-address=127.0.0.1:", testing::FreePort()),
+                  "--schedule=1s", "--log-level=warning"},
+                 dir.path() + "/agent.log", {"SNAPSHOT_AGENT_FAILPOINTS=catalog-archive-written=kill"});
+  auto client = testing::ConnectClient(listen);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto l = client->ListSnapshots();
+        return l.ok() && l->snapshots_size() >= 1;
+      },
+      absl::Seconds(20)))
+      << testing::ReadFile(dir.path() + "/agent.log");
+  EXPECT_EQ(d.WaitExit(absl::Milliseconds(100)), -1) << "still running";
+}
+
 TEST(SnapshotJob, FetchResumesRestoreByIdAndTheSafetySnapshotUndoes) {
   testing::TempDir dir;
   AgentConfig c = testing::SingleAgentConfig(dir.path());
@@ -370,5 +396,7 @@ TEST(SnapshotJob, FetchResumesRestoreByIdAndTheSafetySnapshotUndoes) {
 }  // namespace snapshot
 
 int main(int argc, char** argv) {
+  // argv: the agent with failpoints live, then the agent as shipped.
+  if (argc > 2) snapshot::g_shipped_agent = argv[2];
   return snapshot::testing::MainWithAgentPath(argc, argv, &snapshot::g_agent);
 }
