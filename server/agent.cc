@@ -53,9 +53,15 @@ bool IsLoopbackSockaddr(const struct sockaddr* sa) {
 
 // Channel arguments of every server of the agent: no SO_REUSEPORT, so that a
 // second agent on the same address fails to start instead of receiving half
-// of the calls.
-void NoPortSharing(grpc::ServerBuilder* b) {
+// of the calls; and connections that hold a descriptor for nothing are
+// closed — one that does not finish its handshake (TLS, or HTTP/2's preface)
+// within `handshake_timeout`, one without a call for `max_connection_idle`.
+void ServerArguments(grpc::ServerBuilder* b, const AgentConfig& config) {
   b->AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  b->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                        static_cast<int>(absl::ToInt64Milliseconds(config.handshake_timeout)));
+  b->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                        static_cast<int>(absl::ToInt64Milliseconds(config.max_connection_idle)));
 }
 
 }  // namespace
@@ -103,9 +109,10 @@ absl::Status CheckConfig(const AgentConfig& config) {
 }
 
 // A plaintext server with only grpc.health.v1.Health on `address`.
-absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthServer(const std::string& address) {
+absl::StatusOr<std::unique_ptr<grpc::Server>> StartHealthServer(const std::string& address,
+                                                                const AgentConfig& config) {
   grpc::ServerBuilder builder;
-  NoPortSharing(&builder);
+  ServerArguments(&builder, config);
   int port = 0;
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -292,7 +299,7 @@ absl::Status Agent::StartServers(const AgentConfig& config) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  NoPortSharing(&builder);
+  ServerArguments(&builder, config);
   int port = 0;
   builder.AddListeningPort(config.listen,
                            tls_ ? tls_->Credentials() : grpc::InsecureServerCredentials(), &port);
@@ -316,7 +323,7 @@ absl::Status Agent::StartServers(const AgentConfig& config) {
   address_ = absl::StrCat(config.listen.substr(0, config.listen.rfind(':')), ":", port);
   server_->GetHealthCheckService()->SetServingStatus(false);
   if (!config.health_listen.empty()) {
-    SA_ASSIGN_OR_RETURN(health_server_, StartHealthServer(config.health_listen));
+    SA_ASSIGN_OR_RETURN(health_server_, StartHealthServer(config.health_listen, config));
   }
   bool schedule_healthy;
   {

@@ -85,6 +85,14 @@ struct AgentConfig {
   bool insecure = false;
   // Largest gRPC message received.
   int max_message_bytes = 8 << 20;
+  // Connections that hold a descriptor for nothing are closed: one whose
+  // handshake (TLS, HTTP/2 preface) is not done in `handshake_timeout`, one
+  // without a call for `max_connection_idle` (clients reconnect at their
+  // next call). The cap on connections is the process's descriptor limit
+  // (LimitNOFILE in deploy/systemd): at the cap new connections wait in the
+  // kernel's accept queue until one of these timeouts frees a descriptor.
+  absl::Duration handshake_timeout = absl::Seconds(10);
+  absl::Duration max_connection_idle = absl::Seconds(60);
   // Optional host:port of a plaintext server that offers only
   // grpc.health.v1.Health (for Kubernetes gRPC probes, which cannot speak
   // TLS). It carries no data and needs no token.

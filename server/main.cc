@@ -103,6 +103,11 @@ ABSL_FLAG(int, compress_threads, 0,
           "Threads compressing a snapshot archive (gzip members in "
           "parallel); 0 = one per core.");
 ABSL_FLAG(int, max_message_bytes, 8 << 20, "Largest gRPC message received.");
+ABSL_FLAG(absl::Duration, handshake_timeout, absl::Seconds(10),
+          "A connection whose TLS or HTTP/2 handshake is not done by then is closed.");
+ABSL_FLAG(absl::Duration, max_connection_idle, absl::Seconds(60),
+          "A connection without a call for this long is closed (clients reconnect at "
+          "their next call).");
 ABSL_FLAG(uint64_t, max_archive_bytes, 0,
           "Largest archive accepted by VerifySnapshot and RestoreSnapshot; 0 = "
           "enough for any state within --max-state-bytes (a smaller value that "
@@ -280,6 +285,12 @@ absl::StatusOr<snapshot::AgentConfig> ConfigFromFlags() {
   c.token_file = absl::GetFlag(FLAGS_token_file);
   c.insecure = absl::GetFlag(FLAGS_insecure);
   c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  c.handshake_timeout = absl::GetFlag(FLAGS_handshake_timeout);
+  c.max_connection_idle = absl::GetFlag(FLAGS_max_connection_idle);
+  if (c.handshake_timeout < absl::Seconds(1) || c.max_connection_idle < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        "--handshake-timeout and --max-connection-idle must be at least 1s");
+  }
   c.service.max_concurrent_streams = absl::GetFlag(FLAGS_max_streams);
   c.service.compress_threads = absl::GetFlag(FLAGS_compress_threads);
   c.service.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
