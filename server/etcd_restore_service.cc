@@ -11,7 +11,7 @@ grpc::Status EtcdRestoreServiceImpl::Prepare(
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
   // A stream slot, and the idle and minimum-rate limits, as for a client's
   // upload: a stalled coordinator cannot hold this agent's resources.
-  absl::StatusOr<std::unique_ptr<StreamSlot>> slot = streams_->Acquire();
+  absl::StatusOr<std::unique_ptr<StreamSlot>> slot = streams_->Acquire(rpc.read_role());
   if (!slot.ok()) return rpc.Done(slot.status());
   std::shared_ptr<StreamWatchdog::Stream> watch =
       streams_->Watch([ctx](const absl::Status&) { ctx->TryCancel(); });

@@ -55,6 +55,8 @@ class Rpc {
   // (UNIMPLEMENTED for a method without an entry).
   const absl::Status& authorized() const { return denied_; }
   const std::string& role() const { return role_; }
+  // The caller holds a token of the read role (not admin, not anonymous).
+  bool read_role() const { return role_ == RoleName(Permission::kRead); }
   std::string peer() const { return ctx_->peer(); }
 
   // Logs the outcome, counts it in the metrics and turns it into the call's

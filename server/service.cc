@@ -234,13 +234,13 @@ grpc::Status SnapshotServiceImpl::TakeSnapshot(
     grpc::ServerWriter<v1::TakeSnapshotResponse>* writer) {
   Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
-  return rpc.Done(Take(ctx, *req, writer, &rpc.bytes));
+  return rpc.Done(Take(ctx, *req, writer, &rpc.bytes, rpc.read_role()));
 }
 
 absl::Status SnapshotServiceImpl::Take(
     grpc::ServerContext* ctx, const v1::TakeSnapshotRequest& req,
     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
-    uint64_t* bytes) {
+    uint64_t* bytes, bool read_role) {
   SA_ASSIGN_OR_RETURN(const uint32_t chunk, ChunkSize(req.chunk_size()));
   TakeOptions opts;
   opts.limits = options_.limits;
@@ -256,7 +256,7 @@ absl::Status SnapshotServiceImpl::Take(
     opts.compression = Compression::Fast();
   }
   opts.compress_threads = CompressThreads(options_.compress_threads);
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire(read_role));
   std::shared_ptr<StreamWatchdog::Stream> watch =
       streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   ChunkSink<v1::TakeSnapshotResponse> sink(ctx, writer, chunk, watch.get(), bytes);
@@ -290,7 +290,7 @@ SnapshotServiceImpl::VerifySnapshot(grpc::CallbackServerContext* ctx,
   absl::Status start = rpc->authorized();
   std::unique_ptr<StreamSlot> slot;
   if (start.ok()) {
-    absl::StatusOr<std::unique_ptr<StreamSlot>> got = streams_.Acquire();
+    absl::StatusOr<std::unique_ptr<StreamSlot>> got = streams_.Acquire(rpc->read_role());
     if (got.ok()) slot = std::move(*got); else start = got.status();
   }
   return new UploadReactor<v1::VerifySnapshotRequest>(
@@ -305,7 +305,7 @@ SnapshotServiceImpl::RestoreSnapshot(grpc::CallbackServerContext* ctx,
   absl::Status start = rpc->authorized();
   std::unique_ptr<StreamSlot> slot;
   if (start.ok()) {
-    absl::StatusOr<std::unique_ptr<StreamSlot>> got = streams_.Acquire();
+    absl::StatusOr<std::unique_ptr<StreamSlot>> got = streams_.Acquire(rpc->read_role());
     if (got.ok()) slot = std::move(*got); else start = got.status();
   }
   std::unique_ptr<UploadSession<v1::RestoreSnapshotRequest>> session;
@@ -415,7 +415,7 @@ grpc::Status SnapshotServiceImpl::ListSnapshots(grpc::ServerContext* ctx,
 absl::Status SnapshotServiceImpl::FetchSealed(
     grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req, const RemoteEntry& r,
     uint32_t chunk, grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
-    uint64_t* bytes) {
+    uint64_t* bytes, bool read_role) {
   if (r.object_sha256.size() != 64 ||
       r.object_sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return absl::DataLossError(absl::StrCat("the sidecar of ", r.object.archive_key,
@@ -429,7 +429,7 @@ absl::Status SnapshotServiceImpl::FetchSealed(
         "offset %d is past the end of %s (%d bytes)", req.offset(), r.object.archive_key,
         r.object.archive_size));
   }
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire(read_role));
   std::shared_ptr<StreamWatchdog::Stream> watch =
       streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   v1::FetchSnapshotResponse first;
@@ -456,19 +456,20 @@ grpc::Status SnapshotServiceImpl::FetchSnapshot(
     grpc::ServerWriter<v1::FetchSnapshotResponse>* writer) {
   Rpc rpc(ctx, options_.auth);
   if (!rpc.authorized().ok()) return rpc.Done(rpc.authorized());
-  return rpc.Done(Fetch(ctx, *req, writer, &rpc.bytes));
+  return rpc.Done(Fetch(ctx, *req, writer, &rpc.bytes, rpc.read_role()));
 }
 
 absl::Status SnapshotServiceImpl::Fetch(
     grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
-    grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer, uint64_t* bytes) {
+    grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer, uint64_t* bytes,
+    bool read_role) {
   SA_RETURN_IF_ERROR(NeedCatalog());
   SA_ASSIGN_OR_RETURN(const uint32_t chunk, ChunkSize(req.chunk_size()));
   RemoteSync* remote = job_->remote();
   if (remote != nullptr && !remote->CanDecrypt() && !job_->catalog()->Get(req.id()).ok()) {
     // Encrypted in the bucket and no key here: the object as it is.
     absl::StatusOr<RemoteEntry> r = remote->Find(req.id());
-    if (r.ok() && r->object.encrypted) return FetchSealed(ctx, req, *r, chunk, writer, bytes);
+    if (r.ok() && r->object.encrypted) return FetchSealed(ctx, req, *r, chunk, writer, bytes, read_role);
   }
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Catalog::Pin> pin, job_->catalog()->Acquire(req.id()));
   const CatalogEntry& e = pin->entry();
@@ -477,7 +478,7 @@ absl::Status SnapshotServiceImpl::Fetch(
         "offset %d is past the end of snapshot %s (%d bytes)", req.offset(), e.id,
         e.archive_size));
   }
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire());
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<StreamSlot> slot, streams_.Acquire(read_role));
   std::shared_ptr<StreamWatchdog::Stream> watch =
       streams_.Watch([ctx](const absl::Status&) { ctx->TryCancel(); });
   v1::FetchSnapshotResponse first;

@@ -109,21 +109,22 @@ class SnapshotServiceImpl final : public SnapshotServiceBase {
                               v1::DeleteSnapshotResponse* resp) override;
 
   // The TakeSnapshot stream loop, written against the interface so that
-  // tests can drive it with grpc::testing mock streams.
+  // tests can drive it with grpc::testing mock streams. `read_role`: the
+  // caller has the read role (its stream takes a slot of the read share).
   absl::Status Take(grpc::ServerContext* ctx,
                     const v1::TakeSnapshotRequest& req,
                     grpc::ServerWriterInterface<v1::TakeSnapshotResponse>* writer,
-                    uint64_t* bytes);
+                    uint64_t* bytes, bool read_role = false);
   // A snapshot encrypted in the bucket, which this agent cannot open: the
   // object as it is, from the request's offset.
   absl::Status FetchSealed(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
                            const RemoteEntry& r, uint32_t chunk,
                            grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
-                           uint64_t* bytes);
+                           uint64_t* bytes, bool read_role);
   // The FetchSnapshot stream loop, likewise.
   absl::Status Fetch(grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req,
                      grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
-                     uint64_t* bytes);
+                     uint64_t* bytes, bool read_role = false);
 
   // Ends every snapshot stream in progress with UNAVAILABLE (a restore
   // already applying is left to finish); for the end of the shutdown grace

@@ -105,13 +105,19 @@ void StreamWatchdog::Run() {
 StreamLimits::StreamLimits(int max_streams, absl::Duration idle_timeout, uint64_t min_rate)
     : max_(max_streams), watchdog_(idle_timeout, min_rate) {}
 
-absl::StatusOr<std::unique_ptr<StreamSlot>> StreamLimits::Acquire() {
-  auto slot = std::make_unique<StreamSlot>(&count_);
-  if (count_.fetch_add(1) >= max_) {
+absl::StatusOr<std::unique_ptr<StreamSlot>> StreamLimits::Acquire(bool read_role) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (count_ >= max_) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "already serving %d snapshot streams (limit --max-streams); retry later", max_));
   }
-  return slot;
+  if (read_role && read_count_ >= ReadShare()) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "read-role callers already hold %d of the %d snapshot streams (the rest is kept for "
+        "restores and admin work); retry later",
+        ReadShare(), max_));
+  }
+  return std::make_unique<StreamSlot>(&count_, read_role ? &read_count_ : nullptr);
 }
 
 absl::Status Interrupted(const StreamWatchdog::Stream& watch) {

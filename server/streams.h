@@ -1,6 +1,8 @@
 // The limits every snapshot stream of an agent lives under, whoever opened
 // it — a client (Take, Verify, Restore, Fetch) or another agent (the etcd
-// restore's Prepare): a slot among --max-streams, and the StreamWatchdog,
+// restore's Prepare): a slot among --max-streams (of which callers with the
+// read role may hold all but a reserve, so that they cannot starve an
+// admin's restore or another agent's Prepare), and the StreamWatchdog,
 // which ends a stream that stays idle for --idle-timeout or moves less than
 // --min-transfer-rate, and every stream at shutdown.
 //
@@ -9,6 +11,7 @@
 #ifndef SNAPSHOT_AGENT_SERVER_STREAMS_H_
 #define SNAPSHOT_AGENT_SERVER_STREAMS_H_
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -79,13 +82,21 @@ class StreamWatchdog {
 // A place among the concurrent snapshot streams, held until destroyed.
 class StreamSlot {
  public:
-  explicit StreamSlot(std::atomic<int>* count) : count_(count) {}
-  ~StreamSlot() { count_->fetch_sub(1); }
+  // Counts itself in `count`, and in `read` when not null.
+  StreamSlot(std::atomic<int>* count, std::atomic<int>* read) : count_(count), read_(read) {
+    count_->fetch_add(1);
+    if (read_ != nullptr) read_->fetch_add(1);
+  }
+  ~StreamSlot() {
+    count_->fetch_sub(1);
+    if (read_ != nullptr) read_->fetch_sub(1);
+  }
   StreamSlot(const StreamSlot&) = delete;
   StreamSlot& operator=(const StreamSlot&) = delete;
 
  private:
   std::atomic<int>* count_;
+  std::atomic<int>* read_;
 };
 
 class StreamLimits {
@@ -94,8 +105,13 @@ class StreamLimits {
   // none).
   StreamLimits(int max_streams, absl::Duration idle_timeout, uint64_t min_rate);
 
-  // A slot, or RESOURCE_EXHAUSTED naming the limit when all are taken.
-  absl::StatusOr<std::unique_ptr<StreamSlot>> Acquire();
+  // A slot, or RESOURCE_EXHAUSTED naming the limit when all are taken. A
+  // caller with the read role (`read_role`) gets one only while read-role
+  // streams hold fewer than ReadShare() slots.
+  absl::StatusOr<std::unique_ptr<StreamSlot>> Acquire(bool read_role);
+  // What read-role streams may hold: all but max/4 (at least one) of the
+  // slots; all of them when there is only one.
+  int ReadShare() const { return max_ < 2 ? max_ : max_ - std::max(1, max_ / 4); }
   // As StreamWatchdog::Watch.
   std::shared_ptr<StreamWatchdog::Stream> Watch(std::function<void(const absl::Status&)> stop) {
     return watchdog_.Watch(std::move(stop));
@@ -105,7 +121,9 @@ class StreamLimits {
 
  private:
   const int max_;
+  std::mutex mu_;  // one Acquire at a time: the two counts are checked together
   std::atomic<int> count_{0};
+  std::atomic<int> read_count_{0};
   StreamWatchdog watchdog_;
 };
 

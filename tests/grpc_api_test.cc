@@ -379,6 +379,57 @@ TEST(GrpcApi, TokenRoles) {
               }).ok());
 }
 
+// Read-role callers cannot take every stream slot (issue 20, 6): with
+// --max-streams=4, three read-role verifies that hold on are all they get;
+// a fourth is refused naming the reason, and an admin's Take and restore
+// still get through.
+TEST(GrpcApi, ReadRoleStreamsLeaveRoomForAdminWork) {
+  TempDir dir;
+  const std::string tokens = dir.path() + "/tokens";
+  std::ofstream(tokens) << "read reader-token-0123456789\nadmin admin-token-0123456789\n";
+  std::filesystem::permissions(tokens, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
+  AgentConfig c = SingleAgentConfig(dir.path());
+  c.token_file = tokens;
+  c.service.max_concurrent_streams = 4;
+  Running r = StartAgent(c);
+  ASSERT_NE(r.agent, nullptr);
+  const std::string reader = "reader-token-0123456789", admin = "admin-token-0123456789";
+  testing::Taken t = testing::Take(r.snaps.get(), {}, admin);
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+
+  struct Held {
+    grpc::ClientContext ctx;
+    v1::VerifySnapshotResponse resp;
+    std::unique_ptr<grpc::ClientWriter<v1::VerifySnapshotRequest>> writer;
+  };
+  auto hold = [&](Held* h) {
+    h->ctx.AddMetadata("authorization", "Bearer " + reader);
+    h->writer = r.snaps->VerifySnapshot(&h->ctx, &h->resp);
+    v1::VerifySnapshotRequest req;
+    req.set_chunk(t.archive.substr(0, 100));  // a beginning, and then nothing
+    return h->writer->Write(req);
+  };
+  std::vector<std::unique_ptr<Held>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<Held>());
+    ASSERT_TRUE(hold(held.back().get()));
+  }
+  // The server has them all once a call made after them is answered.
+  ASSERT_TRUE(Put(r.kv.get(), "sync", "1", admin).ok());
+  v1::VerifySnapshotResponse vr;
+  grpc::Status fourth = testing::Verify(r.snaps.get(), t.archive, &vr, 65536, reader);
+  EXPECT_EQ(fourth.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << fourth.error_message();
+  EXPECT_NE(fourth.error_message().find("read-role callers"), std::string::npos)
+      << fourth.error_message();
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status restored = testing::Restore(r.snaps.get(), t.archive, &rr, "", admin);
+  EXPECT_TRUE(restored.ok()) << restored.error_message();
+  testing::Taken again = testing::Take(r.snaps.get(), {}, admin);
+  EXPECT_TRUE(again.status.ok()) << again.status.error_message();
+  for (auto& h : held) h->ctx.TryCancel();
+}
+
 TEST(GrpcApi, TlsAndMutualTls) {
   TempDir dir;
   testing::MakeCertificates(dir.path());
