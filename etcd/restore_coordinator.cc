@@ -168,11 +168,22 @@ absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
                                      "old data again)"));
   }
   // The decision. From here on the restore happens.
-  absl::Status decided = records_.SaveDecision({id, members, meta.etcd.revision});
-  if (!decided.ok()) {
+  bool decided = false;
+  absl::Status saved = records_.SaveDecision({id, members, meta.etcd.revision}, &decided);
+  if (!saved.ok() && !decided) {
     AbortEverywhere(id, members);
     done_coordinating();
-    return decided;
+    return saved;
+  }
+  if (!saved.ok()) {
+    // In place but perhaps not durable: it stands (a member may have read it
+    // already), so nothing is aborted; members that do not hear a commit ask
+    // for the decision and finish it.
+    done_coordinating();
+    return absl::Status(saved.code(), absl::StrCat(
+        "the restore is decided, but its record could not be made durable (", saved.message(),
+        "); nothing was aborted: the members finish the restore when they ask for the "
+        "decision. Fix the disk of ", config_.state_dir, ", then check the cluster"));
   }
   done_coordinating();
   Log(LogLevel::kInfo, "etcd restore: decided to commit", {{"restore_id", id}});

@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "base/atomic_file.h"
 #include "base/io.h"
+#include "absl/time/clock.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
@@ -78,9 +79,18 @@ void RestoreRecords::Forget(const std::string& id) {
   SyncDirectoryOf(Path(id, "state"), env_).IgnoreError();
 }
 
-absl::Status RestoreRecords::SaveDecision(const RestoreDecisionRecord& d) {
+absl::Status RestoreRecords::SaveDecision(const RestoreDecisionRecord& d, bool* decided) {
   nlohmann::json j = {{"id", d.id}, {"members", d.members}, {"revision", d.revision}};
-  return WriteFileAtomically(Path(d.id, "decision"), j.dump() + "\n", 0600, env_);
+  const std::string path = Path(d.id, "decision");
+  absl::Status s = WriteFileAtomically(path, j.dump() + "\n", 0600, env_);
+  *decided = s.ok() || HasDecision(d.id);
+  // Renamed but not known durable: retry the directory's fsync (never undo).
+  absl::Status synced = s;
+  for (int attempt = 1; !synced.ok() && *decided && attempt <= 5; ++attempt) {
+    absl::SleepFor(absl::Milliseconds(100 * attempt));
+    synced = SyncDirectoryOf(path, env_);
+  }
+  return synced.ok() ? synced : s;
 }
 
 absl::StatusOr<RestoreDecisionRecord> RestoreRecords::LoadDecision(const std::string& id) {

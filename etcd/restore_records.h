@@ -43,7 +43,13 @@ class RestoreRecords {
   // Removes the record and the prepare's log.
   void Forget(const std::string& id);
 
-  absl::Status SaveDecision(const RestoreDecisionRecord& d);
+  // Records the coordinator's decision to commit. OK once it is durable.
+  // An error with `*decided` false: nothing was recorded, aborting is safe.
+  // An error with `*decided` true: the record is in place (renamed) but its
+  // directory could not be fsync'd, even after retries — the decision may
+  // already have been read by a member asking for it, so it stands and must
+  // never be aborted; the members finish it through recovery.
+  absl::Status SaveDecision(const RestoreDecisionRecord& d, bool* decided);
   absl::StatusOr<RestoreDecisionRecord> LoadDecision(const std::string& id);
   bool HasDecision(const std::string& id) const;
   void RemoveDecision(const std::string& id);

@@ -3,6 +3,7 @@
 #include <errno.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "base/atomic_file.h"
 #include "base/testing.h"
@@ -29,7 +30,9 @@ TEST(RestoreRecords, Decisions) {
   testing::TempDir dir;
   RestoreRecords records(dir.path());
   EXPECT_FALSE(records.HasDecision("d1"));
-  ASSERT_TRUE(records.SaveDecision({"d1", {"m1", "m2", "m3"}, 42}).ok());
+  bool decided = false;
+  ASSERT_TRUE(records.SaveDecision({"d1", {"m1", "m2", "m3"}, 42}, &decided).ok());
+  EXPECT_TRUE(decided);
   EXPECT_TRUE(records.HasDecision("d1"));
   auto d = records.LoadDecision("d1");
   ASSERT_TRUE(d.ok()) << d.status();
@@ -53,14 +56,37 @@ TEST(RestoreRecords, AnUnreadableRecordIsDataLoss) {
 
 // The decision is written through the file seam: a failing directory fsync
 // is reported (the caller must not treat the decision as durable yet).
-TEST(RestoreRecords, ADecisionWhoseDirectorySyncFailsIsReported) {
+// A decision is either not recorded at all (abort is safe) or recorded and
+// standing: a failed directory fsync after the rename is retried, and never
+// reported as "nothing decided" (issue 20, 2).
+TEST(RestoreRecords, ADecisionIsNeverBothRecordedAndAbortable) {
   testing::TempDir dir;
   testing::FaultEnv env;
-  env.syncdir_errno = EIO;
   RestoreRecords records(dir.path(), &env);
-  absl::Status s = records.SaveDecision({"d2", {"m1"}, 0});
+  bool decided = true;
+  env.rename_errno = EIO;  // never in place
+  EXPECT_FALSE(records.SaveDecision({"d1", {"m1"}, 0}, &decided).ok());
+  EXPECT_FALSE(decided);
+  EXPECT_FALSE(records.HasDecision("d1"));
+  env.rename_errno = 0;
+
+  env.syncdir_errno = EIO;  // in place, never durable
+  absl::Status s = records.SaveDecision({"d2", {"m1"}, 0}, &decided);
   EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(decided) << "a decision in place stands: it must not be aborted";
+  EXPECT_TRUE(records.HasDecision("d2"));
   EXPECT_NE(s.message().find("renamed, but"), std::string::npos) << s;
+
+  // The fsync fails once, then works: the decision is durable, OK.
+  std::thread heal([&] {
+    absl::SleepFor(absl::Milliseconds(50));
+    env.syncdir_errno = 0;
+  });
+  env.syncdir_errno = EIO;
+  s = records.SaveDecision({"d3", {"m1"}, 0}, &decided);
+  heal.join();
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(decided);
 }
 
 }  // namespace
