@@ -141,6 +141,11 @@ class ClusterRestore {
       const etcdserverpb::MemberListResponse* member_list,
       const SnapshotMeta* meta, absl::Time deadline);
   void Recover();
+  // Removes what a prepare killed before it recorded anything left behind:
+  // ID.db and ID.etcdctl.log in the state directory and DATA_DIR.restore-ID
+  // beside etcd's data, for ids without a record (our patterns and our
+  // directories only). Logged with the bytes freed.
+  void SweepLeftovers();
   // Asks the coordinator what was decided about `r` and acts on it.
   absl::Status Resolve(const RestoreRecord& r);
   // Drops the record of `id` and frees the participant slot.

@@ -61,6 +61,7 @@ class ClusterRestore::PrepareImpl : public ClusterRestore::Prepare {
   }
 
   absl::Status Write(absl::string_view chunk) override {
+    if (received_ == 0) Failpoint("etcd-restore-receiving");
     received_ += chunk.size();
     if (received_ > header_.state_size) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -2,9 +2,12 @@
 // left unfinished; ask coordinators about restores left undecided.
 #include <sys/stat.h>
 
+#include <filesystem>
+#include <set>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/io.h"
 #include "base/log.h"
@@ -35,6 +38,7 @@ absl::StatusOr<std::unique_ptr<ClusterRestore>> ClusterRestore::Start(
     absl::StatusOr<RestoreRecord> r = cr->records_.Load(id);
     if (r.ok() && r->phase == RestorePhase::kStopped) hold = true;
   }
+  cr->SweepLeftovers();
   cr->supervisor_ = std::make_unique<Supervisor>(cr->config_.command, !hold);
   cr->recovery_ = std::thread([p = cr.get()] { p->Recover(); });
   return cr;
@@ -65,6 +69,51 @@ absl::Status ClusterRestore::Resolve(const RestoreRecord& r) {
   }
   // No decision recorded: it was never committed.
   return Abort(r.id);
+}
+
+void ClusterRestore::SweepLeftovers() {
+  namespace fs = std::filesystem;
+  const std::vector<std::string> ids = records_.Participating();
+  const std::set<std::string> recorded(ids.begin(), ids.end());
+  int files = 0;
+  uintmax_t bytes = 0;
+  std::error_code ec;
+  auto remove = [&](const fs::path& p) {
+    uintmax_t size = 0;
+    if (fs::is_directory(p, ec)) {
+      for (const auto& e : fs::recursive_directory_iterator(p, ec)) {
+        if (e.is_regular_file(ec)) size += e.file_size(ec);
+      }
+    } else {
+      size = fs::file_size(p, ec);
+    }
+    if (fs::remove_all(p, ec) > 0 && !ec) {
+      ++files;
+      bytes += size;
+    }
+  };
+  for (const auto& e : fs::directory_iterator(config_.state_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    for (absl::string_view suffix : {".db", ".etcdctl.log"}) {
+      if (absl::EndsWith(name, suffix) &&
+          !recorded.count(name.substr(0, name.size() - suffix.size()))) {
+        remove(e.path());
+      }
+    }
+  }
+  const fs::path data(config_.command.data_dir);
+  const std::string prefix = data.filename().string() + ".restore-";
+  for (const auto& e :
+       fs::directory_iterator(data.has_parent_path() ? data.parent_path() : fs::path("."), ec)) {
+    const std::string name = e.path().filename().string();
+    if (absl::StartsWith(name, prefix) && !recorded.count(name.substr(prefix.size()))) {
+      remove(e.path());
+    }
+  }
+  if (files > 0) {
+    Log(LogLevel::kWarning, "removed what unfinished etcd restore prepares left behind",
+        {{"dir", config_.state_dir}, {"files", files}, {"bytes_freed", bytes}});
+  }
 }
 
 void ClusterRestore::Recover() {

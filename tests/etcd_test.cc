@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 
 #include "absl/strings/match.h"
@@ -389,6 +390,39 @@ testing::Taken StartWithFailpointAndTake(EtcdCluster* c, int killed,
   t = testing::Take(c->Stub(0).get());
   c->Ctl(0, "put k newer");
   return t;
+}
+
+// kill -9 while a Prepare is being received (issue 20, 3): before any record
+// exists. The restore is aborted; the member's next start removes ID.db and
+// the partial DATA_DIR.restore-ID, logging the bytes freed.
+TEST(EtcdEngine, AgentKilledReceivingAPrepareLeavesNothingBehind) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  testing::Taken t = StartWithFailpointAndTake(&c, 1, "etcd-restore-receiving");
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  // What an etcdctl killed halfway leaves too.
+  const std::string leftover_dir = c.member(1).etcd_dir + ".restore-leftover1";
+  std::filesystem::create_directories(leftover_dir + "/member");
+  std::ofstream(leftover_dir + "/member/x") << std::string(4096, 'x');
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(c.member(1).agent.WaitExit(absl::Seconds(10)), 128 + SIGKILL);
+  const std::string records = c.member(1).agent_dir + "/etcd-restore";
+  bool left = false;
+  for (const auto& e : std::filesystem::directory_iterator(records)) {
+    left = left || absl::EndsWith(e.path().string(), ".db");
+  }
+  EXPECT_TRUE(left) << "the kill left a partial ID.db (else nothing was tested)";
+  EXPECT_EQ(c.Get(0, "k"), "newer");
+  c.StartAgent(1);
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(1).log);
+  EXPECT_EQ(c.Get(1, "k"), "newer");
+  for (const auto& e : std::filesystem::directory_iterator(records)) {
+    EXPECT_FALSE(absl::EndsWith(e.path().string(), ".db")) << e.path();
+  }
+  EXPECT_FALSE(std::filesystem::exists(leftover_dir));
+  EXPECT_NE(testing::ReadFile(c.member(1).log).find("bytes_freed"), std::string::npos);
 }
 
 TEST(EtcdEngine, AgentKilledInPrepareLeavesTheOldClusterServing) {
