@@ -45,6 +45,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <functional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -88,6 +90,11 @@ class ClusterRestore {
   static absl::StatusOr<std::unique_ptr<ClusterRestore>> Start(
       ClusterRestoreConfig config, EtcdClient* local);
   ~ClusterRestore();
+  // From now on, waits end and peer calls are cancelled (CANCELLED): what is
+  // decided stays recorded, and the next start finishes it. For the end of
+  // the agent's shutdown grace period; the destructor calls it too.
+  // Thread-safe.
+  void Stop();
 
   // OK when a restore may start here: etcd runs and no restore is in
   // progress (UNAVAILABLE otherwise).
@@ -150,6 +157,10 @@ class ClusterRestore {
   absl::Status Resolve(const RestoreRecord& r);
   // Drops the record of `id` and frees the participant slot.
   void Forget(const std::string& id);
+  // Connects to member `m`'s agent and runs `call` on it; the call is
+  // cancelled when the agent stops (CANCELLED), so that no peer call holds
+  // up a shutdown.
+  absl::Status OnPeer(const std::string& m, const std::function<absl::Status(Participant*)>& call);
 
   const ClusterRestoreConfig config_;
   RestoreRecords records_;
@@ -159,6 +170,7 @@ class ClusterRestore {
   std::string busy_;         // guarded by mu_: id of the restore in progress
   std::string coordinating_;  // guarded by mu_
   std::atomic<bool> stopping_{false};
+  std::set<Participant*> active_;  // guarded by mu_: peer calls in progress
   std::thread recovery_;
 };
 

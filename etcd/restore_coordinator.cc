@@ -60,17 +60,30 @@ absl::Status ClusterRestore::PrepareOn(const std::string& m, const PrepareHeader
     SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
     return p->Finish();
   }
+  return OnPeer(m, [&](Participant* peer) {
+    return peer->Prepare(header, src.get(), absl::Now() + absl::Hours(1));
+  });
+}
+
+absl::Status ClusterRestore::OnPeer(const std::string& m,
+                                    const std::function<absl::Status(Participant*)>& call) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
                       config_.connect(m, config_.agents.at(m)));
-  return peer->Prepare(header, src.get(), absl::Now() + absl::Hours(1));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return absl::CancelledError("the agent is stopping");
+    active_.insert(peer.get());
+  }
+  absl::Status s = call(peer.get());
+  std::lock_guard<std::mutex> l(mu_);
+  active_.erase(peer.get());
+  return s;
 }
 
 absl::Status ClusterRestore::StepOn(const std::string& m, RestoreStep step,
                                     const std::string& id, absl::Time deadline) {
   if (m == member()) return DoStep(step, id, deadline);
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
-                      config_.connect(m, config_.agents.at(m)));
-  return peer->Step(step, id, deadline);
+  return OnPeer(m, [&](Participant* peer) { return peer->Step(step, id, deadline); });
 }
 
 void ClusterRestore::AbortEverywhere(const std::string& id,
@@ -198,6 +211,11 @@ absl::StatusOr<RestoreResult> ClusterRestore::FinishCommitted(
   // Commit everywhere, retrying members that do not answer yet.
   std::vector<std::string> pending = members;
   while (!pending.empty()) {
+    if (stopping_) {
+      return absl::CancelledError(
+          "the agent is stopping; the restore is decided and recorded: its next start finishes "
+          "it");
+    }
     auto failed = ForEach(pending, [&](const std::string& m) {
       return StepOn(m, RestoreStep::kCommit, id,
                     std::min(deadline, absl::Now() + absl::Seconds(120)));
@@ -249,6 +267,7 @@ absl::Status ClusterRestore::WaitForRestoredCluster(
   }
   std::string last = "no answer yet";
   while (absl::Now() < deadline) {
+    if (stopping_) return absl::CancelledError("the agent is stopping");
     bool all = true;
     uint64_t cluster = 0;
     for (auto& c : clients) {

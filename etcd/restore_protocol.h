@@ -55,6 +55,9 @@ class Participant {
                             absl::Time deadline) = 0;
   virtual absl::StatusOr<RestoreDecision> AskDecision(const std::string& restore_id,
                                                       absl::Time deadline) = 0;
+  // Ends the call in progress, and every later one, with CANCELLED (the
+  // agent is stopping). Called from another thread.
+  virtual void Cancel() {}
 };
 
 // Connects to the agent of `member` at `address`.

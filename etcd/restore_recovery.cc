@@ -44,8 +44,14 @@ absl::StatusOr<std::unique_ptr<ClusterRestore>> ClusterRestore::Start(
   return cr;
 }
 
-ClusterRestore::~ClusterRestore() {
+void ClusterRestore::Stop() {
+  std::lock_guard<std::mutex> l(mu_);
   stopping_ = true;
+  for (Participant* p : active_) p->Cancel();
+}
+
+ClusterRestore::~ClusterRestore() {
+  Stop();
   if (recovery_.joinable()) recovery_.join();
   supervisor_.reset();
 }
@@ -55,9 +61,10 @@ absl::Status ClusterRestore::Resolve(const RestoreRecord& r) {
   if (r.coordinator == member()) {
     decision = Decision(r.id);
   } else if (config_.agents.count(r.coordinator)) {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
-                        config_.connect(r.coordinator, config_.agents.at(r.coordinator)));
-    SA_ASSIGN_OR_RETURN(decision, peer->AskDecision(r.id, absl::Now() + absl::Seconds(5)));
+    SA_RETURN_IF_ERROR(OnPeer(r.coordinator, [&](Participant* peer) -> absl::Status {
+      SA_ASSIGN_OR_RETURN(decision, peer->AskDecision(r.id, absl::Now() + absl::Seconds(5)));
+      return absl::OkStatus();
+    }));
   }
   switch (decision) {
     case RestoreDecision::kCommit:

@@ -445,6 +445,9 @@ void Agent::Shutdown(absl::Duration grace) {
       if (!done_cv.wait_for(l, absl::ToChronoNanoseconds(grace),
                             [&] { return done; })) {
         snapshots_->StopStreams();
+        // A cluster restore's waits and peer calls end too (what is
+        // decided stays recorded for the next start).
+        if (etcd_restore_) etcd_restore_->Stop();
       }
     });
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

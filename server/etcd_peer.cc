@@ -1,5 +1,7 @@
 #include "server/etcd_peer.h"
 
+#include <mutex>
+
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
@@ -21,9 +23,16 @@ class RemoteParticipant : public Participant {
         token_(std::move(token)),
         stub_(v1::EtcdRestoreService::NewStub(grpc::CreateChannel(address_, creds))) {}
 
+  void Cancel() override {
+    std::lock_guard<std::mutex> l(mu_);
+    cancelled_ = true;
+    if (current_ != nullptr) current_->TryCancel();
+  }
+
   absl::Status Prepare(const PrepareHeader& h, ByteSource* state, absl::Time deadline) override {
     grpc::ClientContext ctx;
     Setup(&ctx, deadline);
+    Current current(this, &ctx);
     v1::EtcdRestoreStepResponse resp;
     auto writer = stub_->Prepare(&ctx, &resp);
     v1::EtcdPrepareRequest first;
@@ -57,6 +66,7 @@ class RemoteParticipant : public Participant {
   absl::Status Step(RestoreStep step, const std::string& id, absl::Time deadline) override {
     grpc::ClientContext ctx;
     Setup(&ctx, deadline);
+    Current current(this, &ctx);
     v1::EtcdRestoreStep req;
     req.set_restore_id(id);
     v1::EtcdRestoreStepResponse resp;
@@ -82,6 +92,7 @@ class RemoteParticipant : public Participant {
                                               absl::Time deadline) override {
     grpc::ClientContext ctx;
     Setup(&ctx, deadline);
+    Current current(this, &ctx);
     v1::EtcdRestoreStep req;
     req.set_restore_id(id);
     v1::EtcdDecisionResponse resp;
@@ -97,6 +108,23 @@ class RemoteParticipant : public Participant {
   }
 
  private:
+  // The call in progress, cancellable by Cancel() while it lasts.
+  class Current {
+   public:
+    Current(RemoteParticipant* p, grpc::ClientContext* ctx) : p_(p) {
+      std::lock_guard<std::mutex> l(p_->mu_);
+      p_->current_ = ctx;
+      if (p_->cancelled_) ctx->TryCancel();
+    }
+    ~Current() {
+      std::lock_guard<std::mutex> l(p_->mu_);
+      p_->current_ = nullptr;
+    }
+
+   private:
+    RemoteParticipant* p_;
+  };
+
   void Setup(grpc::ClientContext* ctx, absl::Time deadline) const {
     // No waiting for an agent that is down: steps that must get through
     // (commit) are retried by the coordinator.
@@ -119,6 +147,9 @@ class RemoteParticipant : public Participant {
                                      s.error_message()));
   }
 
+  std::mutex mu_;
+  grpc::ClientContext* current_ = nullptr;  // guarded by mu_
+  bool cancelled_ = false;                  // guarded by mu_
   const std::string member_;
   const std::string address_;
   const std::string token_;

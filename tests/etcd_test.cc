@@ -472,6 +472,36 @@ TEST(EtcdEngine, AgentKilledInCommitConvergesAfterRestart) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
 }
 
+// SIGTERM while the restarted coordinator drives a decided restore towards
+// a member that does not answer (issue 20, 4): the agent ends within its
+// shutdown grace and a margin, not after the 30-minute drive; the decision
+// stays recorded and the cluster converges once everyone is back.
+TEST(EtcdEngine, SigtermWhileDrivingADecidedRestoreEndsPromptly) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  testing::Taken t = StartWithFailpointAndTake(&c, 0, "etcd-restore-decided");
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  v1::RestoreSnapshotResponse rr;
+  EXPECT_FALSE(testing::Restore(c.Stub(0).get(), t.archive, &rr).ok());
+  EXPECT_EQ(c.member(0).agent.WaitExit(absl::Seconds(10)), 128 + SIGKILL);
+  c.KillAgent(1);  // m2 cannot be told to commit
+  c.StartAgent(0);
+  ASSERT_TRUE(testing::WaitForLog(c.member(0).log, "finishing a decided etcd restore",
+                                  absl::Seconds(30)));
+  absl::SleepFor(absl::Seconds(2));  // into the retries towards m2
+  const absl::Time sent = absl::Now();
+  kill(c.member(0).agent.pid, SIGTERM);
+  const int code = c.member(0).agent.WaitExit(absl::Seconds(20));
+  EXPECT_EQ(code, 0) << "no clean exit within 20 s of SIGTERM (--shutdown-grace=2s); "
+                     << testing::ReadFile(c.member(0).log);
+  EXPECT_LE(absl::Now() - sent, absl::Seconds(20));
+  // The decision is still recorded: with everyone back, the restore ends.
+  c.StartAgent(1);
+  c.StartAgent(0);
+  ASSERT_TRUE(c.WaitHealthy(absl::Seconds(90))) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
+}
+
 TEST(EtcdEngine, CoordinatorKilledAfterTheDecisionConvergesAfterRestart) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
