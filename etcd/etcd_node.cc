@@ -9,31 +9,26 @@
 #include "base/sha256.h"
 #include "base/status_macros.h"
 #include "etcd/cluster_restore.h"
+#include "etcd/snapshot_stream.h"
 
 namespace snapshot {
 namespace {
 
-constexpr size_t kDigestBytes = 32;
-
 // state.bin of an etcd snapshot, produced from etcd's Maintenance.Snapshot
-// stream as it arrives: the database (its size known from the first
-// message: blob + remaining_bytes), then the 32-byte SHA-256 message, which
-// must match the hash computed here. Anything else — a short stream, an
-// inconsistent remaining_bytes, a wrong hash, extra messages — is an error
-// from Read(), so the archive being written fails.
+// stream as it arrives, under the stream's rules (etcd/snapshot_stream.h):
+// any breach is an error from Read(), so the archive being written fails.
 class EtcdSnapshotSource : public ByteSource {
  public:
   EtcdSnapshotSource(std::unique_ptr<EtcdClient::SnapshotStream> stream,
                      etcdserverpb::SnapshotResponse first)
-      : stream_(std::move(stream)),
-        db_size_(first.blob().size() + first.remaining_bytes()) {
-    Take(std::move(first));
+      : stream_(std::move(stream)), rules_(first.blob().size(), first.remaining_bytes()) {
+    error_ = Take(std::move(first));
   }
   ~EtcdSnapshotSource() override {
     if (!done_) stream_->Cancel();
   }
 
-  uint64_t state_size() const { return db_size_ + kDigestBytes; }
+  uint64_t state_size() const { return rules_.state_size(); }
 
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     SA_RETURN_IF_ERROR(error_);
@@ -53,12 +48,11 @@ class EtcdSnapshotSource : public ByteSource {
   }
 
  private:
-  // Accepts a database chunk.
-  void Take(etcdserverpb::SnapshotResponse msg) {
-    db_seen_ += msg.blob().size();
-    hash_.Update(msg.blob());
+  absl::Status Take(etcdserverpb::SnapshotResponse msg) {
+    SA_RETURN_IF_ERROR(rules_.Accept(msg.blob(), msg.remaining_bytes()));
     blob_ = std::move(*msg.mutable_blob());
     pos_ = 0;
+    return absl::OkStatus();
   }
 
   absl::Status Next() {
@@ -67,60 +61,21 @@ class EtcdSnapshotSource : public ByteSource {
       absl::Status end = stream_->Finish();
       done_ = true;
       if (!end.ok()) return end;
-      return absl::DataLossError(absl::StrFormat(
-          "etcd's snapshot stream ended after %d of %d database bytes%s: the "
-          "snapshot is incomplete",
-          db_seen_, db_size_, db_seen_ == db_size_ ? " and before its SHA-256" : ""));
+      return rules_.End();
     }
-    if (db_seen_ < db_size_) {
-      if (msg.blob().size() > db_size_ - db_seen_ ||
-          msg.remaining_bytes() != db_size_ - db_seen_ - msg.blob().size()) {
-        return absl::DataLossError(absl::StrFormat(
-            "etcd's snapshot stream is inconsistent: %d bytes with %d "
-            "announced to follow, after %d of %d",
-            msg.blob().size(), msg.remaining_bytes(), db_seen_, db_size_));
-      }
-      Take(std::move(msg));
-      return absl::OkStatus();
-    }
-    if (sha_seen_) {
-      return absl::DataLossError(
-          "etcd's snapshot stream goes on after the database's SHA-256");
-    }
-    // The database is complete: this must be its SHA-256.
-    if (msg.blob().size() != kDigestBytes || msg.remaining_bytes() != 0) {
-      return absl::DataLossError(absl::StrFormat(
-          "etcd's snapshot stream sent %d bytes where the database's 32-byte "
-          "SHA-256 belongs",
-          msg.blob().size()));
-    }
-    const Digest ours = hash_.Finish();
-    if (msg.blob() != absl::string_view(reinterpret_cast<const char*>(ours.data()),
-                                        ours.size())) {
-      return absl::DataLossError(
-          "etcd database hash mismatch: the snapshot etcd sent does not match "
-          "the SHA-256 it sent with it; nothing was saved");
-    }
-    sha_seen_ = true;
-    blob_ = std::move(*msg.mutable_blob());
-    pos_ = 0;
-    // The stream must end here, cleanly.
+    SA_RETURN_IF_ERROR(Take(std::move(msg)));
+    if (!rules_.complete()) return absl::OkStatus();
+    // The hash came: the stream must end here, cleanly.
     etcdserverpb::SnapshotResponse extra;
-    if (stream_->Next(&extra)) {
-      return absl::DataLossError(
-          "etcd's snapshot stream goes on after the database's SHA-256");
-    }
+    if (stream_->Next(&extra)) return rules_.Accept(extra.blob(), extra.remaining_bytes());
     done_ = true;
     return stream_->Finish();
   }
 
   std::unique_ptr<EtcdClient::SnapshotStream> stream_;
-  const uint64_t db_size_;
-  uint64_t db_seen_ = 0;
-  Sha256 hash_;
+  EtcdSnapshotStream rules_;
   std::string blob_;
   size_t pos_ = 0;
-  bool sha_seen_ = false;
   bool done_ = false;
   absl::Status error_;
 };

@@ -52,6 +52,19 @@ case "$target" in
     libs=(expat)
     max_len=65536
     ;;
+  etcd)
+    # One whole stream: a 16-byte database in two messages, then its SHA-256.
+    /usr/bin/python3 - "$work/corpus/whole" <<'PY'
+import hashlib, struct, sys
+db = b"0123456789abcdef"
+msg = lambda remaining, blob: struct.pack("<QH", remaining, len(blob)) + blob
+open(sys.argv[1], "wb").write(msg(6, db[:10]) + msg(0, db[10:]) + msg(0, hashlib.sha256(db).digest()))
+PY
+    srcs=(etcd/fuzz/snapshot_stream_fuzzer.cc etcd/snapshot_stream.cc archive/reader.cc
+          archive/gzip.cc archive/tar.cc archive/meta.cc archive/writer.cc
+          archive/parallel_gzip.cc base/deflate.cc)
+    max_len=65536
+    ;;
   *) echo "fuzz: unknown target $target (archive, age, xml or etcd)" >&2; exit 2 ;;
 esac
 
