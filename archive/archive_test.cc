@@ -190,6 +190,35 @@ std::string Shell(const std::string& cmd, int* status) {
   return out;
 }
 
+// The "SA" subfield is information for tools, never trusted by the reader: a
+// wrong member size, or a flipped subfield id, changes neither what is read
+// nor how far (issue 20, 11).
+TEST(Archive, WrongMemberSizesInTheSaSubfieldChangeNothing) {
+  const std::string state = StateBytes(20000, 5);
+  WriterOptions opts;
+  opts.compressor = ParallelGzipCompressor(6, 2, /*block_bytes=*/1000);
+  Written w = Write(TestMeta(state.size()), state, opts);
+  const std::vector<Member> members = WalkMembers(w.archive);
+  ASSERT_GT(members.size(), 3u);
+  for (uint32_t wrong : {0u, 1u, 27u, 28u, 1000u, 0x7fffffffu, 0xffffffffu}) {
+    for (size_t which : {size_t{0}, members.size() / 2, members.size() - 1}) {
+      std::string a = w.archive;
+      for (int i = 0; i < 4; ++i) a[members[which].offset + 16 + i] = static_cast<char>(wrong >> (8 * i));
+      std::string got;
+      auto info = Read(a, &got, 333);
+      ASSERT_TRUE(info.ok()) << "size " << wrong << " in member " << which << ": " << info.status();
+      EXPECT_TRUE(got == state);
+      EXPECT_EQ(info->archive_size, a.size()) << "read to the end, not to where the size says";
+    }
+  }
+  std::string renamed = w.archive;
+  renamed[members[1].offset + 12] = 'X';  // "XA": an unknown subfield
+  std::string got;
+  auto info = Read(renamed, &got, 333);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_TRUE(got == state);
+}
+
 TEST(Archive, ParallelArchiveIsStandardGzipForOtherTools) {
   // gzip(1), tar(1) and Python's zlib-based gzip module read every mode's
   // multi-member archive (stored and compressed members, the SA subfield)
