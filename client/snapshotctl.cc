@@ -40,6 +40,11 @@ Commands:
   kv ...          the embedded engine's key-value store: put, get, del, list
   version         this program's version
 
+Sent to a follower's agent, the commands only the leader's agent serves (save
+without --stale, restore, list, create, fetch, delete, kv put/del/get) go to
+the leader's agent instead, saying so on stderr; --no-follow refuses instead
+(exit 6, the message names the leader's agent).
+
 FILE "-" is standard output for save and standard input for verify and
 restore, for pipes: snapshotctl save - | aws s3 cp - s3://bucket/backup.snap
 
@@ -57,6 +62,7 @@ Global flags (anywhere on the line; the environment gives the defaults):
                                           ($SNAPSHOTCTL_CERT, $SNAPSHOTCTL_KEY)
   --token-file=FILE      file whose first line is the bearer token
                                           ($SNAPSHOTCTL_TOKEN_FILE)
+  --no-follow            stay with the agent given even when it is a follower's
   --json                 one JSON object (or array, for kv list) on stdout.
                          Keys and values that are not valid UTF-8 appear as
                          key_base64 / value_base64 (standard base64) instead

@@ -141,6 +141,36 @@ chmod 644 "$work/age.key"
 check "an identity readable by others is refused" grep -q "chmod 600" "$work/err"
 chmod 600 "$work/age.key"
 
+# A follower's agent: the commands that need the leader's agent follow to it
+# once, saying so on stderr; --no-follow refuses (exit 6, naming the leader).
+r1=$(free_port); r2=$(free_port); r3=$(free_port); g1=$(free_port); g2=$(free_port); g3=$(free_port)
+peers="1=127.0.0.1:$r1@127.0.0.1:$g1,2=127.0.0.1:$r2@127.0.0.1:$g2,3=127.0.0.1:$r3@127.0.0.1:$g3"
+for i in 1 2 3; do
+  eval "rp=\$r$i; gp=\$g$i"
+  "$agent" --data-dir="$work/cluster-$i" --raft-id=$i --raft-address=127.0.0.1:$rp \
+    --listen=127.0.0.1:$gp --peers="$peers" --log-level=warning >/dev/null 2>>"$work/agents.log" &
+  pids+=($!)
+done
+leader=""
+for _ in $(seq 1 100); do
+  for gp in $g1 $g2 $g3; do
+    role=$("$ctl" status --json --address=127.0.0.1:$gp 2>/dev/null | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["role"])' 2>/dev/null)
+    [ "$role" = leader ] && leader=127.0.0.1:$gp
+  done
+  [ -n "$leader" ] && break
+  sleep 0.1
+done
+check "the cluster elected a leader" test -n "$leader"
+follower=127.0.0.1:$g1; [ "$follower" = "$leader" ] && follower=127.0.0.1:$g2
+"$ctl" --address="$follower" kv put follow/k yes >/dev/null 2>"$work/follow.err"; rc=$?
+check "kv put through a follower's agent reaches the leader" test $rc -eq 0
+check "and says so" grep -q "following to the leader's agent at $leader" "$work/follow.err"
+check "save through a follower's agent" "$ctl" --address="$follower" save "$work/followed.snap"
+check "is the leader's state" "$ctl" inspect "$work/followed.snap"
+"$ctl" --address="$follower" --no-follow save "$work/stay.snap" >/dev/null 2>"$work/err"; rc=$?
+check "--no-follow on a follower exits 6" test $rc -eq 6
+check "naming the leader's agent" grep -q "$leader" "$work/err"
+
 # Progress only on a terminal (script(1) gives the command a pseudo-terminal).
 script -qec "$ctl save $work/tty.snap" /dev/null > "$work/tty.out" 2>&1
 check "a terminal gets a progress line" grep -q "MiB" "$work/tty.out"

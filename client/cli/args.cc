@@ -28,6 +28,9 @@ ABSL_FLAG(std::string, identity, "",
 ABSL_FLAG(std::string, passphrase_file, "",
           "save: encrypt with the passphrase in this file (0600); inspect, verify, restore: "
           "open a passphrase-encrypted FILE");
+ABSL_FLAG(bool, no_follow, false,
+          "save, restore, list, create, fetch, delete, kv: do not follow a follower's agent to the "
+          "leader's");
 ABSL_FLAG(bool, latest, false,
           "restore: the newest snapshot the agent lists of its cluster (local or remote)");
 ABSL_FLAG(std::string, id, "", "restore: a snapshot of the agent's catalog");

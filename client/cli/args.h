@@ -34,6 +34,7 @@ ABSL_DECLARE_FLAG(std::string, level);
 ABSL_DECLARE_FLAG(uint64_t, limit);
 ABSL_DECLARE_FLAG(std::string, id);
 ABSL_DECLARE_FLAG(bool, latest);
+ABSL_DECLARE_FLAG(bool, no_follow);
 ABSL_DECLARE_FLAG(std::string, encrypt_to);
 ABSL_DECLARE_FLAG(std::string, identity);
 ABSL_DECLARE_FLAG(std::string, passphrase_file);

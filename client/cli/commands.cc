@@ -122,9 +122,32 @@ absl::StatusOr<ClientOptions> ConnectionOptions(const CommandLine& a) {
   return o;
 }
 
-absl::StatusOr<std::unique_ptr<SnapshotClient>> Dial(const CommandLine& a) {
+// Points `o` at the leader's agent when the agent it names is a follower
+// that knows one (said on stderr), as `consul snapshot` and `nomad operator
+// snapshot` reach the leader; --no-follow keeps the address given. Any
+// failure to ask leaves `o` as it is (the call itself then says what is
+// wrong).
+void FollowLeader(ClientOptions* o) {
+  if (absl::GetFlag(FLAGS_no_follow)) return;
+  auto c = SnapshotClient::Connect(*o);
+  if (!c.ok()) return;
+  auto st = (*c)->Status();
+  if (!st.ok() || st->role() == "leader" || st->leader_agent_address().empty() ||
+      st->leader_agent_address() == o->address) {
+    return;
+  }
+  std::cerr << "snapshotctl: the agent at " << o->address << " is a " << st->role()
+            << "; following to the leader's agent at " << st->leader_agent_address()
+            << " (--no-follow to stay)\n";
+  o->address = st->leader_agent_address();
+}
+
+// A client of the agent; of the leader's agent when `follow` (calls that
+// only the leader's agent serves).
+absl::StatusOr<std::unique_ptr<SnapshotClient>> Dial(const CommandLine& a, bool follow) {
   auto o = ConnectionOptions(a);
   if (!o.ok()) return o.status();
+  if (follow) FollowLeader(&*o);
   return SnapshotClient::Connect(*o);
 }
 
@@ -292,7 +315,7 @@ int Save(const CommandLine& a) {
     if (!probe.ok()) return Fail("save", probe.status());
     unlink((file + ".part").c_str());
   }
-  auto client = Dial(a);
+  auto client = Dial(a, !so.allow_stale);
   if (!client.ok()) return Fail("save", client.status());
   Interruptible interruptible(client->get());
   Progress progress("saving", "the state");
@@ -338,7 +361,7 @@ int Verify(const CommandLine& a) {
   const std::string& file = a.positional[1];
   auto in = OpenInput(file);
   if (!in.ok()) return Fail("verify", in.status());
-  auto client = Dial(a);
+  auto client = Dial(a, /*follow=*/false);
   if (!client.ok()) return Fail("verify", client.status());
   Interruptible interruptible(client->get());
   Progress progress("verifying", "the archive");
@@ -365,7 +388,7 @@ int Verify(const CommandLine& a) {
 // The newest snapshot the agent lists of its own cluster (local, or in the
 // remote store under its --remote-cluster).
 absl::StatusOr<std::string> LatestId(const CommandLine& a) {
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<SnapshotClient> client, Dial(a));
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<SnapshotClient> client, Dial(a, /*follow=*/true));
   SA_ASSIGN_OR_RETURN(v1::ListSnapshotsResponse l, client->ListSnapshots());
   for (const auto& e : l.snapshots()) {  // newest first
     if (e.location() == "remote" && e.cluster() != l.remote_cluster()) continue;
@@ -391,6 +414,7 @@ int Restore(const CommandLine& a) {
   if (!in.ok()) return Fail("restore", in.status());
   auto opts = ConnectionOptions(a);
   if (!opts.ok()) return Fail("restore", opts.status());
+  FollowLeader(&*opts);  // before asking: the question names the agent that restores
   if (!absl::GetFlag(FLAGS_yes)) {
     if (file == "-" || !isatty(STDIN_FILENO)) {
       return Usage("restore", file == "-"
@@ -447,7 +471,7 @@ int Restore(const CommandLine& a) {
 
 int List(const CommandLine& a) {
   if (!a.Arity(0)) return Usage("list", "takes no arguments");
-  auto client = Dial(a);
+  auto client = Dial(a, /*follow=*/true);
   if (!client.ok()) return Fail("list", client.status());
   auto l = (*client)->ListSnapshots();
   if (!l.ok()) return Fail("list", l.status());
@@ -466,7 +490,7 @@ int List(const CommandLine& a) {
 
 int Create(const CommandLine& a) {
   if (!a.Arity(0)) return Usage("create", "takes no arguments");
-  auto client = Dial(a);
+  auto client = Dial(a, /*follow=*/true);
   if (!client.ok()) return Fail("create", client.status());
   Interruptible interruptible(client->get());
   auto e = (*client)->CreateSnapshot();
@@ -517,7 +541,7 @@ int Fetch(const CommandLine& a) {
   const std::string& file = a.positional[2];
   auto keys = DecryptionKeys();
   if (!keys.ok()) return Fail("fetch", keys.status());
-  auto client = Dial(a);
+  auto client = Dial(a, /*follow=*/true);
   if (!client.ok()) return Fail("fetch", client.status());
   Interruptible interruptible(client->get());
   Progress progress("fetching", "the archive");
@@ -558,7 +582,7 @@ int Fetch(const CommandLine& a) {
 
 int Delete(const CommandLine& a) {
   if (!a.Arity(1)) return Usage("delete", "expects exactly one ID");
-  auto client = Dial(a);
+  auto client = Dial(a, /*follow=*/true);
   if (!client.ok()) return Fail("delete", client.status());
   absl::Status s = (*client)->DeleteSnapshot(a.positional[1]);
   if (!s.ok()) return Fail("delete", s);
@@ -574,7 +598,7 @@ int Delete(const CommandLine& a) {
 
 int Status(const CommandLine& a) {
   if (!a.Arity(0)) return Usage("status", "takes no arguments");
-  auto client = Dial(a);
+  auto client = Dial(a, /*follow=*/false);
   if (!client.ok()) return Fail("status", client.status());
   auto st = (*client)->Status();
   if (!st.ok()) return Fail("status", st.status());
@@ -632,7 +656,7 @@ int Kv(const CommandLine& a) {
     return Usage(cmd, "usage: kv put KEY VALUE | get KEY | del KEY | list [PREFIX]");
   }
   const uint64_t limit = absl::GetFlag(FLAGS_limit);
-  auto client = Dial(a);
+  auto client = Dial(a, !absl::GetFlag(FLAGS_stale));
   if (!client.ok()) return Fail(cmd, client.status());
   const bool json = absl::GetFlag(FLAGS_json);
   const std::string key = n >= 1 ? a.positional[2] : "";
