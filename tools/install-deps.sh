@@ -26,6 +26,11 @@ PACKAGES=(
   # loopback), and awscli as the benchmark's baseline.
   ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl awscli
   python3-grpcio python3-protobuf python3-yaml
+  # The Go example client (client/go), built offline against Debian's Go packages
+  # (grpc-go 1.33 marshals through github.com/golang/protobuf: 1.5, which
+  # understands the messages protoc-gen-go 1.28 generates; 1.3 panics on them).
+  golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev
 )
 
 missing=()
