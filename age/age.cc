@@ -761,13 +761,16 @@ class Replay : public ByteSource {
  public:
   Replay(std::string head, ByteSource* in) : head_(std::move(head)), in_(in) {}
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    if (pos_ < head_.size()) {
-      const size_t k = std::min(n, head_.size() - pos_);
-      memcpy(buf, head_.data() + pos_, k);
-      pos_ += k;
-      return k;
-    }
-    return in_->Read(buf, n);
+    if (pos_ >= head_.size()) return in_->Read(buf, n);
+    // The head, and the rest of the buffer from `in` in the same call: reads
+    // stay whole (and the file's reads aligned to the caller's size).
+    const size_t k = std::min(n, head_.size() - pos_);
+    memcpy(buf, head_.data() + pos_, k);
+    pos_ += k;
+    if (k == n) return k;
+    absl::StatusOr<size_t> more = in_->Read(buf + k, n - k);
+    if (!more.ok()) return more.status();
+    return k + *more;
   }
 
  private:
