@@ -2,10 +2,11 @@
 // real client library over loopback — beside gzip, pigz and gzip -d on the
 // same bytes in the same run.
 //
-//   bazel run -c opt //bench:e2e_bench -- [--size_mib=256] [--nodes=3]
+//   bazel run -c opt //bench:e2e_bench -- [--size_mib=256] [--value_bytes=65536] [--nodes=3]
 //
-// The state is a key-value state of the embedded engine (values of 64 KiB,
-// half random bytes and half repetitive text), loaded into the agent by a
+// The state is a key-value state of the embedded engine (values of 64 KiB by
+// default, --value_bytes otherwise, e.g. 1024 for small records; half random
+// bytes and half repetitive text), loaded into the agent by a
 // Restore (which is measured). Then Take at every level and in fast mode,
 // Verify over gRPC and offline, and Restore into a cluster of --nodes agents.
 // Figures are MB/s of state bytes (1 MB = 10^6 bytes), and the agent's
@@ -171,6 +172,7 @@ std::unique_ptr<SnapshotClient> Leader(const Agents& a) {
 
 int Main(int argc, char** argv) {
   uint64_t size_mib = 256;
+  uint64_t value_bytes = 64 << 10;  // 64 KiB; small records: --value_bytes=1024
   int nodes = 3;
   std::string agent;
   bool new_agent = true;
@@ -179,6 +181,11 @@ int Main(int argc, char** argv) {
     absl::string_view a = argv[i];
     if (absl::ConsumePrefix(&a, "--size_mib=")) {
       (void)absl::SimpleAtoi(a, &size_mib);
+    } else if (absl::ConsumePrefix(&a, "--value_bytes=")) {
+      if (!absl::SimpleAtoi(a, &value_bytes) || value_bytes < 2 || value_bytes > (1 << 20)) {
+        std::cerr << "e2e_bench: --value_bytes must be 2 to 1048576\n";
+        return 2;
+      }
     } else if (absl::ConsumePrefix(&a, "--nodes=")) {
       (void)absl::SimpleAtoi(a, &nodes);
     } else if (absl::ConsumePrefix(&a, "--agent=")) {
@@ -188,8 +195,8 @@ int Main(int argc, char** argv) {
     } else if (a == "--old-agent") {  // before fast mode and the safety snapshot
       new_agent = false;
     } else {
-      std::cerr << "usage: e2e_bench --agent=PATH [--size_mib=N] [--nodes=N] [--dir=DIR] "
-                   "[--old-agent]\n";
+      std::cerr << "usage: e2e_bench --agent=PATH [--size_mib=N] [--value_bytes=N] [--nodes=N] "
+                   "[--dir=DIR] [--old-agent]\n";
       return 2;
     }
   }
@@ -200,8 +207,8 @@ int Main(int argc, char** argv) {
 
   // The state, and the archive that loads it (written as the agent's Take
   // writes them by default).
-  testing::KvStateSource gen(testing::KvStateSource::EntriesFor(size_mib << 20, 64 << 10),
-                             64 << 10);
+  testing::KvStateSource gen(testing::KvStateSource::EntriesFor(size_mib << 20, value_bytes),
+                             value_bytes);
   const uint64_t bytes = gen.size();
   {
     auto out = FileSink::Create(state, 0600, false);
@@ -228,8 +235,8 @@ int Main(int argc, char** argv) {
     (void)arch->SyncAndClose();
   }
   TimeCommand(absl::StrCat("cat ", state, " ", archive, " > /dev/null"));
-  absl::PrintF("e2e_bench: %.1f MiB of key-value state (64 KiB values, half random), %d cores\n",
-               bytes / 1048576.0, sysconf(_SC_NPROCESSORS_ONLN));
+  absl::PrintF("e2e_bench: %.1f MiB of key-value state (%d-byte values, half random), %d cores\n",
+               bytes / 1048576.0, value_bytes, sysconf(_SC_NPROCESSORS_ONLN));
   absl::PrintF("  %-50s %9s\n", "", "MB/s");
 
   // Baselines on the same bytes.
