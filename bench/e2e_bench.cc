@@ -5,8 +5,9 @@
 //   bazel run -c opt //bench:e2e_bench -- [--size_mib=256] [--value_bytes=65536] [--nodes=3]
 //
 // The state is a key-value state of the embedded engine (values of 64 KiB by
-// default, --value_bytes otherwise, e.g. 1024 for small records; half random
-// bytes and half repetitive text), loaded into the agent by a
+// default, --value_bytes=N otherwise, e.g. 32 for tiny keys, or spread: 100 B
+// to 16 KiB, mostly ~1 KiB, as small records are; half random bytes and half
+// repetitive text), loaded into the agent by a
 // Restore (which is measured). Then Take at every level and in fast mode,
 // Verify over gRPC and offline, and Restore into a cluster of --nodes agents.
 // Figures are MB/s of state bytes (1 MB = 10^6 bytes), and the agent's
@@ -182,8 +183,11 @@ int Main(int argc, char** argv) {
     if (absl::ConsumePrefix(&a, "--size_mib=")) {
       (void)absl::SimpleAtoi(a, &size_mib);
     } else if (absl::ConsumePrefix(&a, "--value_bytes=")) {
-      if (!absl::SimpleAtoi(a, &value_bytes) || value_bytes < 2 || value_bytes > (1 << 20)) {
-        std::cerr << "e2e_bench: --value_bytes must be 2 to 1048576\n";
+      if (a == "spread") {
+        value_bytes = testing::KvStateSource::kSpread;
+      } else if (!absl::SimpleAtoi(a, &value_bytes) || value_bytes < 2 ||
+                 value_bytes > (1 << 20)) {
+        std::cerr << "e2e_bench: --value_bytes must be 2 to 1048576, or spread\n";
         return 2;
       }
     } else if (absl::ConsumePrefix(&a, "--nodes=")) {
@@ -235,8 +239,12 @@ int Main(int argc, char** argv) {
     (void)arch->SyncAndClose();
   }
   TimeCommand(absl::StrCat("cat ", state, " ", archive, " > /dev/null"));
-  absl::PrintF("e2e_bench: %.1f MiB of key-value state (%d-byte values, half random), %d cores\n",
-               bytes / 1048576.0, value_bytes, sysconf(_SC_NPROCESSORS_ONLN));
+  absl::PrintF("e2e_bench: %.1f MiB of key-value state (values of %s, half random), %d cores\n",
+               bytes / 1048576.0,
+               value_bytes == testing::KvStateSource::kSpread
+                   ? std::string("100 B to 16 KiB, mostly ~1 KiB")
+                   : absl::StrCat(value_bytes, " bytes"),
+               sysconf(_SC_NPROCESSORS_ONLN));
   absl::PrintF("  %-50s %9s\n", "", "MB/s");
 
   // Baselines on the same bytes.
