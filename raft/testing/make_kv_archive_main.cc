@@ -1,6 +1,7 @@
-// make_kv_archive OUT STATE_MIB [LEVEL]: writes a snapshot archive of a
-// generated key-value state of about STATE_MIB MiB (values of 64 KiB, half
-// random), for tests and benchmarks that need a large valid archive.
+// make_kv_archive OUT STATE_MIB [LEVEL [VALUE_BYTES]]: writes a snapshot
+// archive of a generated key-value state of about STATE_MIB MiB (values of
+// VALUE_BYTES, default 64 KiB, half random; 0: spread small records), for
+// tests, benchmarks and profiles that need a large valid archive.
 #include <cstdlib>
 #include <iostream>
 
@@ -9,15 +10,16 @@
 #include "raft/testing/kv_state_source.h"
 
 int main(int argc, char** argv) {
-  uint64_t mib = 0;
+  uint64_t mib = 0, value_bytes = 64 << 10;
   int level = 1;
   if (argc < 3 || !absl::SimpleAtoi(argv[2], &mib) ||
-      (argc > 3 && !absl::SimpleAtoi(argv[3], &level))) {
-    std::cerr << "usage: make_kv_archive OUT STATE_MIB [LEVEL]\n";
+      (argc > 3 && !absl::SimpleAtoi(argv[3], &level)) ||
+      (argc > 4 && !absl::SimpleAtoi(argv[4], &value_bytes))) {
+    std::cerr << "usage: make_kv_archive OUT STATE_MIB [LEVEL [VALUE_BYTES]]\n";
     return 2;
   }
   using snapshot::testing::KvStateSource;
-  KvStateSource state(KvStateSource::EntriesFor(mib << 20, 64 << 10), 64 << 10);
+  KvStateSource state(KvStateSource::EntriesFor(mib << 20, value_bytes), value_bytes);
   snapshot::SnapshotMeta meta;
   meta.id = "1-1-0";
   meta.index = 1;
