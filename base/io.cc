@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "base/status_macros.h"
 
 namespace snapshot {
@@ -72,6 +73,18 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
   if (!filled.ok()) return filled.status();
   out.resize(*filled);
   return out;
+}
+
+absl::Status StoppableSink::Write(absl::string_view data) {
+  if (cancel_ != nullptr && cancel_->load()) {
+    return absl::CancelledError(
+        absl::StrCat("the ", what_, " was cancelled (the agent is stopping)"));
+  }
+  if (absl::Now() > deadline_) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the ", what_, " took longer than its deadline"));
+  }
+  return next_->Write(data);
 }
 
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path, absl::string_view what,

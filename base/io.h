@@ -10,6 +10,7 @@
 #ifndef SNAPSHOT_AGENT_BASE_IO_H_
 #define SNAPSHOT_AGENT_BASE_IO_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "base/env.h"
 #include "base/sha256.h"
 
@@ -60,6 +62,24 @@ class DiscardSink : public ByteSink {
 
  private:
   uint64_t bytes_ = 0;
+};
+
+// Passes writes on to `next` (borrowed) until `*cancel` (may be null) turns
+// true — CANCELLED, "the WHAT was cancelled (the agent is stopping)" — or
+// `deadline` passes — DEADLINE_EXCEEDED. For long copies a stopping agent
+// must be able to end.
+class StoppableSink : public ByteSink {
+ public:
+  StoppableSink(ByteSink* next, const std::atomic<bool>* cancel, absl::Time deadline,
+                absl::string_view what)
+      : next_(next), cancel_(cancel), deadline_(deadline), what_(what) {}
+  absl::Status Write(absl::string_view data) override;
+
+ private:
+  ByteSink* next_;
+  const std::atomic<bool>* cancel_;
+  absl::Time deadline_;
+  std::string what_;
 };
 
 // Passes bytes on to `out` (borrowed) while hashing (SHA-256, on a thread of

@@ -33,6 +33,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "archive/archive.h"
+#include "bench/timing.h"
 #include "archive/parallel_gzip.h"
 #include "base/testing.h"
 #include "client/client.h"
@@ -42,27 +43,15 @@
 namespace snapshot {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-[[noreturn]] void Die(const std::string& what, const absl::Status& s) {
-  std::cerr << "e2e_bench: " << what << ": " << s << "\n";
-  exit(1);
-}
+using bench::Clock;
+using bench::Die;
+using bench::Median;
+using bench::Seconds;
 
 double TimeCommand(const std::string& cmd) {
   auto t0 = Clock::now();
   int rc = system(cmd.c_str());
   return rc == 0 ? Seconds(t0) : -1;
-}
-
-// The median of `times` (sorted in place).
-double Median(std::vector<double>* times) {
-  std::sort(times->begin(), times->end());
-  return (*times)[times->size() / 2];
 }
 
 // The median of 3 runs of a command: the baselines the target rows are

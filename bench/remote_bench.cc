@@ -32,6 +32,7 @@
 #include "absl/strings/str_format.h"
 #include "age/age.h"
 #include "archive/archive.h"
+#include "bench/timing.h"
 #include "archive/parallel_gzip.h"
 #include "base/testing.h"
 #include "client/client.h"
@@ -48,36 +49,21 @@ ABSL_FLAG(std::string, dir, "/tmp", "where to write the archive");
 namespace snapshot {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-[[noreturn]] void Die(const std::string& what, const absl::Status& s) {
-  std::cerr << "remote_bench: " << what << ": " << s << "\n";
-  exit(1);
-}
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::Clock;
+using bench::Die;
+using bench::Median;
+using bench::Seconds;
 
 // Copies a file into a sink.
 absl::Status Copy(const std::string& path, ByteSink* sink) {
   auto src = FileSource::Open(path);
   if (!src.ok()) return src.status();
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    auto n = src->Read(&buf[0], buf.size());
-    if (!n.ok()) return n.status();
-    if (*n == 0) return absl::OkStatus();
-    absl::Status s = sink->Write(absl::string_view(buf.data(), *n));
-    if (!s.ok()) return s;
-  }
+  return CopyAll(&*src, sink).status();
 }
 
-void Row(const std::string& name, double bytes, const std::vector<double>& secs,
-         double baseline_mbs, const std::string& extra = "") {
-  const double mbs = bytes / 1e6 / Median(secs);
+void Row(const std::string& name, double bytes, std::vector<double> secs, double baseline_mbs,
+         const std::string& extra = "") {
+  const double mbs = bytes / 1e6 / Median(&secs);
   absl::PrintF("%-52s %8.1f MB/s", name, mbs);
   if (baseline_mbs > 0) absl::PrintF("  %5.2fx aws s3 cp", mbs / baseline_mbs);
   absl::PrintF("%s\n", extra);
@@ -144,7 +130,7 @@ int Main() {
       (enc ? encrypted : plain).push_back(Seconds(t0));
     }
   }
-  const double base = bytes / 1e6 / Median(aws);
+  const double base = bytes / 1e6 / Median(&aws);
   Row("aws s3 cp (baseline)", bytes, aws, 0);
   Row("agent upload (4 parts in flight)", bytes, plain, base);
   Row("agent upload, age-encrypted", bytes, encrypted, base);

@@ -263,31 +263,6 @@ absl::Status Catalog::WriteSidecar(const CatalogEntry& e) {
   return WriteFileAtomically(SidecarPath(e.id), CatalogEntryJson(e));
 }
 
-namespace {
-
-// Passes writes on until told to stop, or the deadline passes.
-class StoppableSink : public ByteSink {
- public:
-  StoppableSink(ByteSink* next, const std::atomic<bool>* cancel, absl::Time deadline)
-      : next_(next), cancel_(cancel), deadline_(deadline) {}
-  absl::Status Write(absl::string_view data) override {
-    if (cancel_ != nullptr && cancel_->load()) {
-      return absl::CancelledError("the snapshot was cancelled (the agent is stopping)");
-    }
-    if (absl::Now() > deadline_) {
-      return absl::DeadlineExceededError("the snapshot took longer than its deadline");
-    }
-    return next_->Write(data);
-  }
-
- private:
-  ByteSink* next_;
-  const std::atomic<bool>* cancel_;
-  absl::Time deadline_;
-};
-
-}  // namespace
-
 absl::StatusOr<ArchiveInfo> Catalog::WriteAndReadBack(
     const std::function<absl::Status(ByteSink*)>& write, AtomicFile* file,
     const std::string& part, CatalogEntry* e) {
@@ -318,15 +293,15 @@ absl::StatusOr<CatalogEntry> Catalog::Create(RaftNode* node, const TakeOptions& 
   absl::Status s = [&]() -> absl::Status {
     file.EnableWriteBehind();
     ArchiveInfo info;
-    SA_ASSIGN_OR_RETURN(ArchiveInfo back, WriteAndReadBack(
-                                              [&](ByteSink* sink) -> absl::Status {
-                                                StoppableSink stoppable(sink, cancel, deadline);
-                                                SA_ASSIGN_OR_RETURN(
-                                                    info, TakeArchive(node, options, &stoppable,
-                                                                      deadline, nullptr));
-                                                return absl::OkStatus();
-                                              },
-                                              &file, part, &e));
+    SA_ASSIGN_OR_RETURN(
+        ArchiveInfo back,
+        WriteAndReadBack(
+            [&](ByteSink* sink) -> absl::Status {
+              StoppableSink stoppable(sink, cancel, deadline, "snapshot");
+              SA_ASSIGN_OR_RETURN(info, TakeArchive(node, options, &stoppable, deadline, nullptr));
+              return absl::OkStatus();
+            },
+            &file, part, &e));
     if (back.checksum != info.checksum || back.state_sha256 != info.state_sha256) {
       return absl::DataLossError(absl::StrCat(
           "the snapshot read back from ", part, " differs from what was written (",

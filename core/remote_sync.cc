@@ -35,16 +35,11 @@ std::string SidecarJson(const CatalogEntry& e, const std::string& cluster,
   return j.dump();
 }
 
-// Copies `path` into `sink` a MiB at a time, until the end or `stopping`.
+// Copies the file at `path` into `sink`, until the end or `stopping`.
 absl::Status CopyFile(const std::string& path, ByteSink* sink, const std::atomic<bool>& stopping) {
   SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
-  std::string buf(1 << 20, '\0');
-  for (;;) {
-    if (stopping) return absl::CancelledError("the agent is stopping");
-    SA_ASSIGN_OR_RETURN(size_t n, src.Read(&buf[0], buf.size()));
-    if (n == 0) return absl::OkStatus();
-    SA_RETURN_IF_ERROR(sink->Write(absl::string_view(buf.data(), n)));
-  }
+  StoppableSink stoppable(sink, &stopping, absl::InfiniteFuture(), "upload");
+  return CopyAll(&src, &stoppable).status();
 }
 
 }  // namespace

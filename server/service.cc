@@ -4,7 +4,6 @@
 #include <map>
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
@@ -416,14 +415,11 @@ absl::Status SnapshotServiceImpl::FetchSealed(
     grpc::ServerContext* ctx, const v1::FetchSnapshotRequest& req, const RemoteEntry& r,
     uint32_t chunk, grpc::ServerWriterInterface<v1::FetchSnapshotResponse>* writer,
     uint64_t* bytes, bool read_role) {
-  if (r.object_sha256.size() != 64 ||
-      r.object_sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  Digest d;
+  if (!ParseHexDigest(r.object_sha256, &d)) {
     return absl::DataLossError(absl::StrCat("the sidecar of ", r.object.archive_key,
                                             " records no valid SHA-256 of the object"));
   }
-  const std::string digest = absl::HexStringToBytes(r.object_sha256);
-  Digest d;
-  memcpy(d.data(), digest.data(), d.size());
   if (req.offset() > r.object.archive_size) {
     return absl::OutOfRangeError(absl::StrFormat(
         "offset %d is past the end of %s (%d bytes)", req.offset(), r.object.archive_key,

@@ -122,24 +122,24 @@ absl::StatusOr<ClientOptions> ConnectionOptions(const CommandLine& a) {
   return o;
 }
 
-// Points `o` at the leader's agent when the agent it names is a follower
-// that knows one (said on stderr), as `consul snapshot` and `nomad operator
-// snapshot` reach the leader; --no-follow keeps the address given. Any
-// failure to ask leaves `o` as it is (the call itself then says what is
-// wrong).
-void FollowLeader(ClientOptions* o) {
-  if (absl::GetFlag(FLAGS_no_follow)) return;
+// A client of the agent `o` names — or, with `follow`, of the leader's agent
+// when that one is a follower that knows it (said on stderr; `o` then names
+// the leader's agent), as `consul snapshot` and `nomad operator snapshot`
+// reach the leader; --no-follow stays. A failure to ask keeps the agent
+// given: the call itself then says what is wrong.
+absl::StatusOr<std::unique_ptr<SnapshotClient>> DialLeader(ClientOptions* o, bool follow) {
   auto c = SnapshotClient::Connect(*o);
-  if (!c.ok()) return;
+  if (!c.ok() || !follow || absl::GetFlag(FLAGS_no_follow)) return c;
   auto st = (*c)->Status();
   if (!st.ok() || st->role() == "leader" || st->leader_agent_address().empty() ||
       st->leader_agent_address() == o->address) {
-    return;
+    return c;
   }
   std::cerr << "snapshotctl: the agent at " << o->address << " is a " << st->role()
             << "; following to the leader's agent at " << st->leader_agent_address()
             << " (--no-follow to stay)\n";
   o->address = st->leader_agent_address();
+  return SnapshotClient::Connect(*o);
 }
 
 // A client of the agent; of the leader's agent when `follow` (calls that
@@ -147,8 +147,7 @@ void FollowLeader(ClientOptions* o) {
 absl::StatusOr<std::unique_ptr<SnapshotClient>> Dial(const CommandLine& a, bool follow) {
   auto o = ConnectionOptions(a);
   if (!o.ok()) return o.status();
-  if (follow) FollowLeader(&*o);
-  return SnapshotClient::Connect(*o);
+  return DialLeader(&*o, follow);
 }
 
 // The passphrase in --passphrase-file (its first line), or "".
@@ -414,7 +413,8 @@ int Restore(const CommandLine& a) {
   if (!in.ok()) return Fail("restore", in.status());
   auto opts = ConnectionOptions(a);
   if (!opts.ok()) return Fail("restore", opts.status());
-  FollowLeader(&*opts);  // before asking: the question names the agent that restores
+  // Before asking: the question names the agent that restores.
+  auto client = DialLeader(&*opts, /*follow=*/true);
   if (!absl::GetFlag(FLAGS_yes)) {
     if (file == "-" || !isatty(STDIN_FILENO)) {
       return Usage("restore", file == "-"
@@ -432,7 +432,6 @@ int Restore(const CommandLine& a) {
       return Fail("restore", absl::CancelledError("not confirmed; nothing was changed"), kExitUsage);
     }
   }
-  auto client = SnapshotClient::Connect(*opts);
   if (!client.ok()) return Fail("restore", client.status());
   Interruptible interruptible(client->get());
   Progress progress("restoring", "the archive");

@@ -43,6 +43,13 @@ FaultProxy::~FaultProxy() {
   shutdown(fd_, SHUT_RDWR);
   close(fd_);
   thread_.join();
+  std::vector<std::thread> handlers;
+  {
+    std::lock_guard<std::mutex> l(conns_mu_);
+    for (int c : open_) shutdown(c, SHUT_RDWR);  // a handler waiting on its client ends
+    handlers.swap(handlers_);
+  }
+  for (std::thread& t : handlers) t.join();
 }
 
 std::string FaultProxy::endpoint() const { return absl::StrCat("http://127.0.0.1:", port_); }
@@ -52,10 +59,14 @@ void FaultProxy::Serve() {
     int c = accept(fd_, nullptr, nullptr);
     if (c < 0) return;
     // One thread per connection: parts are sent in parallel.
-    std::thread([this, c] {
+    std::lock_guard<std::mutex> l(conns_mu_);
+    open_.insert(c);
+    handlers_.emplace_back([this, c] {
       Handle(c);
+      std::lock_guard<std::mutex> l(conns_mu_);
+      open_.erase(c);
       close(c);
-    }).detach();
+    });
   }
 }
 

@@ -13,8 +13,10 @@
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace snapshot {
 namespace testing {
@@ -46,6 +48,9 @@ class FaultProxy {
   int port_ = 0;
   std::atomic<int> requests_{0};
   std::thread thread_;
+  std::mutex conns_mu_;
+  std::vector<std::thread> handlers_;  // guarded by conns_mu_: joined by the destructor
+  std::set<int> open_;                 // guarded by conns_mu_: client sockets being served
 };
 
 // The port of an "http://HOST:PORT" endpoint.
