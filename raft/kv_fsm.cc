@@ -62,9 +62,8 @@ bool KvFsm::RestoreCommitted(const std::string& id) const {
 
 Staging::Staging() {
   KvState* next_state = next.get();
-  decoder = std::make_unique<StateDecoder>([next_state](std::string k, std::string v) {
-    next_state->Put(std::move(k), std::move(v));
-  });
+  decoder = std::make_unique<StateDecoder>(
+      [next_state](absl::string_view k, absl::string_view v) { next_state->Append(k, v); });
 }
 
 void Staging::Add(absl::string_view data) {

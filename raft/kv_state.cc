@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <queue>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -17,95 +16,228 @@ namespace {
 constexpr char kMagic[4] = {'S', 'A', 'K', 'V'};
 constexpr uint8_t kVersion = 1;
 
-// FNV-1a: stable across processes (the shard layout is in-memory only, but a
-// stable hash keeps behaviour reproducible).
-size_t ShardOf(absl::string_view key) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : key) h = (h ^ c) * 1099511628211ull;
-  return static_cast<size_t>(h % kShards);
+// An entry's serialized form.
+void EncodeEntry(absl::string_view key, absl::string_view value, std::string* out) {
+  PutFixed32(key.size(), out);
+  PutFixed32(value.size(), out);
+  out->append(key.data(), key.size());
+  out->append(value.data(), value.size());
 }
 
-// Serializes a view: a k-way merge of the sorted shards, one entry at a time.
-class ViewSource : public ByteSource {
- public:
-  explicit ViewSource(StateView view, std::vector<std::shared_ptr<const Shard>> shards,
-                      uint64_t count)
-      : view_(std::move(view)), shards_(std::move(shards)) {
-    pending_ = EncodeStateHeader(count);
-    for (size_t i = 0; i < shards_.size(); ++i) {
-      if (!shards_[i]->map.empty()) heap_.push({shards_[i]->map.begin(), i});
+}  // namespace
+
+// Consecutive entries in their serialized form, in key order; never empty
+// once part of a state.
+struct Leaf {
+  std::string bytes;
+  std::vector<uint32_t> starts;  // where each entry starts in `bytes`
+
+  size_t size() const { return starts.size(); }
+  size_t End(size_t i) const { return i + 1 < size() ? starts[i + 1] : bytes.size(); }
+  absl::string_view Key(size_t i) const {
+    const char* p = bytes.data() + starts[i];
+    return absl::string_view(p + 8, DecodeFixed32(p));
+  }
+  absl::string_view Value(size_t i) const {
+    const char* p = bytes.data() + starts[i];
+    return absl::string_view(p + 8 + DecodeFixed32(p), DecodeFixed32(p + 4));
+  }
+  // The first entry whose key is not less than `key`.
+  size_t LowerBound(absl::string_view key) const {
+    size_t lo = 0, hi = size();
+    while (lo < hi) {
+      const size_t mid = lo + (hi - lo) / 2;
+      if (Key(mid) < key) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+  // Replaces the `remove` entries from `i` with the serialized `entry`
+  // (none when empty).
+  void Replace(size_t i, size_t remove, absl::string_view entry) {
+    const size_t from = i < size() ? starts[i] : bytes.size();
+    const size_t to = i + remove < size() ? starts[i + remove] : bytes.size();
+    bytes.replace(from, to - from, entry.data(), entry.size());
+    starts.erase(starts.begin() + i, starts.begin() + i + remove);
+    if (!entry.empty()) starts.insert(starts.begin() + i++, from);
+    // Offsets wrap modulo 2^32 when the entry shrank: still exact.
+    const uint32_t delta = static_cast<uint32_t>(entry.size() - (to - from));
+    for (; i < size(); ++i) starts[i] += delta;
+  }
+  // Moves the entries from `i` on into a new leaf.
+  std::shared_ptr<Leaf> SplitOff(size_t i) {
+    auto right = std::make_shared<Leaf>();
+    const uint32_t at = starts[i];
+    right->bytes.assign(bytes, at, std::string::npos);
+    for (size_t j = i; j < size(); ++j) right->starts.push_back(starts[j] - at);
+    bytes.resize(at);
+    bytes.shrink_to_fit();
+    starts.resize(i);
+    starts.shrink_to_fit();
+    return right;
+  }
+  // Appends the entries of `other`.
+  void Absorb(const Leaf& other) {
+    const uint32_t at = bytes.size();
+    bytes += other.bytes;
+    for (uint32_t s : other.starts) starts.push_back(at + s);
+  }
+};
+
+struct Branch {
+  std::vector<std::shared_ptr<Leaf>> leaves;  // none empty; a branch is never empty
+};
+
+namespace {
+
+absl::string_view FirstKey(const Branch& b) { return b.leaves.front()->Key(0); }
+
+// Where a key is, or would be inserted.
+struct Position {
+  size_t branch = 0, leaf = 0, entry = 0;
+  bool found = false;
+};
+
+// The last element of `v` whose first key is not greater than `key` (the
+// first element when none is): a binary search.
+template <typename V, typename FirstKeyFn>
+size_t Floor(const V& v, absl::string_view key, FirstKeyFn first_key) {
+  size_t lo = 0, hi = v.size();  // the first element above key is in [lo, hi]
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    if (first_key(*v[mid]) <= key) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
     }
   }
+  return lo == 0 ? 0 : lo - 1;
+}
 
-  // The entry's header and key go through pending_; its value is copied
-  // straight from the (immutable) shard into buf: one copy of the bulk.
+// Locates `key` in non-empty `branches`.
+template <typename BranchPtr>
+Position Locate(const std::vector<BranchPtr>& branches, absl::string_view key) {
+  Position p;
+  p.branch = Floor(branches, key, [](const Branch& b) { return FirstKey(b); });
+  const Branch& b = *branches[p.branch];
+  p.leaf = Floor(b.leaves, key, [](const Leaf& l) { return l.Key(0); });
+  const Leaf& l = *b.leaves[p.leaf];
+  p.entry = l.LowerBound(key);
+  p.found = p.entry < l.size() && l.Key(p.entry) == key;
+  return p;
+}
+
+template <typename BranchPtr>
+std::optional<std::string> GetIn(const std::vector<BranchPtr>& branches,
+                                 absl::string_view key) {
+  if (branches.empty()) return std::nullopt;
+  const Position p = Locate(branches, key);
+  if (!p.found) return std::nullopt;
+  return std::string(branches[p.branch]->leaves[p.leaf]->Value(p.entry));
+}
+
+// Makes `ptr` the only owner of its object (copy-on-write: a view holds
+// another reference).
+template <typename T>
+T& Unshare(std::shared_ptr<T>& ptr) {
+  if (ptr.use_count() > 1) ptr = std::make_shared<T>(*ptr);
+  return *ptr;
+}
+
+// Splits leaf `i` of `b` (unshared) while it is oversized, at the entry
+// boundary nearest its middle (a large entry among small ones ends in a
+// leaf of its own).
+void SplitLeaf(Branch& b, size_t i) {
+  Leaf& l = *b.leaves[i];
+  if (l.bytes.size() <= kLeafBytes || l.size() == 1) return;
+  size_t at = std::lower_bound(l.starts.begin() + 1, l.starts.end(),
+                               static_cast<uint32_t>(l.bytes.size() / 2)) -
+              l.starts.begin();
+  if (at == l.size()) at = l.size() - 1;
+  b.leaves.insert(b.leaves.begin() + i + 1, l.SplitOff(at));
+  SplitLeaf(b, i + 1);
+  SplitLeaf(b, i);
+}
+
+// Restores the shape after a change to the leaf at `p` (unshared, as is
+// its branch): an empty leaf or branch goes, an oversized leaf or branch
+// splits, a small leaf absorbs the next one when both fit in a leaf.
+void Rebalance(std::vector<std::shared_ptr<Branch>>& branches, const Position& p) {
+  Branch& b = *branches[p.branch];
+  Leaf& l = *b.leaves[p.leaf];
+  if (l.size() == 0) {
+    b.leaves.erase(b.leaves.begin() + p.leaf);
+    if (b.leaves.empty()) branches.erase(branches.begin() + p.branch);
+    return;
+  }
+  if (l.bytes.size() > kLeafBytes) {
+    SplitLeaf(b, p.leaf);
+  } else if (l.bytes.size() < kLeafBytes / 4 && p.leaf + 1 < b.leaves.size() &&
+             l.bytes.size() + b.leaves[p.leaf + 1]->bytes.size() <= kLeafBytes) {
+    l.Absorb(*b.leaves[p.leaf + 1]);
+    b.leaves.erase(b.leaves.begin() + p.leaf + 1);
+  }
+  if (b.leaves.size() > kBranchLeaves) {
+    auto right = std::make_shared<Branch>();
+    const size_t half = b.leaves.size() / 2;
+    right->leaves.assign(b.leaves.begin() + half, b.leaves.end());
+    b.leaves.resize(half);
+    branches.insert(branches.begin() + p.branch + 1, std::move(right));
+  }
+}
+
+// Serializes a view: its header, then its leaves' bytes as they are.
+class ViewSource : public ByteSource {
+ public:
+  ViewSource(std::vector<std::shared_ptr<const Branch>> branches, uint64_t count)
+      : branches_(std::move(branches)), header_(EncodeStateHeader(count)) {
+    piece_ = header_;
+  }
+
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     size_t written = 0;
     while (written < n) {
-      if (pos_ == pending_.size() && value_.empty() && !Advance()) break;
-      absl::string_view from =
-          pos_ < pending_.size() ? absl::string_view(pending_).substr(pos_) : value_;
-      const size_t k = std::min(n - written, from.size());
-      memcpy(buf + written, from.data(), k);
+      if (piece_.empty() && !Advance()) break;
+      const size_t k = std::min(n - written, piece_.size());
+      memcpy(buf + written, piece_.data(), k);
       written += k;
-      if (pos_ < pending_.size()) {
-        pos_ += k;
-      } else {
-        value_.remove_prefix(k);
-      }
+      piece_.remove_prefix(k);
     }
     return written;
   }
 
   // The rest of the serialized form a piece at a time, without copying: the
-  // state header or an entry's header and key (`stable` false: valid until
-  // the next call), then the entry's value (`stable` true: inside the shard,
-  // valid while the view lives). False at the end. Not mixed with Read.
+  // header (`stable` false), then each leaf's entries (`stable` true: valid
+  // while the view lives). False at the end. Not mixed with Read.
   bool NextPiece(absl::string_view* piece, bool* stable) {
-    if (pos_ == pending_.size() && value_.empty() && !Advance()) return false;
-    if (pos_ < pending_.size()) {
-      *piece = absl::string_view(pending_).substr(pos_);
-      *stable = false;
-      pos_ = pending_.size();
-    } else {
-      *piece = value_;
-      *stable = true;
-      value_ = absl::string_view();
-    }
+    if (piece_.empty() && !Advance()) return false;
+    *piece = piece_;
+    *stable = stable_;
+    piece_ = absl::string_view();
     return true;
   }
 
  private:
-  // Loads the next entry into pending_ and value_; false when none is left.
+  // Moves to the next leaf; false when none is left.
   bool Advance() {
-    if (heap_.empty()) return false;
-    Cursor c = heap_.top();
-    heap_.pop();
-    pending_.clear();
-    pos_ = 0;
-    PutFixed32(c.it->first.size(), &pending_);
-    PutFixed32(c.it->second.size(), &pending_);
-    pending_ += c.it->first;
-    value_ = c.it->second;
-    if (++c.it != shards_[c.shard]->map.end()) heap_.push(c);
+    if (branch_ == branches_.size()) return false;
+    piece_ = branches_[branch_]->leaves[leaf_]->bytes;
+    stable_ = true;
+    if (++leaf_ == branches_[branch_]->leaves.size()) {
+      leaf_ = 0;
+      ++branch_;
+    }
     return true;
   }
 
-  struct Cursor {
-    std::map<std::string, std::string>::const_iterator it;
-    size_t shard;
-  };
-  struct Greater {
-    bool operator()(const Cursor& a, const Cursor& b) const {
-      return a.it->first > b.it->first;
-    }
-  };
-  StateView view_;  // keeps the shards alive
-  std::vector<std::shared_ptr<const Shard>> shards_;
-  std::priority_queue<Cursor, std::vector<Cursor>, Greater> heap_;
-  std::string pending_;  // the next entry's header and key
-  size_t pos_ = 0;
-  absl::string_view value_;  // what is left of its value, after pending_
+  const std::vector<std::shared_ptr<const Branch>> branches_;  // keep the leaves alive
+  const std::string header_;
+  absl::string_view piece_;  // what is left of the current piece
+  bool stable_ = false;
+  size_t branch_ = 0, leaf_ = 0;  // the next leaf
 };
 
 }  // namespace
@@ -133,119 +265,120 @@ absl::Status ValidateEntry(absl::string_view key, absl::string_view value) {
 }
 
 std::optional<std::string> StateView::Get(absl::string_view key) const {
-  if (shards_.empty()) return std::nullopt;
-  const auto& m = shards_[ShardOf(key)]->map;
-  auto it = m.find(std::string(key));
-  if (it == m.end()) return std::nullopt;
-  return it->second;
+  return GetIn(branches_, key);
 }
 
 ListPage StateView::List(absl::string_view prefix,
                         absl::string_view start_after, size_t limit,
                         uint64_t max_bytes) const {
   ListPage page;
-  if (limit == 0) return page;
-  using It = std::map<std::string, std::string>::const_iterator;
-  struct Cursor {
-    It it, end;
-  };
-  auto later = [](const Cursor& a, const Cursor& b) {
-    return a.it->first > b.it->first;
-  };
-  // A k-way merge over the shards, from the first key after both the prefix
-  // start and start_after: only the entries of the page are touched.
+  if (limit == 0 || branches_.empty()) return page;
+  // From the first key after both the prefix start and start_after: only
+  // the entries of the page are touched.
   std::string from(prefix);
   if (!start_after.empty() && start_after >= prefix) {
     from = std::string(start_after);
     from.push_back('\0');  // the smallest key greater than start_after
   }
-  auto matches = [&](const It& it) {
-    return absl::StartsWith(it->first, prefix);
-  };
-  std::priority_queue<Cursor, std::vector<Cursor>, decltype(later)> heap(later);
-  for (const auto& shard : shards_) {
-    It it = shard->map.lower_bound(from);
-    if (it != shard->map.end() && matches(it)) heap.push({it, shard->map.end()});
-  }
+  Position p = Locate(branches_, from);
   uint64_t bytes = 0;
-  while (!heap.empty()) {
-    if (page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty())) {
-      page.more = true;
-      break;
+  for (size_t b = p.branch; b < branches_.size(); ++b) {
+    const auto& leaves = branches_[b]->leaves;
+    for (size_t l = b == p.branch ? p.leaf : 0; l < leaves.size(); ++l) {
+      const Leaf& leaf = *leaves[l];
+      for (size_t e = b == p.branch && l == p.leaf ? p.entry : 0; e < leaf.size(); ++e) {
+        const absl::string_view key = leaf.Key(e);
+        if (!absl::StartsWith(key, prefix)) return page;
+        if (page.entries.size() >= limit || (bytes >= max_bytes && !page.entries.empty())) {
+          page.more = true;
+          return page;
+        }
+        const absl::string_view value = leaf.Value(e);
+        bytes += key.size() + value.size();
+        page.entries.emplace_back(std::string(key), std::string(value));
+      }
     }
-    Cursor c = heap.top();
-    heap.pop();
-    bytes += c.it->first.size() + c.it->second.size();
-    page.entries.emplace_back(c.it->first, c.it->second);
-    if (++c.it != c.end && matches(c.it)) heap.push(c);
   }
   return page;
 }
 
 std::unique_ptr<ByteSource> StateView::NewSource() const {
-  return std::make_unique<ViewSource>(*this, shards_, count_);
+  return std::make_unique<ViewSource>(branches_, count_);
 }
 
 void StateView::ForEachPiece(
     const std::function<void(absl::string_view piece, bool stable)>& fn) const {
-  ViewSource src(*this, shards_, count_);
+  ViewSource src(branches_, count_);
   absl::string_view piece;
   bool stable;
   while (src.NextPiece(&piece, &stable)) fn(piece, stable);
 }
 
-KvState::KvState() {
-  shards_.reserve(kShards);
-  for (size_t i = 0; i < kShards; ++i) shards_.push_back(std::make_shared<Shard>());
-}
-
-Shard& KvState::MutableShard(size_t i) {
-  // A view holds another reference: copy before writing (copy-on-write).
-  if (shards_[i].use_count() > 1) shards_[i] = std::make_shared<Shard>(*shards_[i]);
-  return *shards_[i];
-}
-
 void KvState::Put(std::string key, std::string value) {
-  Shard& s = MutableShard(ShardOf(key));
-  const uint64_t now = EntryBytes(key.size(), value.size());
-  auto it = s.map.find(key);
-  if (it == s.map.end()) {
-    s.map.emplace(std::move(key), std::move(value));
-    ++count_;
+  if (branches_.empty()) return Append(key, value);
+  const Position p = Locate(branches_, key);
+  Leaf& l = Unshare(Unshare(branches_[p.branch]).leaves[p.leaf]);
+  std::string entry;
+  EncodeEntry(key, value, &entry);
+  if (p.found) {
+    bytes_ -= l.End(p.entry) - l.starts[p.entry];
   } else {
-    uint64_t old = EntryBytes(it->first.size(), it->second.size());
-    s.bytes -= old;
-    bytes_ -= old;
-    it->second = std::move(value);
+    ++count_;
   }
-  s.bytes += now;
-  bytes_ += now;
+  bytes_ += entry.size();
+  l.Replace(p.entry, p.found ? 1 : 0, entry);
+  Rebalance(branches_, p);
+}
+
+void KvState::Append(absl::string_view key, absl::string_view value) {
+  const uint64_t n = EntryBytes(key.size(), value.size());
+  Leaf* leaf = nullptr;
+  if (!branches_.empty()) {
+    Branch& b = Unshare(branches_.back());
+    const Leaf& last = *b.leaves.back();
+    if (last.bytes.size() + n <= kLeafBytes) {
+      leaf = &Unshare(b.leaves.back());
+    } else if (last.bytes.capacity() > last.bytes.size() + last.bytes.size() / 8) {
+      // Closed for good: give back what was reserved for it.
+      Leaf& closing = Unshare(b.leaves.back());
+      closing.bytes.shrink_to_fit();
+      closing.starts.shrink_to_fit();
+    }
+  }
+  if (leaf == nullptr) {
+    if (branches_.empty() || branches_.back()->leaves.size() >= kBranchLeaves) {
+      branches_.push_back(std::make_shared<Branch>());
+    }
+    auto fresh = std::make_shared<Leaf>();
+    fresh->bytes.reserve(std::max<uint64_t>(n, kLeafBytes));
+    leaf = fresh.get();
+    branches_.back()->leaves.push_back(std::move(fresh));
+  }
+  leaf->starts.push_back(leaf->bytes.size());
+  EncodeEntry(key, value, &leaf->bytes);
+  ++count_;
+  bytes_ += n;
 }
 
 bool KvState::Delete(const std::string& key) {
-  size_t i = ShardOf(key);
-  auto it = shards_[i]->map.find(key);
-  if (it == shards_[i]->map.end()) return false;
-  Shard& s = MutableShard(i);
-  it = s.map.find(key);
-  uint64_t old = EntryBytes(key.size(), it->second.size());
-  s.bytes -= old;
-  bytes_ -= old;
+  if (branches_.empty()) return false;
+  const Position p = Locate(branches_, key);
+  if (!p.found) return false;
+  Leaf& l = Unshare(Unshare(branches_[p.branch]).leaves[p.leaf]);
+  bytes_ -= l.End(p.entry) - l.starts[p.entry];
   --count_;
-  s.map.erase(it);
+  l.Replace(p.entry, 1, absl::string_view());
+  Rebalance(branches_, p);
   return true;
 }
 
 std::optional<std::string> KvState::Get(absl::string_view key) const {
-  const auto& m = shards_[ShardOf(key)]->map;
-  auto it = m.find(std::string(key));
-  if (it == m.end()) return std::nullopt;
-  return it->second;
+  return GetIn(branches_, key);
 }
 
 StateView KvState::View() const {
   StateView v;
-  v.shards_.assign(shards_.begin(), shards_.end());
+  v.branches_.assign(branches_.begin(), branches_.end());
   v.count_ = count_;
   v.bytes_ = bytes_;
   return v;
@@ -338,7 +471,7 @@ absl::Status StateDecoder::Entry(absl::string_view key, absl::string_view value)
   }
   ++seen_;
   last_key_.assign(key.data(), key.size());
-  if (on_entry_) on_entry_(std::string(key), std::string(value));
+  if (on_entry_) on_entry_(key, value);
   return absl::OkStatus();
 }
 
@@ -368,9 +501,7 @@ absl::StatusOr<uint64_t> StateDecoder::Finish() {
 
 absl::StatusOr<KvState> DecodeState(absl::string_view bytes) {
   KvState state;
-  StateDecoder d([&state](std::string k, std::string v) {
-    state.Put(std::move(k), std::move(v));
-  });
+  StateDecoder d([&state](absl::string_view k, absl::string_view v) { state.Append(k, v); });
   SA_RETURN_IF_ERROR(d.Feed(bytes));
   SA_RETURN_IF_ERROR(d.Finish().status());
   return state;

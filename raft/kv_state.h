@@ -1,10 +1,16 @@
 // The embedded engine's replicated key-value state and its serialized form.
 //
 // KvState is the state machine's data: an ordered map of byte-string keys to
-// byte-string values, kept in kShards copy-on-write shards so that View()
-// captures an immutable point-in-time view in O(kShards) — a few microseconds
-// whatever the size — and later writes copy only the shards they touch while
-// a view is alive.
+// byte-string values. It is held as its own serialized entries: leaves of up
+// to kLeafBytes of consecutive entries (a larger entry has a leaf of its
+// own), grouped into branches of up to kBranchLeaves leaves, both shared
+// copy-on-write. So the in-memory state costs little more than its
+// serialized form (4 bytes an entry and a few dozen a leaf), View() captures
+// an immutable point-in-time view in O(branches) — a few microseconds for
+// GiBs —, a write while a view is alive copies one leaf and one branch's
+// leaf list, serializing a view is copying its leaves, and a state read in
+// key order (a restore, a Raft snapshot) is built by appending, with no
+// per-key lookup.
 //
 // Serialized form (what `state.bin` holds for this engine; deterministic: the
 // same contents always give the same bytes):
@@ -25,7 +31,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,7 +49,10 @@ namespace kv {
 constexpr size_t kMaxKeyBytes = 4096;
 constexpr size_t kMaxValueBytes = 1 << 20;
 constexpr size_t kHeaderBytes = 16;
-constexpr size_t kShards = 1024;
+// A leaf closes once its entries reach this many bytes.
+constexpr size_t kLeafBytes = 16 << 10;
+// A branch splits in two beyond this many leaves.
+constexpr size_t kBranchLeaves = 1024;
 
 // Serialized size of one entry.
 inline uint64_t EntryBytes(size_t key_len, size_t value_len) {
@@ -57,10 +65,9 @@ std::string EncodeStateHeader(uint64_t count);
 // Checks a key and a value against the limits (INVALID_ARGUMENT).
 absl::Status ValidateEntry(absl::string_view key, absl::string_view value);
 
-struct Shard {
-  std::map<std::string, std::string> map;
-  uint64_t bytes = 0;  // serialized size of the shard's entries
-};
+// Leaves and branches (defined in kv_state.cc).
+struct Leaf;
+struct Branch;
 
 class StateView {
  public:
@@ -79,45 +86,46 @@ class StateView {
   // keeps the view alive; it may be read on any thread.
   std::unique_ptr<ByteSource> NewSource() const;
   // The serialized form without copying it: `fn` gets its pieces in order.
-  // A piece with `stable` true is a value inside the view's shards, valid for
-  // as long as this view or a copy of it lives; any other piece (headers,
-  // keys) is valid only during the call. Runs on the calling thread.
+  // A piece with `stable` true is a run of entries inside the view's leaves,
+  // valid for as long as this view or a copy of it lives; any other piece
+  // (the header) is valid only during the call. Runs on the calling thread.
   void ForEachPiece(const std::function<void(absl::string_view piece, bool stable)>& fn) const;
 
  private:
   friend class KvState;
-  std::vector<std::shared_ptr<const Shard>> shards_;
+  std::vector<std::shared_ptr<const Branch>> branches_;
   uint64_t count_ = 0;
   uint64_t bytes_ = 0;
 };
 
 class KvState {
  public:
-  KvState();
   // Inserts or replaces. The entry must pass ValidateEntry().
   void Put(std::string key, std::string value);
+  // Adds an entry after every key held (the caller has checked the order
+  // and ValidateEntry): how a state read in key order is built, with no
+  // lookup.
+  void Append(absl::string_view key, absl::string_view value);
   // Returns whether the key existed.
   bool Delete(const std::string& key);
   std::optional<std::string> Get(absl::string_view key) const;
   uint64_t count() const { return count_; }
   uint64_t SerializedSize() const { return kHeaderBytes + bytes_; }
-  // An immutable view of the current contents, in O(kShards).
+  // An immutable view of the current contents, in O(branches).
   StateView View() const;
 
  private:
-  Shard& MutableShard(size_t i);
-
-  std::vector<std::shared_ptr<Shard>> shards_;
+  std::vector<std::shared_ptr<Branch>> branches_;
   uint64_t count_ = 0;
   uint64_t bytes_ = 0;
 };
 
 // Incremental parser of the serialized form: feed bytes in chunks of any
-// size; `on_entry` (may be empty) sees every entry in order. Memory is
-// bounded by one entry.
+// size; `on_entry` (may be empty) sees every entry in order (the views are
+// valid during the call only). Memory is bounded by one entry.
 class StateDecoder {
  public:
-  using EntryFn = std::function<void(std::string key, std::string value)>;
+  using EntryFn = std::function<void(absl::string_view key, absl::string_view value)>;
   explicit StateDecoder(EntryFn on_entry = nullptr);
   absl::Status Feed(absl::string_view data);
   // Checks that the input ended exactly after the last announced entry.

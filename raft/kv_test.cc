@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "base/coding.h"
 #include "raft/command.h"
 #include "raft/kv_fsm.h"
 #include "raft/kv_state.h"
@@ -66,6 +69,137 @@ TEST(KvState, ViewIsImmutableWhileStateChanges) {
   EXPECT_EQ(*s.Get("a"), "changed");
   EXPECT_FALSE(s.Get("b").has_value());
   EXPECT_EQ(s.count(), 2u);
+}
+
+// The serialized form of a model map.
+std::string SerializeModel(const std::map<std::string, std::string>& m) {
+  std::string out = EncodeStateHeader(m.size());
+  for (const auto& [k, v] : m) {
+    PutFixed32(k.size(), &out);
+    PutFixed32(v.size(), &out);
+    out += k;
+    out += v;
+  }
+  return out;
+}
+
+// Random puts (tiny to leaf-sized and larger values), replacements and
+// deletes, checked against a std::map after every step: contents, sizes,
+// order, lookups and listings, with views captured along the way that must
+// keep their contents while leaves and branches split, merge and go.
+TEST(KvState, MatchesAnOrderedMapThroughSplitsMergesAndViews) {
+  std::mt19937 rng(7);
+  KvState s;
+  std::map<std::string, std::string> model;
+  std::vector<std::pair<StateView, std::string>> views;
+  auto value = [&rng]() {
+    const uint32_t r = rng() % 100;
+    const size_t n = r < 60 ? rng() % 40 : r < 95 ? rng() % 3000 : r < 99 ? kLeafBytes + rng() % 5000 : 200000;
+    return std::string(n, static_cast<char>('a' + rng() % 26));
+  };
+  for (int step = 0; step < 30000; ++step) {
+    // A key space small enough for replacements and deletes to hit.
+    const std::string key = absl::StrFormat("k%05d", static_cast<int>(rng() % 4000));
+    const uint32_t op = rng() % 10;
+    if (op < 6) {
+      std::string v = value();
+      model[key] = v;
+      s.Put(key, std::move(v));
+    } else {
+      EXPECT_EQ(s.Delete(key), model.erase(key) == 1) << step;
+    }
+    if (step % 3000 == 2999) {
+      const std::string want = SerializeModel(model);
+      ASSERT_EQ(s.count(), model.size());
+      ASSERT_EQ(s.SerializedSize(), want.size());
+      ASSERT_TRUE(Serialize(s.View()) == want) << step;
+      views.emplace_back(s.View(), want);
+      for (int i = 0; i < 50; ++i) {
+        const std::string k = absl::StrFormat("k%05d", static_cast<int>(rng() % 4000));
+        auto it = model.find(k);
+        auto got = s.Get(k);
+        ASSERT_EQ(got.has_value(), it != model.end()) << k;
+        if (got) {
+          EXPECT_TRUE(*got == it->second) << k;
+        }
+      }
+      ListPage page = s.View().List("k01", "k0150", 30, 1 << 30);
+      auto it = model.upper_bound("k0150");
+      for (const auto& [k, v] : page.entries) {
+        ASSERT_TRUE(it != model.end() && it->first == k) << k;
+        EXPECT_TRUE(it->second == v);
+        ++it;
+      }
+      EXPECT_EQ(page.more, it != model.end() && absl::StartsWith(it->first, "k01"));
+    }
+  }
+  for (const auto& [view, want] : views) EXPECT_TRUE(Serialize(view) == want);
+  // Deleting everything leaves an empty state that grows again.
+  for (const auto& [k, v] : model) ASSERT_TRUE(s.Delete(k));
+  EXPECT_EQ(s.count(), 0u);
+  EXPECT_EQ(Serialize(s.View()), EncodeStateHeader(0));
+  s.Put("again", "1");
+  EXPECT_EQ(*s.Get("again"), "1");
+}
+
+// Enough leaves for branches to split (kBranchLeaves), then to empty out
+// and go, in random order, with a view alive across it all.
+TEST(KvState, BranchesSplitAndGo) {
+  std::mt19937 rng(5);
+  std::vector<int> keys(3 * kBranchLeaves);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = static_cast<int>(i);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  KvState s;
+  std::map<std::string, std::string> model;
+  for (int k : keys) {  // values of half a leaf: a leaf or two each
+    std::string v(kLeafBytes / 2 + rng() % 64, static_cast<char>('a' + k % 26));
+    model[absl::StrFormat("b%06d", k)] = v;
+    s.Put(absl::StrFormat("b%06d", k), std::move(v));
+  }
+  const std::string full = SerializeModel(model);
+  ASSERT_TRUE(Serialize(s.View()) == full);
+  StateView kept = s.View();
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string k = absl::StrFormat("b%06d", keys[i]);
+    ASSERT_TRUE(s.Delete(k)) << k;
+    model.erase(k);
+    if (i % 500 == 0) ASSERT_TRUE(Serialize(s.View()) == SerializeModel(model)) << i;
+  }
+  EXPECT_EQ(s.count(), 0u);
+  EXPECT_EQ(s.SerializedSize(), kHeaderBytes);
+  EXPECT_TRUE(Serialize(kept) == full);
+}
+
+// A state built by appending in key order (a restore, a Raft snapshot's
+// load) is the same as one built by puts, and behaves as one afterwards.
+TEST(KvState, AppendedStateEqualsPutState) {
+  std::mt19937 rng(3);
+  std::map<std::string, std::string> model;
+  for (int i = 0; i < 20000; ++i) {
+    const size_t n = i % 1000 == 0 ? 100000 : rng() % 200;
+    model[absl::StrFormat("a/%08d", i * 7)] = std::string(n, 'x');
+  }
+  KvState appended;
+  for (const auto& [k, v] : model) appended.Append(k, v);
+  const std::string want = SerializeModel(model);
+  EXPECT_TRUE(Serialize(appended.View()) == want);
+  EXPECT_EQ(appended.SerializedSize(), want.size());
+  // A view captured mid-build keeps its contents.
+  KvState partial;
+  auto it = model.begin();
+  for (int i = 0; i < 500; ++i, ++it) partial.Append(it->first, it->second);
+  StateView half = partial.View();
+  const std::string half_bytes = Serialize(half);
+  for (; it != model.end(); ++it) partial.Append(it->first, it->second);
+  EXPECT_TRUE(Serialize(half) == half_bytes);
+  EXPECT_TRUE(Serialize(partial.View()) == want);
+  // Then it takes puts and deletes in the middle.
+  appended.Put("a/00000070x", "new");
+  model["a/00000070x"] = "new";
+  appended.Delete("a/00000700");
+  model.erase("a/00000700");
+  EXPECT_TRUE(Serialize(appended.View()) == SerializeModel(model));
 }
 
 TEST(KvState, ListByPrefixInOrderWithLimit) {
