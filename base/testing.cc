@@ -68,6 +68,12 @@ ssize_t FaultEnv::Write(int fd, const char* data, size_t n) {
     return -1;
   }
   n = static_cast<size_t>(std::min<uint64_t>(n, disk_bytes - before));
+  std::string flipped;
+  if (flip_at >= before && flip_at - before < n) {
+    flipped.assign(data, n);
+    flipped[flip_at - before] ^= 0x01;
+    data = flipped.data();
+  }
   ssize_t w = Env::Write(fd, data, n);
   if (w > 0) written_ += static_cast<uint64_t>(w);
   return w;

@@ -49,6 +49,9 @@ class FaultEnv : public Env {
   // crash now could undo it.
   std::atomic<int> syncdir_errno{0};
   std::atomic<int> fdatasync_calls{0};
+  // The byte at this offset of everything written is stored flipped (a disk
+  // that keeps other bytes than it was given).
+  std::atomic<uint64_t> flip_at{UINT64_MAX};
 
   ssize_t Write(int fd, const char* data, size_t n) override;
   int Fsync(int fd) override;

@@ -14,7 +14,9 @@
 // the origin; "-2", "-3"... in the rare case of a clash).
 //
 // Writing a snapshot (Create): the archive goes to a .part file, is fsynced,
-// read back and verified completely (every hash), renamed to <id>.snap; then
+// read back and verified completely (every hash; or, with
+// ReadBack::kChecksum, only hashed again and compared with the checksum
+// computed as it was written), renamed to <id>.snap; then
 // the sidecar is written the same way (tmp, fsync, rename) and the directory
 // fsynced. A crash at any point leaves either nothing, or a .part (removed at
 // the next Open), or an archive whose sidecar is missing (rebuilt at Open
@@ -57,6 +59,13 @@
 namespace snapshot {
 
 enum class SnapshotOrigin { kScheduled, kOnDemand, kPreRestore };
+
+// How much of a new archive is read back from the disk before it is
+// committed: all of it verified (every hash and the state's format), or its
+// bytes hashed and compared with the checksum computed while writing them —
+// which finds what the disk changed or lost at a fraction of the cost, but
+// not a fault of the writer itself.
+enum class ReadBack { kVerify, kChecksum };
 const char* OriginName(SnapshotOrigin o);  // "scheduled", "on-demand", "pre-restore"
 // The inverse of OriginName; INVALID_ARGUMENT for anything else.
 absl::StatusOr<SnapshotOrigin> ParseOrigin(absl::string_view s);
@@ -85,15 +94,18 @@ class Catalog {
   // Opens (creating, mode 0700) and locks `dir`, removes .part files, and
   // reconciles sidecars with archives (see above). An archive that cannot be
   // read back is left in place, out of the catalog, and reported in the log.
+  // `env` (borrowed; tests inject faults) writes the archives.
   static absl::StatusOr<std::unique_ptr<Catalog>> Open(const std::string& dir,
-                                                       CatalogEncryption encryption = {});
+                                                       CatalogEncryption encryption = {},
+                                                       Env* env = Env::Default());
 
   // Takes a snapshot of `node` into the catalog (see above); the snapshot's
   // capture waits at most until `deadline`. When `*cancel` becomes true the
   // write stops (CANCELLED) and leaves nothing.
   absl::StatusOr<CatalogEntry> Create(RaftNode* node, const TakeOptions& options,
                                       SnapshotOrigin origin, absl::Time deadline,
-                                      const std::atomic<bool>* cancel = nullptr);
+                                      const std::atomic<bool>* cancel = nullptr,
+                                      ReadBack read_back = ReadBack::kVerify);
 
   // Every entry, newest first.
   std::vector<CatalogEntry> List() const;
@@ -145,18 +157,21 @@ class Catalog {
   const std::string& dir() const { return dir_; }
 
  private:
-  Catalog(std::string dir, std::unique_ptr<DirLock> lock, CatalogEncryption encryption)
-      : dir_(std::move(dir)), lock_(std::move(lock)), encryption_(std::move(encryption)) {}
+  Catalog(std::string dir, std::unique_ptr<DirLock> lock, CatalogEncryption encryption, Env* env)
+      : dir_(std::move(dir)), lock_(std::move(lock)), encryption_(std::move(encryption)),
+        env_(env) {}
   std::string ArchivePath(const std::string& id, bool encrypted) const;
   // Writes an archive into `file` through `write`, encrypted when the
   // catalog encrypts, then reads it back and verifies it; fills `e`'s sizes,
   // checksums and meta.
   // Writes the archive that `write` produces into `file` (encrypted when the
   // catalog encrypts), fsyncs it and reads it back from `part` completely;
-  // returns what was read, and sets e's `encrypted` and `stored_size`.
+  // returns what was read (with kChecksum: its size and checksum only), and
+  // sets e's `encrypted` and `stored_size`.
   absl::StatusOr<ArchiveInfo> WriteAndReadBack(const std::function<absl::Status(ByteSink*)>& write,
                                                AtomicFile* file, const std::string& part,
-                                               CatalogEntry* e);
+                                               CatalogEntry* e,
+                                               ReadBack read_back = ReadBack::kVerify);
   std::string SidecarPath(const std::string& id) const;
   absl::Status WriteSidecar(const CatalogEntry& e);
   absl::Status DeleteLocked(const std::string& id);
@@ -164,6 +179,7 @@ class Catalog {
   const std::string dir_;
   std::unique_ptr<DirLock> lock_;
   const CatalogEncryption encryption_;
+  Env* const env_;
   mutable std::mutex mu_;
   std::map<std::string, CatalogEntry> entries_;  // guarded by mu_
   std::map<std::string, int> pins_;              // guarded by mu_

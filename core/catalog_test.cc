@@ -119,6 +119,37 @@ TEST(Catalog, AFailedWriteLeavesNothingAndKeepsTheRest) {
   EXPECT_EQ(Files(dir.path() + "/cat").size(), 3u);  // LOCK, .snap, .json
 }
 
+// A safety snapshot's read-back only hashes the stored bytes again: a disk
+// that keeps other bytes than it was given is still caught, and nothing
+// stays; what is stored verifies completely.
+TEST(Catalog, AChecksumReadBackFindsWhatTheDiskChanged) {
+  testing::TempDir dir;
+  testing::FaultEnv env;
+  auto c = Catalog::Open(dir.path() + "/cat", {}, &env);
+  ASSERT_TRUE(c.ok());
+  StringNode node("test", std::string(200000, 'x'));
+  TakeOptions fast;
+  fast.compression = Compression::Fast();
+  auto e = (*c)->Create(&node, fast, SnapshotOrigin::kPreRestore, Later(), nullptr,
+                        ReadBack::kChecksum);
+  ASSERT_TRUE(e.ok()) << e.status();
+  auto pin = (*c)->Acquire(e->id);
+  ASSERT_TRUE(pin.ok());
+  auto src = (*pin)->Open();
+  ASSERT_TRUE(src.ok());
+  auto verified = ReadArchive(src->get(), nullptr);
+  ASSERT_TRUE(verified.ok()) << verified.status();
+  EXPECT_EQ(verified->checksum, e->checksum);
+
+  env.flip_at = (*c)->TotalBytes() + 300;  // inside the next archive
+  auto bad = (*c)->Create(&node, fast, SnapshotOrigin::kPreRestore, Later(), nullptr,
+                          ReadBack::kChecksum);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss) << bad.status();
+  EXPECT_NE(bad.status().message().find("is the disk failing?"), std::string::npos);
+  EXPECT_EQ((*c)->List().size(), 1u);
+  EXPECT_EQ(Files(dir.path() + "/cat").size(), 3u);  // LOCK, .snap, .json
+}
+
 // Encrypted at rest: the files are age files, read through Pin::Open; the
 // index is rebuilt from them with the identity; a plain archive already
 // stored stays readable; without the identity, nothing opens; an altered

@@ -1,5 +1,6 @@
 #include "core/restore_request.h"
 
+#include <future>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -72,8 +73,17 @@ absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
   }
   SA_ASSIGN_OR_RETURN(out.info, spool_->Finish());
   SA_RETURN_IF_ERROR(spool_->CheckEngine());
-  if (safety_) {
-    absl::StatusOr<std::string> id = safety_(deadline);
+  if (!safety_) {
+    SA_ASSIGN_OR_RETURN(out.result, spool_->Apply(deadline));
+    return out;
+  }
+  // The safety snapshot is written while the new state travels; the commit
+  // waits for it.
+  std::future<absl::StatusOr<std::string>> safety =
+      std::async(std::launch::async, safety_, deadline);
+  absl::StatusOr<std::string> id;
+  auto wait_for_safety = [&]() -> absl::Status {
+    id = safety.get();
     if (absl::IsCancelled(id.status())) {
       // The agent is stopping (SIGTERM): nothing happened; retry later.
       return absl::UnavailableError(
@@ -88,9 +98,15 @@ absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
                        "); nothing was restored. Free space in the catalog, or run the "
                        "agent with --no-safety-snapshot"));
     }
-    out.safety_id = *id;
-  }
-  SA_ASSIGN_OR_RETURN(out.result, spool_->Apply(deadline));
+    return absl::OkStatus();
+  };
+  absl::StatusOr<RestoreResult> result = spool_->Apply(deadline, wait_for_safety);
+  // A restore that failed before its commit did not wait: the snapshot
+  // still ends (and stays in the catalog) before the request does.
+  if (safety.valid()) id = safety.get();
+  SA_RETURN_IF_ERROR(result.status());
+  out.result = *result;
+  if (id.ok()) out.safety_id = *id;
   return out;
 }
 

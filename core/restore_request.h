@@ -20,8 +20,12 @@
 //   archive's; two that differ, or one that differs from the archive, is
 //   DATA_LOSS: the bytes are not the ones the client meant; nothing applied.
 // - The archive is verified completely, and its engine checked, before the
-//   safety snapshot is taken; a safety snapshot that cannot be stored stops
-//   the restore (with the cause's code) before anything is applied.
+//   safety snapshot is started. It is taken (on a thread of its own) while
+//   the new state is sent to the cluster and staged, and the restore waits
+//   for it to be stored, durable and read back before the commit: the state
+//   it holds is the one the commit replaces, short of writes made during the
+//   restore itself. A safety snapshot that cannot be stored aborts the
+//   restore (with the cause's code) before anything is applied.
 //
 // Threading: one thread at a time. Ownership: the spool is owned; `catalog`
 // is borrowed (may be null: no catalog restores) and must outlive it.

@@ -43,11 +43,20 @@ class RestoreRequestTest : public ::testing::Test {
   Restorer restorer_;
 };
 
-TEST_F(RestoreRequestTest, AnUploadIsVerifiedThenTheSafetySnapshotThenTheApply) {
+// The safety snapshot is written while the new state is staged (it starts
+// once the upload has verified), and the commit waits for it.
+TEST_F(RestoreRequestTest, AnUploadIsVerifiedThenStagedBesideTheSafetySnapshotThenCommitted) {
   auto [archive, checksum] = Archive("new state");
   std::vector<std::string> order;
   auto r = Request([&](absl::Time) -> absl::StatusOr<std::string> {
+    // Both run at once: the restore has started and waits for this.
+    const absl::Time until = absl::Now() + absl::Seconds(10);
+    while (node_.Events() != std::vector<std::string>{"restore"} && absl::Now() < until) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    EXPECT_EQ(node_.Events(), std::vector<std::string>{"restore"});
     order.push_back(node_.state);  // the state the safety snapshot would keep
+    absl::SleepFor(absl::Milliseconds(50));  // a slow disk: the commit still waits
     return std::string("safety-1");
   });
   ASSERT_TRUE(r->Options(checksum, "").ok());
@@ -57,6 +66,7 @@ TEST_F(RestoreRequestTest, AnUploadIsVerifiedThenTheSafetySnapshotThenTheApply) 
   auto o = r->Finish(Later());
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(order, std::vector<std::string>{"old"});
+  EXPECT_EQ(node_.Events(), (std::vector<std::string>{"restore", "commit"}));
   EXPECT_EQ(node_.state, "new state");
   EXPECT_EQ(o->safety_id, "safety-1");
   EXPECT_EQ(o->info.checksum, checksum);
@@ -113,6 +123,7 @@ TEST_F(RestoreRequestTest, AFailedSafetySnapshotAppliesNothing) {
   EXPECT_EQ(o.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(o.status().message().find("nothing was restored"), std::string::npos);
   EXPECT_EQ(node_.state, "old");
+  EXPECT_EQ(node_.Events(), std::vector<std::string>{"restore"});  // never committed
 }
 
 // SIGTERM while the safety snapshot is written: the agent is stopping, a

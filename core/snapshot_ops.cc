@@ -188,14 +188,15 @@ absl::Status RestoreSpool::CheckEngine() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline) {
+absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline,
+                                                  const BeforeCommit& before_commit) {
   SA_RETURN_IF_ERROR(CheckEngine());
   std::string path = path_;
   StateOpener open = [path]() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
     SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
     return std::unique_ptr<ByteSource>(new FileSource(std::move(src)));
   };
-  return owner_->node_->Restore(verified_->meta, open, deadline);
+  return owner_->node_->Restore(verified_->meta, open, deadline, before_commit);
 }
 
 }  // namespace snapshot

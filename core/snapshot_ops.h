@@ -136,7 +136,9 @@ class RestoreSpool : public ByteSink {
   // of another engine than the node's (meta.json "Engine").
   absl::Status CheckEngine() const;
   // Applies the verified state to the cluster; CheckEngine first.
-  absl::StatusOr<RestoreResult> Apply(absl::Time deadline);
+  // `before_commit` as engine/node.h's Restore.
+  absl::StatusOr<RestoreResult> Apply(absl::Time deadline,
+                                      const BeforeCommit& before_commit = nullptr);
   const std::string& path() const { return path_; }
 
  private:

@@ -3,11 +3,13 @@
 #define SNAPSHOT_AGENT_CORE_TESTING_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/io.h"
+#include "base/status_macros.h"
 #include "engine/node.h"
 
 namespace snapshot {
@@ -15,8 +17,10 @@ namespace testing {
 
 // A node of engine `engine` whose state is `state`. Every snapshot has the
 // next index (as a Raft barrier's would); a restore replaces `state`.
-// `events` records "snapshot" and "restore" in order; `leader` is what
-// CheckLeader (and so CheckRestore) answers. Not thread-safe.
+// `events` records "snapshot", "restore" (a restore starts) and "commit"
+// (it passed its BeforeCommit) in order; `leader` is what CheckLeader (and
+// so CheckRestore) answers. Snapshot and Restore may run on two threads at
+// once; tests change the fields while neither runs.
 class StringNode : public RaftNode {
  public:
   explicit StringNode(std::string engine = "test", std::string state = "hello")
@@ -25,7 +29,8 @@ class StringNode : public RaftNode {
   absl::StatusOr<NodeStatus> Status(absl::Time) override { return NodeStatus{}; }
   absl::Status CheckLeader(absl::Time) override { return leader; }
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions&, absl::Time) override {
-    events.push_back("snapshot");
+    Event("snapshot");
+    std::lock_guard<std::mutex> l(mu);
     CapturedSnapshot c;
     c.meta.index = ++index;
     c.meta.term = 1;
@@ -36,8 +41,8 @@ class StringNode : public RaftNode {
     return c;
   }
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener& open,
-                                        absl::Time) override {
-    events.push_back("restore");
+                                        absl::Time, const BeforeCommit& before_commit) override {
+    Event("restore");
     absl::StatusOr<std::unique_ptr<ByteSource>> src = open();
     if (!src.ok()) return src.status();
     std::string got;
@@ -48,14 +53,27 @@ class StringNode : public RaftNode {
       if (*n == 0) break;
       got.append(buf, *n);
     }
+    if (before_commit) SA_RETURN_IF_ERROR(before_commit());
+    Event("commit");
+    std::lock_guard<std::mutex> l(mu);
     state = std::move(got);
     return RestoreResult{++index};
   }
+  // Records an event; thread-safe (the safety snapshot runs beside a restore).
+  void Event(std::string e) {
+    std::lock_guard<std::mutex> l(mu);
+    events.push_back(std::move(e));
+  }
+  std::vector<std::string> Events() {
+    std::lock_guard<std::mutex> l(mu);
+    return events;
+  }
 
-  std::string state;
-  uint64_t index = 0;
+  std::mutex mu;
+  std::string state;       // guarded by mu while a restore runs
+  uint64_t index = 0;      // guarded by mu while a restore runs
   absl::Status leader = absl::OkStatus();
-  std::vector<std::string> events;
+  std::vector<std::string> events;  // guarded by mu
 
  private:
   std::string engine_;

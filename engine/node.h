@@ -94,6 +94,15 @@ struct CapturedSnapshot {
 // than once, so it must yield the same bytes each time.
 using StateOpener = std::function<absl::StatusOr<std::unique_ptr<ByteSource>>()>;
 
+// Called by Restore once the new state is staged wherever it must be, just
+// before the point from which it takes effect (the commit): an error from it
+// aborts the restore, nothing changes, and Restore returns that error. It
+// may block (the agent waits there for its safety snapshot of the state
+// being replaced to be durable, taken meanwhile); it runs on the thread that
+// called Restore, at most once, and not at all when the restore fails
+// before it.
+using BeforeCommit = std::function<absl::Status()>;
+
 struct RestoreResult {
   // Log index at which the restored state took effect.
   uint64_t index = 0;
@@ -145,10 +154,17 @@ class RaftNode {
   // agent runs one at a time, core/snapshot_ops.h); when two overlap, at
   // most one takes effect, never a mix. Bytes that are not this engine's
   // state are refused (FAILED_PRECONDITION, e.g. for a Nomad snapshot),
-  // their start before anything is proposed.
+  // their start before anything is proposed. `before_commit` (may be null):
+  // see BeforeCommit.
   virtual absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
-                                                absl::Time deadline) = 0;
+                                                absl::Time deadline,
+                                                const BeforeCommit& before_commit) = 0;
+  // The same without a hook.
+  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta, const StateOpener& open_state,
+                                        absl::Time deadline) {
+    return Restore(meta, open_state, deadline, nullptr);
+  }
 };
 
 struct ListOptions {

@@ -104,10 +104,11 @@ class ClusterRestore {
   // `open_state` yields (meta.size bytes: database + SHA-256). Errors as
   // engine/node.h's Restore: any failure before the decision changes
   // nothing; after it, ABORTED says which members have not confirmed yet
-  // (their agents finish when reachable).
+  // (their agents finish when reachable). `before_commit` runs once every
+  // member has prepared, before any member stops.
   absl::StatusOr<RestoreResult> Run(const SnapshotMeta& meta,
                                     const StateOpener& open_state,
-                                    absl::Time deadline);
+                                    absl::Time deadline, const BeforeCommit& before_commit);
 
   // --- Participant steps (the EtcdRestoreService glue calls these) -------
 

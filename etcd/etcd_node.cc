@@ -216,7 +216,8 @@ absl::StatusOr<CapturedSnapshot> EtcdNode::Snapshot(
 
 absl::StatusOr<RestoreResult> EtcdNode::Restore(const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
-                                                absl::Time deadline) {
+                                                absl::Time deadline,
+                                                const BeforeCommit& before_commit) {
   SA_RETURN_IF_ERROR(CheckRestore(deadline));
   if (meta.engine != kEngineEtcd) {
     return absl::FailedPreconditionError(
@@ -224,7 +225,7 @@ absl::StatusOr<RestoreResult> EtcdNode::Restore(const SnapshotMeta& meta,
         "\"etcd\"); the etcd engine restores only etcd snapshots; nothing "
         "changed");
   }
-  return restore_->Run(meta, open_state, deadline);
+  return restore_->Run(meta, open_state, deadline, before_commit);
 }
 
 }  // namespace snapshot

@@ -62,9 +62,10 @@ class EtcdNode : public RaftNode {
   absl::Status CheckRestore(absl::Time deadline) override;
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,
                                             absl::Time deadline) override;
+  using RaftNode::Restore;
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
-                                        const StateOpener& open_state,
-                                        absl::Time deadline) override;
+                                        const StateOpener& open_state, absl::Time deadline,
+                                        const BeforeCommit& before_commit) override;
 
   EtcdClient* client() { return client_.get(); }
 

@@ -113,7 +113,8 @@ absl::Status ClusterRestore::CheckReady(absl::Time deadline) {
 
 absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
                                                   const StateOpener& open_state,
-                                                  absl::Time deadline) {
+                                                  absl::Time deadline,
+                                                  const BeforeCommit& before_commit) {
   SA_RETURN_IF_ERROR(CheckReady(deadline));
   SA_ASSIGN_OR_RETURN(etcdserverpb::MemberListResponse ml,
                       local_->MemberList(std::min(deadline, absl::Now() + absl::Seconds(10))));
@@ -167,6 +168,14 @@ absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
     return absl::Status(failed[0].second.code(),
                         absl::StrCat("the restore was prepared nowhere: ",
                                      Describe(failed), "; nothing changed"));
+  }
+  if (before_commit) {
+    absl::Status s = before_commit();
+    if (!s.ok()) {
+      AbortEverywhere(id, members);
+      done_coordinating();
+      return s;
+    }
   }
   failed = ForEach(members, [&](const std::string& m) {
     return StepOn(m, RestoreStep::kStop, id, absl::Now() + absl::Seconds(60));

@@ -535,10 +535,11 @@ absl::StatusOr<CapturedSnapshot> EmbeddedNode::Snapshot(
   return out;
 }
 
-absl::StatusOr<RestoreResult> EmbeddedNode::Restore(
-    const SnapshotMeta& meta, const StateOpener& open_state,
-    absl::Time deadline) {
-  return RestoreThroughLog(impl_.get(), meta, open_state, deadline);
+absl::StatusOr<RestoreResult> EmbeddedNode::Restore(const SnapshotMeta& meta,
+                                                    const StateOpener& open_state,
+                                                    absl::Time deadline,
+                                                    const BeforeCommit& before_commit) {
+  return RestoreThroughLog(impl_.get(), meta, open_state, deadline, before_commit);
 }
 
 absl::StatusOr<uint64_t> EmbeddedNode::Put(const std::string& key,

@@ -61,9 +61,10 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   absl::Status CheckLeader(absl::Time deadline) override;
   absl::StatusOr<CapturedSnapshot> Snapshot(const SnapshotOptions& options,
                                             absl::Time deadline) override;
+  using RaftNode::Restore;
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
-                                        const StateOpener& open_state,
-                                        absl::Time deadline) override;
+                                        const StateOpener& open_state, absl::Time deadline,
+                                        const BeforeCommit& before_commit) override;
 
   absl::StatusOr<uint64_t> Put(const std::string& key, const std::string& value,
                                absl::Time deadline) override;

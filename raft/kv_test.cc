@@ -164,7 +164,9 @@ TEST(KvState, BranchesSplitAndGo) {
     const std::string k = absl::StrFormat("b%06d", keys[i]);
     ASSERT_TRUE(s.Delete(k)) << k;
     model.erase(k);
-    if (i % 500 == 0) ASSERT_TRUE(Serialize(s.View()) == SerializeModel(model)) << i;
+    if (i % 500 == 0) {
+      ASSERT_TRUE(Serialize(s.View()) == SerializeModel(model)) << i;
+    }
   }
   EXPECT_EQ(s.count(), 0u);
   EXPECT_EQ(s.SerializedSize(), kHeaderBytes);

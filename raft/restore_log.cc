@@ -119,7 +119,8 @@ absl::StatusOr<uint64_t> ProposeState(ReplicatedLog* log, const std::string& id,
 absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
                                                 const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
-                                                absl::Time deadline) {
+                                                absl::Time deadline,
+                                                const BeforeCommit& before_commit) {
   // Fail fast on a follower, before reading anything.
   SA_RETURN_IF_ERROR(log->CheckLeader(deadline));
   SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
@@ -127,6 +128,10 @@ absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
   bool proposed = false;
   absl::StatusOr<uint64_t> digest =
       ProposeState(log, id, meta, src.get(), deadline, &proposed);
+  if (digest.ok() && before_commit) {
+    absl::Status s = before_commit();
+    if (!s.ok()) digest = s;
+  }
   if (!digest.ok()) {
     if (proposed) {
       // Drop the staging everywhere (best effort: without a leader it stays

@@ -64,10 +64,13 @@ class ReplicatedLog {
 // Chunk entries in flight at once (4 MiB each).
 inline constexpr size_t kRestoreWindow = 8;
 
+// `before_commit` (may be null) runs after the last chunk is applied on
+// this node, before the commit is proposed (engine/node.h's BeforeCommit).
 absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
                                                 const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
-                                                absl::Time deadline);
+                                                absl::Time deadline,
+                                                const BeforeCommit& before_commit = nullptr);
 
 }  // namespace snapshot
 

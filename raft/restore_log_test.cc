@@ -102,6 +102,34 @@ TEST(RestoreThroughLog, BeginChunksThenCommitInOrder) {
   EXPECT_EQ(r->index, 100 + log.types.size() - 1);  // the commit's index
 }
 
+// The hook runs once every chunk is applied here and before the commit is
+// proposed; its error aborts the restore (the safety snapshot that could not
+// be stored).
+TEST(RestoreThroughLog, BeforeCommitRunsAfterTheChunksAndItsErrorAborts) {
+  const std::string state = State(12, 1 << 20);
+  for (bool fail : {false, true}) {
+    FakeLog log;
+    std::vector<int> seen;
+    auto r = RestoreThroughLog(&log, MetaOf(state), Opener(&state), Later(), [&]() {
+      std::lock_guard<std::mutex> l(log.mu);
+      seen = log.types;
+      return fail ? absl::ResourceExhaustedError("the catalog's disk is full") : absl::OkStatus();
+    });
+    ASSERT_FALSE(seen.empty()) << fail;
+    EXPECT_EQ(Count(seen, kv::Command::kRestoreCommit), 0);
+    EXPECT_EQ(Count(seen, kv::Command::kRestoreChunk) + Count(seen, kv::Command::kRestoreChunkDeflated),
+              static_cast<int>((state.size() + kv::kRestoreChunkBytes - 1) / kv::kRestoreChunkBytes));
+    if (fail) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+      EXPECT_EQ(Count(log.types, kv::Command::kRestoreCommit), 0);
+      EXPECT_EQ(log.types.back(), kv::Command::kRestoreAbort);
+    } else {
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(log.types.back(), kv::Command::kRestoreCommit);
+    }
+  }
+}
+
 TEST(RestoreThroughLog, OnAFollowerNothingIsProposed) {
   FakeLog log;
   log.leader = absl::FailedPreconditionError("not the leader; the leader is node 2");

@@ -45,8 +45,8 @@ class FixedNode : public RaftNode {
     c.state = std::make_unique<StringSource>(state_);
     return c;
   }
-  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener&,
-                                        absl::Time) override {
+  absl::StatusOr<RestoreResult> Restore(const SnapshotMeta&, const StateOpener&, absl::Time,
+                                        const BeforeCommit&) override {
     return absl::UnimplementedError("not used");
   }
   bool leader_ = true;
