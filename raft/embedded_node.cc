@@ -366,6 +366,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   // Segments that hold several 4 MiB restore chunks (the default, 8 MiB,
   // holds one: a file created, preallocated and fsynced per chunk).
   raft_uv_set_segment_size(&p->io, config.segment_bytes);
+  // Snapshots uncompressed: libraft compresses one into a single buffer
+  // as large as the state (LZ4), a copy of the whole state in memory right
+  // after every restore, and CPU the restore's critical path shares; the
+  // disk holds the state's own size instead (docs/restore.md).
+  raft_uv_set_snapshot_compression(&p->io, false);
 
   p->fsm_adapter.Attach(&p->fsm, &p->raft, &p->mailbox, config.id, config.snapshot_threshold,
                         config.snapshot_trailing);
