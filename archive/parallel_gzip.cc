@@ -56,12 +56,13 @@ class Engine {
  private:
   using Run = FastDeflater::Run;  // incompressible: stored
 
-  // The level asked for is honoured as a ratio: where level 1 compresses a
-  // sample of the block (64 KiB of its compressible runs) to within 1% of
-  // the level's size, the block is compressed at level 1 — several times
-  // faster, for the same archive within about 1%. Repetitive data (many
-  // similar records) is often so; prose and source code are not, and keep
-  // the level.
+  // The level asked for is honoured as a ratio: where a faster encoder
+  // compresses a sample of the block (64 KiB of its compressible runs) to
+  // within 1% of the level's size, the block is compressed by it — ISA-L's
+  // igzip (fast mode's; nullptr is returned for it), else libdeflate's
+  // level 1 — several times faster, for the same archive within about 1%.
+  // Repetitive data (many similar records) is often so; prose and source
+  // code are not, and keep the level.
   libdeflate_compressor* ChooseCompressor(const uint8_t* p) {
     if (quick_ == nullptr) return deflate_.get();
     constexpr size_t kSample = 64 << 10;
@@ -76,10 +77,14 @@ class Engine {
     sample_.resize(2 * kSample);
     const size_t full = libdeflate_deflate_compress(deflate_.get(), p + run->start, kSample,
                                                     &sample_[0], sample_.size());
+    if (full == 0) return deflate_.get();
+    const size_t igzip = fast_.Deflate(
+        absl::string_view(reinterpret_cast<const char*>(p + run->start), kSample), &sample_[0],
+        sample_.size());
+    if (igzip != 0 && igzip * 100 <= full * 101) return nullptr;
     const size_t quick = libdeflate_deflate_compress(quick_.get(), p + run->start, kSample,
                                                      &sample_[0], sample_.size());
-    if (full == 0 || quick == 0) return deflate_.get();
-    return quick * 100 <= full * 101 ? quick_.get() : deflate_.get();
+    return quick != 0 && quick * 100 <= full * 101 ? quick_.get() : deflate_.get();
   }
 
   void EmitMember(const uint8_t* data, size_t n, bool store, libdeflate_compressor* c,
@@ -98,7 +103,7 @@ class Engine {
       const size_t cap = n + n / 8 + 1024;
       if (scratch_.size() < cap) scratch_.resize(cap);
       char* dst = &scratch_[0];
-      body = level_ == kFastLevel
+      body = level_ == kFastLevel || c == nullptr
                  ? fast_.Deflate(absl::string_view(reinterpret_cast<const char*>(data), n), dst,
                                  cap)
                  : libdeflate_deflate_compress(c, data, n, dst, cap);
