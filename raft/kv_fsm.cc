@@ -293,10 +293,10 @@ struct CopyOut {
   }
 };
 
-// Collects pieces: the image's values by reference, the rest copied into
+// Collects pieces: the image's leaves by reference, the rest copied into
 // arena strings of up to kArenaPiece bytes.
 struct PieceOut {
-  static constexpr size_t kByReference = 4 << 10;  // values this large are not copied
+  static constexpr size_t kByReference = 4 << 10;  // pieces this large are not copied
   static constexpr size_t kArenaPiece = 1 << 20;
   std::deque<std::string>* arena;
   std::vector<absl::string_view>* pieces;

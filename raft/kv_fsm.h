@@ -127,9 +127,9 @@ struct FsmImage {
   void SerializeTo(char* out) const;
   std::string Serialize() const;
   // The same bytes as Serialize(), as pieces to write one after the other,
-  // without copying the bulk: values of 4 KiB or more are referenced where
-  // the image holds them, the rest is copied into strings appended to
-  // `arena`. The pieces stay valid while this image (or a copy of it) and
+  // without copying the bulk: the state's leaves (runs of entries, kv_state.h)
+  // of 4 KiB or more are referenced where the image holds them, the rest is
+  // copied into strings appended to `arena`. The pieces stay valid while this image (or a copy of it) and
   // `arena` live; none is empty.
   std::vector<absl::string_view> Pieces(std::deque<std::string>* arena) const;
 };
