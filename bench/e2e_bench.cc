@@ -37,6 +37,7 @@
 #include "archive/parallel_gzip.h"
 #include "base/testing.h"
 #include "client/client.h"
+#include "core/limits.h"
 #include "raft/testing/kv_state_source.h"
 #include "tests/agent_testing.h"
 
@@ -196,7 +197,13 @@ int Main(int argc, char** argv) {
   const std::string work = absl::StrFormat("%s/e2e_bench.%d", dir, getpid());
   system(absl::StrCat("mkdir -p ", work).c_str());
   const std::string state = work + "/state.bin", archive = work + "/load.snap";
-  const uint64_t max_state = (size_mib + 64) << 20;
+  // Room for the state, within the embedded engine's ceiling (core/limits.h).
+  const uint64_t max_state = std::min<uint64_t>((size_mib + 64) << 20, kEmbeddedMaxStateBytes);
+  if ((size_mib << 20) + (1 << 20) > max_state) {
+    std::cerr << "e2e_bench: --size_mib=" << size_mib << " is over the embedded engine's limit of "
+              << kEmbeddedMaxStateBytes << " bytes of state (core/limits.h)\n";
+    return 2;
+  }
 
   // The state, and the archive that loads it (written as the agent's Take
   // writes them by default).

@@ -26,13 +26,20 @@ uint64_t ArchiveBytesFor(uint64_t state_bytes) {
 }
 
 uint64_t DefaultMaxStateBytes(absl::string_view engine) {
-  return engine == kEngineEtcd ? uint64_t{8} << 30 : uint64_t{1} << 30;
+  return engine == kEngineEtcd ? uint64_t{8} << 30 : kEmbeddedMaxStateBytes;
 }
 
 absl::StatusOr<Limits> MakeLimits(absl::string_view engine, uint64_t max_state_bytes,
                                   uint64_t max_archive_bytes) {
   Limits l;
   l.max_state_bytes = max_state_bytes != 0 ? max_state_bytes : DefaultMaxStateBytes(engine);
+  if (engine == kEngineEmbedded && l.max_state_bytes > kEmbeddedMaxStateBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--max-state-bytes=%d is over the embedded engine's limit of %d bytes: libraft 0.15 "
+        "cannot read back a Raft snapshot of 2 GiB or more (a single read), and the engine's "
+        "snapshot holds the state twice during a restore; use the etcd engine for larger states",
+        l.max_state_bytes, kEmbeddedMaxStateBytes));
+  }
   const uint64_t needed = ArchiveBytesFor(l.max_state_bytes);
   l.max_archive_bytes = max_archive_bytes != 0 ? max_archive_bytes : needed;
   if (l.max_archive_bytes < needed) {

@@ -44,13 +44,22 @@ struct Limits {
 // deflate's stored blocks, plus the tar and gzip framing), with margin.
 uint64_t ArchiveBytesFor(uint64_t state_bytes);
 
-// The engine's default state limit: 1 GiB for the embedded engine (its state
-// lives in memory, twice during a restore), 8 GiB for etcd (the largest
-// --quota-backend-bytes etcd recommends).
+// The embedded engine's largest state, its default and ceiling: 1 GiB less
+// 1 MiB. libraft 0.15 reads a Raft snapshot back (at start-up, and to send
+// it to a follower) with a single read(2), which Linux caps at 0x7ffff000
+// bytes, so a larger snapshot file can be written but never loaded again
+// ("short read"); and the engine's snapshot taken during a restore holds the
+// state and the staged bytes, twice the state, plus a few KiB of envelope.
+inline constexpr uint64_t kEmbeddedMaxStateBytes = (uint64_t{1} << 30) - (uint64_t{1} << 20);
+
+// The engine's default state limit: kEmbeddedMaxStateBytes for the embedded
+// engine (its state lives in memory, twice during a restore), 8 GiB for etcd
+// (the largest --quota-backend-bytes etcd recommends).
 uint64_t DefaultMaxStateBytes(absl::string_view engine);
 
 // The agent's limits from its flags (0: the default). INVALID_ARGUMENT when
-// --max-archive-bytes cannot hold an archive of a --max-state-bytes state.
+// --max-archive-bytes cannot hold an archive of a --max-state-bytes state,
+// or when --max-state-bytes is over the embedded engine's ceiling.
 absl::StatusOr<Limits> MakeLimits(absl::string_view engine, uint64_t max_state_bytes,
                                   uint64_t max_archive_bytes);
 

@@ -9,8 +9,11 @@ namespace {
 TEST(Limits, EngineDefaultsAndTheArchiveLimitFollowsTheState) {
   auto embedded = MakeLimits(kEngineEmbedded, 0, 0);
   ASSERT_TRUE(embedded.ok());
-  EXPECT_EQ(embedded->max_state_bytes, uint64_t{1} << 30);
-  EXPECT_EQ(embedded->max_archive_bytes, ArchiveBytesFor(uint64_t{1} << 30));
+  EXPECT_EQ(embedded->max_state_bytes, kEmbeddedMaxStateBytes);
+  EXPECT_EQ(embedded->max_archive_bytes, ArchiveBytesFor(kEmbeddedMaxStateBytes));
+  // Twice the largest state and the snapshot's envelope stay under what
+  // libraft 0.15 can read back in one read(2).
+  EXPECT_LT(2 * kEmbeddedMaxStateBytes + (64 << 10), uint64_t{0x7ffff000});
   // etcd's own recommended maximum database: a 1.4 GB member is inside it.
   auto etcd = MakeLimits(kEngineEtcd, 0, 0);
   ASSERT_TRUE(etcd.ok());
@@ -21,10 +24,21 @@ TEST(Limits, EngineDefaultsAndTheArchiveLimitFollowsTheState) {
 }
 
 TEST(Limits, AnArchiveLimitThatCannotHoldTheStateIsRefused) {
-  auto l = MakeLimits(kEngineEmbedded, uint64_t{1} << 30, uint64_t{1} << 30);
+  auto l = MakeLimits(kEngineEmbedded, uint64_t{1} << 29, uint64_t{1} << 29);
   EXPECT_EQ(l.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(l.status().message().find("--max-archive-bytes"), std::string::npos);
-  EXPECT_TRUE(MakeLimits(kEngineEmbedded, uint64_t{1} << 30, uint64_t{64} << 30).ok());
+  EXPECT_TRUE(MakeLimits(kEngineEmbedded, uint64_t{1} << 29, uint64_t{64} << 30).ok());
+}
+
+// A state the embedded engine could store but never load again is refused
+// at start-up (a 2 GiB state's Raft snapshot failed a restart with "short
+// read: 2147479552 bytes instead of 2147485455"); etcd has no such ceiling.
+TEST(Limits, TheEmbeddedEngineRefusesAStateItsRaftSnapshotsCouldNotHold) {
+  EXPECT_TRUE(MakeLimits(kEngineEmbedded, kEmbeddedMaxStateBytes, 0).ok());
+  auto over = MakeLimits(kEngineEmbedded, kEmbeddedMaxStateBytes + 1, 0);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(over.status().message().find("use the etcd engine"), std::string::npos) << over.status();
+  EXPECT_TRUE(MakeLimits(kEngineEtcd, uint64_t{4} << 30, 0).ok());
 }
 
 TEST(Limits, StateCheckSaysWhatTheReaderWouldSay) {

@@ -117,10 +117,12 @@ ABSL_FLAG(uint64_t, max_state_bytes, 0,
           "restores: a larger state is refused by TakeSnapshot and scheduled "
           "snapshots before any byte is written, and by VerifySnapshot and "
           "RestoreSnapshot from the archive's tar header before it is "
-          "decompressed. 0 = the engine's default: 1 GiB for the embedded "
-          "engine (it holds its state in memory), 8 GiB for etcd (the largest "
-          "--quota-backend-bytes etcd recommends). Give every agent of a "
-          "cluster the same value.");
+          "decompressed. 0 = the engine's default: 1 GiB less 1 MiB for the "
+          "embedded engine, also its ceiling (it holds its state in memory, "
+          "and libraft 0.15 cannot read back a Raft snapshot of 2 GiB, which "
+          "holds the state twice during a restore), 8 GiB for etcd (the "
+          "largest --quota-backend-bytes etcd recommends). Give every agent "
+          "of a cluster the same value.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "End a snapshot stream that moves no message for this long "
           "(RESOURCE_EXHAUSTED).");
