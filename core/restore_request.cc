@@ -83,7 +83,7 @@ absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
       std::async(std::launch::async, safety_, deadline);
   absl::StatusOr<std::string> id;
   auto wait_for_safety = [&]() -> absl::Status {
-    id = safety.get();
+    if (safety.valid()) id = safety.get();  // (an engine calls this once; never twice)
     if (absl::IsCancelled(id.status())) {
       // The agent is stopping (SIGTERM): nothing happened; retry later.
       return absl::UnavailableError(
@@ -91,12 +91,15 @@ absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
           "agent of the cluster");
     }
     if (!id.ok()) {
+      // The remedy the cause calls for: space for a full disk, else the cause.
+      const char* remedy = absl::IsResourceExhausted(id.status())
+                               ? "Free space in the catalog"
+                               : "Fix that";
       return absl::Status(
           id.status().code(),
           absl::StrCat("the safety snapshot of the current state could not be stored (",
-                       id.status().message(),
-                       "); nothing was restored. Free space in the catalog, or run the "
-                       "agent with --no-safety-snapshot"));
+                       id.status().message(), "); nothing was restored. ", remedy,
+                       ", or run the agent with --no-safety-snapshot"));
     }
     return absl::OkStatus();
   };

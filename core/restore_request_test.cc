@@ -122,8 +122,20 @@ TEST_F(RestoreRequestTest, AFailedSafetySnapshotAppliesNothing) {
   auto o = r->Finish(Later());
   EXPECT_EQ(o.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(o.status().message().find("nothing was restored"), std::string::npos);
+  EXPECT_NE(o.status().message().find("Free space in the catalog"), std::string::npos);
   EXPECT_EQ(node_.state, "old");
   EXPECT_EQ(node_.Events(), std::vector<std::string>{"restore"});  // never committed
+  // Another cause is not answered with "free space" (a catalog directory
+  // removed under the running agent).
+  r.reset();  // the agent's one restore slot
+  auto r2 = Request([](absl::Time) -> absl::StatusOr<std::string> {
+    return absl::NotFoundError("cannot create /data/snapshots/.x.part: No such file or directory");
+  });
+  ASSERT_TRUE(r2->Chunk(archive).ok());
+  auto o2 = r2->Finish(Later());
+  EXPECT_EQ(o2.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(o2.status().message().find("Free space"), std::string::npos) << o2.status();
+  EXPECT_EQ(node_.state, "old");
 }
 
 // SIGTERM while the safety snapshot is written: the agent is stopping, a
