@@ -140,6 +140,8 @@ class FileSource : public ByteSource {
   absl::StatusOr<size_t> Read(char* buf, size_t n) override;
   // Size of the file when opened.
   uint64_t size() const { return size_; }
+  // The file's path, as opened.
+  const std::string& path() const { return path_; }
 
  private:
   FileSource(int fd, std::string path, uint64_t size)

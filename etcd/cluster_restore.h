@@ -116,6 +116,11 @@ class ClusterRestore {
   class Prepare : public ByteSink {
    public:
     virtual absl::Status Finish() = 0;
+    // Instead of Write: takes the state from `path`, a file of exactly the
+    // announced bytes already verified by this agent (the coordinator's own
+    // spool), by a hard link rather than a copy. An error (another file
+    // system, say) changes nothing: the caller writes the bytes instead.
+    virtual absl::Status LinkFrom(const std::string& path) = 0;
   };
   absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(const PrepareHeader& header);
   absl::Status Stop(const std::string& id);

@@ -57,7 +57,11 @@ absl::Status ClusterRestore::PrepareOn(const std::string& m, const PrepareHeader
   SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
   if (m == member()) {
     SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
-    SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
+    // This agent's own verified spool: linked, not copied again.
+    auto* file = dynamic_cast<FileSource*>(src.get());
+    if (file == nullptr || !p->LinkFrom(file->path()).ok()) {
+      SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
+    }
     return p->Finish();
   }
   return OnPeer(m, [&](Participant* peer) {
