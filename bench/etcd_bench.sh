@@ -2,11 +2,14 @@
 # etcd_bench: the etcd engine end to end, beside the standard tools on the same
 # database in the same run.
 #
-#   bazel run -c opt //bench:etcd_bench -- [SIZE_MIB]        (default 256)
+#   bazel run -c opt //bench:etcd_bench -- [SIZE_MIB [values|objects]]   (256 values)
 #
 # One etcd member, run by a snapshot-agent (supervised mode) on loopback, is
-# filled with SIZE_MIB of values (1 MiB each, half random bytes and half
-# repetitive text). Then, timed:
+# filled with SIZE_MIB of values: "values", 1 MiB each, half random bytes and
+# half repetitive text; or "objects", Kubernetes-like JSON objects of 1 to 6
+# KiB (pods: names, labels, a random uid and config hash, containers with
+# 5 to 60 environment variables), many keys, loaded 128 to a transaction.
+# Then, timed:
 #   Take     snapshotctl save (agent + client, archive at the default level)
 #   beside   etcdctl snapshot save, then gzip -6 / pigz -p 2 -6 of that file
 #   Restore  snapshotctl restore of the archive (verify, etcdctl snapshot
@@ -20,6 +23,8 @@
 # agent's peak RSS.
 set -euo pipefail
 agent="$(readlink -f "$1")"; ctl="$(readlink -f "$2")"; rgw="$(readlink -f "$3")"; mib="${4:-256}"
+mode="${5:-values}"
+case "$mode" in values|objects) ;; *) echo "etcd_bench: the mode is values or objects" >&2; exit 2;; esac
 work="$(mktemp -d "${TMPDIR:-/tmp}/etcd_bench.XXXXXX")"
 s3dir="$(mktemp -d /tmp/sa-rgw.XXXXXX)"  # Ceph's admin sockets need a short path
 trap 'kill $apid 2>/dev/null; wait 2>/dev/null; bash "$rgw" stop "$s3dir" >/dev/null 2>&1; rm -rf "$work" "$s3dir"' EXIT
@@ -39,6 +44,7 @@ etcd_cmd="etcd --name b1 --data-dir $work/etcd --listen-client-urls http://127.0
   --log-level=info --max-state-bytes=$(( (mib + 64) << 20 )) 2>"$work/agent.log" &
 apid=$!
 for _ in $(seq 1 100); do etcdctl --endpoints=127.0.0.1:$cp endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+if [ "$mode" = values ]; then
 # Values: 512 KiB random (base64 would be text; raw bytes via a file) + 512 KiB text.
 /usr/bin/python3 - "$work/value" <<'PY'
 import os, sys
@@ -49,6 +55,42 @@ PY
 for i in $(seq 1 "$mib"); do
   etcdctl --endpoints=127.0.0.1:$cp put "bench/$i" < "$work/value" >/dev/null
 done
+else
+# Kubernetes-like objects, 128 puts to an `etcdctl txn` (etcd's --max-txn-ops).
+/usr/bin/python3 - "$mib" "127.0.0.1:$cp" <<'PY'
+import json, os, random, subprocess, sys, uuid
+target, endpoint = int(sys.argv[1]) << 20, sys.argv[2]
+rng = random.Random(7)
+def pod(i):
+    app = f"app-{i % 500}"
+    return json.dumps({
+        "kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": f"{app}-{i}", "namespace": f"ns-{i % 40}",
+                     "uid": str(uuid.UUID(bytes=os.urandom(16))), "resourceVersion": str(100000 + i),
+                     "labels": {"app": app, "tier": rng.choice(["web", "db", "cache"])},
+                     "annotations": {"checksum/config": os.urandom(32).hex()}},
+        "spec": {"nodeName": f"node-{i % 64}", "containers": [{
+            "name": "main", "image": f"registry.example.com/{app}:v{i % 7}",
+            "resources": {"limits": {"cpu": "500m", "memory": "512Mi"}},
+            "env": [{"name": f"VAR_{k}", "value": f"value-{(i * k) % 97}"}
+                    for k in range(rng.randint(5, 60))]}]},
+        "status": {"phase": "Running", "podIP": f"10.{i % 256}.{(i // 256) % 256}.{i % 200}"}},
+        separators=(",", ":"))
+total, i = 0, 0
+while total < target:
+    ops = []
+    for _ in range(128):
+        v = pod(i)
+        key = f"/registry/pods/ns-{i % 40}/app-{i % 500}-{i}"
+        ops.append(f'put {key} "' + v.replace('"', '\\"') + '"')
+        total += len(key) + len(v)
+        i += 1
+    body = "\n" + "\n".join(ops) + "\n\n\n"
+    subprocess.run(["etcdctl", f"--endpoints={endpoint}", "txn"], input=body.encode(),
+                   check=True, stdout=subprocess.DEVNULL, env=dict(os.environ, ETCDCTL_API="3"))
+print(f"loaded {i} objects, {total} bytes", file=sys.stderr)
+PY
+fi
 etcdctl --endpoints=127.0.0.1:$cp snapshot save "$work/ref.db" >/dev/null
 db=$(stat -c %s "$work/ref.db")
 t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
@@ -75,7 +117,7 @@ peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$apid/status)
 
 save_gz=$(echo "$ctl_save + $gz" | bc -l); save_pz=$(echo "$ctl_save + $pz" | bc -l)
 save_gz_cp=$(echo "$save_gz + $aws_cp" | bc -l)
-printf 'etcd database: %d bytes (%d MiB of values)\n' "$db" "$mib"
+printf 'etcd database: %d bytes (%d MiB of %s)\n' "$db" "$mib" "$mode"
 printf '  %-52s %8s MB/s\n' "Take: snapshotctl save (agent, default level)" "$(rate $take)"
 printf '  %-52s %8s MB/s\n' "etcdctl snapshot save" "$(rate $ctl_save)"
 printf '  %-52s %8s MB/s\n' "etcdctl snapshot save + gzip -6" "$(rate $save_gz)"
