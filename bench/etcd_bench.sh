@@ -36,12 +36,13 @@ age-keygen -o "$work/key.txt" 2>/dev/null; age-keygen -y "$work/key.txt" > "$wor
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 cp=$(port); pp=$(port); ap=$(port)
 export ETCDCTL_API=3
+# The database is larger than the values (keys, revisions, bbolt pages: ~1.6x for objects).
 etcd_cmd="etcd --name b1 --data-dir $work/etcd --listen-client-urls http://127.0.0.1:$cp --advertise-client-urls http://127.0.0.1:$cp --listen-peer-urls http://127.0.0.1:$pp --initial-advertise-peer-urls http://127.0.0.1:$pp --initial-cluster b1=http://127.0.0.1:$pp --quota-backend-bytes=8589934592 --log-level error --logger zap"
 "$agent" --engine=etcd --data-dir="$work/agent" --listen=127.0.0.1:$ap \
   --etcd-endpoint=http://127.0.0.1:$cp --etcd-exec="$etcd_cmd" --etcd-agents=b1=127.0.0.1:$ap \
   --remote="s3://$BUCKET/etcd" --remote-cluster=bench --s3-endpoint="$ENDPOINT" \
   --encrypt-to="$work/key.pub" --remote-interval=1h \
-  --log-level=info --max-state-bytes=$(( (mib + 64) << 20 )) 2>"$work/agent.log" &
+  --log-level=info --max-state-bytes=$(( (3 * mib + 64) << 20 )) 2>"$work/agent.log" &
 apid=$!
 for _ in $(seq 1 100); do etcdctl --endpoints=127.0.0.1:$cp endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
 if [ "$mode" = values ]; then
