@@ -33,7 +33,10 @@ struct Leaf {
   std::vector<uint32_t> starts;  // where each entry starts in `bytes`
 
   size_t size() const { return starts.size(); }
-  size_t End(size_t i) const { return i + 1 < size() ? starts[i + 1] : bytes.size(); }
+  // Serialized size of entry i.
+  size_t EntrySize(size_t i) const {
+    return (i + 1 < size() ? starts[i + 1] : bytes.size()) - starts[i];
+  }
   absl::string_view Key(size_t i) const {
     const char* p = bytes.data() + starts[i];
     return absl::string_view(p + 8, DecodeFixed32(p));
@@ -321,7 +324,7 @@ void KvState::Put(std::string key, std::string value) {
   std::string entry;
   EncodeEntry(key, value, &entry);
   if (p.found) {
-    bytes_ -= l.End(p.entry) - l.starts[p.entry];
+    bytes_ -= l.EntrySize(p.entry);
   } else {
     ++count_;
   }
@@ -365,7 +368,7 @@ bool KvState::Delete(const std::string& key) {
   const Position p = Locate(branches_, key);
   if (!p.found) return false;
   Leaf& l = Unshare(Unshare(branches_[p.branch]).leaves[p.leaf]);
-  bytes_ -= l.End(p.entry) - l.starts[p.entry];
+  bytes_ -= l.EntrySize(p.entry);
   --count_;
   l.Replace(p.entry, 1, absl::string_view());
   Rebalance(branches_, p);
