@@ -49,6 +49,8 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -145,6 +147,10 @@ class ClusterRestore {
                       const std::string& id, absl::Time deadline);
   void AbortEverywhere(const std::string& id,
                        const std::vector<std::string>& members);
+  // Stops every member's etcd (step 2), the leader last; the failures.
+  std::vector<std::pair<std::string, absl::Status>> StopMembers(
+      const std::string& id, const std::vector<std::string>& members,
+      const etcdserverpb::MemberListResponse& ml);
   absl::Status WaitForRestoredCluster(
       const etcdserverpb::MemberListResponse& members,
       const SnapshotMeta& meta, absl::Time deadline);

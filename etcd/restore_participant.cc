@@ -113,6 +113,12 @@ class ClusterRestore::PrepareImpl : public ClusterRestore::Prepare {
 
  private:
   // etcdctl snapshot restore of the database into the new data directory.
+  // With --skip-hash-check: the database's own SHA-256 (the 32 bytes at its
+  // end, which etcdctl strips either way) was checked by this agent on these
+  // very bytes as they were written (the StateCheck here, or the upload's
+  // verification for the linked spool); etcdctl 3.4 would read the whole
+  // file again and hash it at a third of the speed (its Go predates SHA-NI):
+  // 0.36 of 0.57 s on a 170 MB database.
   absl::Status Restore() {
     const EtcdCommand& c = owner_->config_.command;
     const std::string new_dir = c.data_dir + ".restore-" + header_.restore_id;
@@ -122,7 +128,7 @@ class ClusterRestore::PrepareImpl : public ClusterRestore::Prepare {
         owner_->config_.etcdctl, "snapshot", "restore", db_path_,
         "--name", c.name, "--data-dir", new_dir,
         "--initial-cluster", c.initial_cluster,
-        "--initial-advertise-peer-urls", c.initial_advertise_peer_urls};
+        "--initial-advertise-peer-urls", c.initial_advertise_peer_urls, "--skip-hash-check"};
     if (!c.initial_cluster_token.empty()) {
       args.push_back("--initial-cluster-token");
       args.push_back(c.initial_cluster_token);

@@ -19,6 +19,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "archive/archive.h"
 #include "base/sha256.h"
 #include "base/testing.h"
@@ -333,6 +334,23 @@ TEST(EtcdEngine, EtcdDyingMidTakeIsAnErrorNotAnArchive) {
   EXPECT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
 }
 
+// The time (ts=...) of the last line of the log at `path` that holds
+// `text`; InfinitePast when none does.
+absl::Time LastLogTime(const std::string& path, const std::string& text) {
+  absl::Time last = absl::InfinitePast();
+  for (absl::string_view line : absl::StrSplit(testing::ReadFile(path), '\n')) {
+    absl::Time t;
+    if (absl::StrContains(line, text) && absl::ConsumePrefix(&line, "ts=") &&
+        absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", line.substr(0, line.find(' ')), &t, nullptr)) {
+      last = t;
+    }
+  }
+  return last;
+}
+
+// Also: etcd's leader is stopped once its followers are. Stopped with them,
+// it waits 7 s (etcd's request timeout) to hand its leadership to a follower
+// that is going away, in every restore; alone, it stops in milliseconds.
 TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
@@ -353,11 +371,28 @@ TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
   for (int target : {follower, leader}) {
     c.Ctl(leader, "put k0 changed");
     c.Ctl(leader, "put new yes");
+    const int leading = c.Leader();  // now (a restore may move it)
+    ASSERT_GE(leading, 0);
     v1::RestoreSnapshotResponse rr;
     grpc::Status s = testing::Restore(c.Stub(target).get(), t.archive, &rr);
     ASSERT_TRUE(s.ok()) << "through " << c.member(target).name << ": "
                         << s.error_message();
     ASSERT_TRUE(c.WaitHealthy());
+    const absl::Time leader_stopped =
+        LastLogTime(c.member(leading).log, "etcd stopped for a restore");
+    ASSERT_NE(leader_stopped, absl::InfinitePast());
+    for (int i = 0; i < 3; ++i) {
+      if (i == leading) continue;
+      const absl::Time stopped = LastLogTime(c.member(i).log, "etcd stopped for a restore");
+      ASSERT_NE(stopped, absl::InfinitePast()) << c.member(i).name;
+      EXPECT_LE(stopped, leader_stopped)
+          << c.member(i).name << " stopped after the leader " << c.member(leading).name;
+      // Not a speed target: the stall is 7 s, a stop tens of milliseconds.
+      EXPECT_LT(leader_stopped - stopped, absl::Seconds(4))
+          << "the leader " << c.member(leading).name << " took "
+          << absl::FormatDuration(leader_stopped - stopped) << " to stop after "
+          << c.member(i).name << ": did it wait to hand over its leadership?";
+    }
     for (int i = 0; i < 3; ++i) {
       EXPECT_EQ(c.Get(i, "k0"), "v0") << c.member(i).name;
       EXPECT_EQ(c.Get(i, "k19"), "v19") << c.member(i).name;
