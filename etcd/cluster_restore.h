@@ -147,6 +147,8 @@ class ClusterRestore {
                       const std::string& id, absl::Time deadline);
   void AbortEverywhere(const std::string& id,
                        const std::vector<std::string>& members);
+  // The hex SHA-256 of the state `open_state` yields (read once more).
+  static absl::StatusOr<std::string> HashState(const StateOpener& open_state);
   // Stops every member's etcd (step 2), the leader last; the failures.
   std::vector<std::pair<std::string, absl::Status>> StopMembers(
       const std::string& id, const std::vector<std::string>& members,

@@ -56,17 +56,30 @@ absl::Status ClusterRestore::PrepareOn(const std::string& m, const PrepareHeader
                                        const StateOpener& open_state) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
   if (m == member()) {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
     // This agent's own verified spool: linked, not copied again.
-    auto* file = dynamic_cast<FileSource*>(src.get());
-    if (file == nullptr || !p->LinkFrom(file->path()).ok()) {
-      SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
+    if (auto* file = dynamic_cast<FileSource*>(src.get())) {
+      SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
+      if (p->LinkFrom(file->path()).ok()) return p->Finish();
+      // (Another file system, say.) Dropped before anything was recorded;
+      // copied below instead.
     }
+    PrepareHeader copied = header;
+    if (copied.state_sha256.empty()) {
+      SA_ASSIGN_OR_RETURN(copied.state_sha256, HashState(open_state));
+    }
+    SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(copied));
+    SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
     return p->Finish();
   }
   return OnPeer(m, [&](Participant* peer) {
     return peer->Prepare(header, src.get(), absl::Now() + absl::Hours(1));
   });
+}
+
+absl::StatusOr<std::string> ClusterRestore::HashState(const StateOpener& open_state) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
+  SA_ASSIGN_OR_RETURN(Digest d, Sha256OfSource(src.get()));
+  return HexLower(d);
 }
 
 absl::Status ClusterRestore::OnPeer(const std::string& m,
@@ -167,10 +180,10 @@ absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
         "this agent's etcd (--name ", member(), ") is not in the cluster's member list"));
   }
   PrepareHeader header;
-  {
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-    SA_ASSIGN_OR_RETURN(Digest d, Sha256OfSource(src.get()));
-    header.state_sha256 = HexLower(d);
+  if (members.size() > 1) {
+    // For the peers, which check what they receive against it (this
+    // agent's own member links the verified spool, or hashes it to copy).
+    SA_ASSIGN_OR_RETURN(header.state_sha256, HashState(open_state));
   }
   const std::string id = RandomId();
   header.restore_id = id;
