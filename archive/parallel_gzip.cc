@@ -15,6 +15,7 @@
 #include "base/coding.h"
 #include "base/deflate.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {
@@ -295,6 +296,7 @@ class ParallelCompressor : public Compressor {
   }
 
   void Work(Engine* e) {
+    SetThreadName("sa-gzip");
     for (;;) {
       size_t index;
       {

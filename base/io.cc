@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -293,6 +294,7 @@ class FileSink::Syncer {
 
  private:
   void Run() {
+    SetThreadName("sa-fsync");
     for (;;) {
       {
         absl::MutexLock lock(&mu_);

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/escaping.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -125,6 +126,7 @@ void AsyncSha256::Submit() {
 }
 
 void AsyncSha256::Run() {
+  SetThreadName("sa-sha256");
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [&] { return stop_ || !queue_.empty(); });

@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "core/snapshot_ops.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {
@@ -111,6 +112,7 @@ void RemoteSync::Kick() {
 }
 
 void RemoteSync::Run() {
+  SetThreadName("sa-remote-sync");
   std::unique_lock<std::mutex> l(mu_);
   while (!stop_) {
     l.unlock();

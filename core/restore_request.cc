@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -80,7 +81,10 @@ absl::StatusOr<RestoreOutcome> RestoreRequest::Finish(absl::Time deadline) {
   // The safety snapshot is written while the new state travels; the commit
   // waits for it.
   std::future<absl::StatusOr<std::string>> safety =
-      std::async(std::launch::async, safety_, deadline);
+      std::async(std::launch::async, [this, deadline] {
+        SetThreadName("sa-safety");
+        return safety_(deadline);
+      });
   absl::StatusOr<std::string> id;
   auto wait_for_safety = [&]() -> absl::Status {
     if (safety.valid()) id = safety.get();  // (an engine calls this once; never twice)

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -162,6 +163,7 @@ void SnapshotJob::Attempt() {
 }
 
 void SnapshotJob::Run() {
+  SetThreadName("sa-snapshots");
   // The last scheduled attempt: from the catalog at start, so that a
   // restart does not take one at once when the last is recent.
   absl::Time last = absl::InfinitePast();

@@ -16,6 +16,7 @@
 #include "base/sha256.h"
 #include "base/status_macros.h"
 #include "etcd/cluster_restore.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {
@@ -34,7 +35,10 @@ std::vector<std::pair<std::string, absl::Status>> ForEach(
   std::vector<absl::Status> results(members.size());
   std::vector<std::thread> threads;
   for (size_t i = 0; i < members.size(); ++i) {
-    threads.emplace_back([&, i] { results[i] = fn(members[i]); });
+    threads.emplace_back([&, i] {
+      SetThreadName("sa-etcd-member");
+      results[i] = fn(members[i]);
+    });
   }
   for (auto& t : threads) t.join();
   std::vector<std::pair<std::string, absl::Status>> failed;

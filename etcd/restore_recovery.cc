@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "etcd/cluster_restore.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -124,6 +125,7 @@ void ClusterRestore::SweepLeftovers() {
 }
 
 void ClusterRestore::Recover() {
+  SetThreadName("sa-etcd-recover");
   // A commit that was under way: finish it (etcd then runs the restored
   // data; the coordinator finalizes).
   std::vector<RestoreRecord> undecided;

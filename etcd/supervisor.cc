@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "base/log.h"
 #include "base/subprocess.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {
@@ -150,6 +151,7 @@ absl::Status Supervisor::Stop(absl::Duration grace) {
 }
 
 void Supervisor::Monitor() {
+  SetThreadName("sa-etcd-watch");
   absl::Duration backoff = absl::Seconds(1);
   absl::Time next_start = absl::InfinitePast();
   std::unique_lock<std::mutex> l(mu_);

@@ -24,6 +24,7 @@ extern "C" {
 #include "raft/kv_fsm.h"
 #include "raft/loop.h"
 #include "raft/restore_log.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {
@@ -49,6 +50,7 @@ struct EmbeddedNode::Impl : public ReplicatedLog {
   kv::KvFsm& kvfsm = fsm_adapter.kv();
 
   std::thread thread;
+  uv_work_t name_pool;  // see the loop thread's start
 
   template <typename T>
   absl::StatusOr<T> Call(std::function<void(std::shared_ptr<Waiter<T>>)> fn,
@@ -409,7 +411,15 @@ absl::StatusOr<std::unique_ptr<EmbeddedNode>> EmbeddedNode::Start(
   }
   rollback.Done();
   p->mailbox.Attach(&p->loop);
-  p->thread = std::thread([p] { uv_run(&p->loop, UV_RUN_DEFAULT); });
+  p->thread = std::thread([p] {
+    // libuv's thread pool (libraft's disk work) starts with the loop's first
+    // work and its threads take the name of the thread that starts it: named
+    // apart from the loop (a no-op work, once per process; later ones queue).
+    SetThreadName("sa-raft-io");
+    uv_queue_work(&p->loop, &p->name_pool, [](uv_work_t*) {}, [](uv_work_t*, int) {});
+    SetThreadName("sa-raft-loop");
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+  });
   return std::unique_ptr<EmbeddedNode>(new EmbeddedNode(std::move(impl)));
 }
 

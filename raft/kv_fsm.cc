@@ -9,6 +9,7 @@
 #include "base/coding.h"
 #include "base/deflate.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace kv {
@@ -104,6 +105,7 @@ void StagingWorker::Drain() {
 }
 
 void StagingWorker::Run() {
+  SetThreadName("sa-staging");
   for (;;) {
     Job job;
     {

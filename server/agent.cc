@@ -16,6 +16,7 @@
 #include "base/status_macros.h"
 #include "core/restore_if_empty.h"
 #include "prometheus/exposer.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {
@@ -369,6 +370,7 @@ absl::StatusOr<std::string> Agent::Reload() {
 }
 
 void Agent::RunRestoreIfEmpty() {
+  SetThreadName("sa-auto-restore");
   std::string id;
   const absl::Time start = absl::Now();
   absl::StatusOr<RestoreIfEmptyResult> r =
@@ -397,6 +399,7 @@ void Agent::RunRestoreIfEmpty() {
 // grpc.health.v1.Health says SERVING only while the node knows a leader (and
 // a --restore-if-empty is settled).
 void Agent::WatchHealth() {
+  SetThreadName("sa-health");
   std::unique_lock<std::mutex> l(mu_);
   bool serving = false;
   while (!stopping_) {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -62,6 +63,7 @@ void StreamWatchdog::StopAll(const absl::Status& why) {
 }
 
 void StreamWatchdog::Run() {
+  SetThreadName("sa-watchdog");
   const absl::Duration tick = std::min(absl::Milliseconds(250), window_ / 4);
   const int64_t window_ns = absl::ToInt64Nanoseconds(window_);
   const uint64_t window_min_bytes = static_cast<uint64_t>(

@@ -1,10 +1,12 @@
 #include "server/upload.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
 UploadWorkers::UploadWorkers(int threads) {
   for (int i = 0; i < std::max(1, threads); ++i) {
     threads_.emplace_back([this] {
+      SetThreadName("sa-upload-end");
       std::unique_lock<std::mutex> l(mu_);
       for (;;) {
         cv_.wait(l, [this] { return stop_ || !queue_.empty(); });

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 
 namespace snapshot {
 
@@ -70,7 +71,10 @@ absl::Status MultipartWriter::SendPart() {
   s3::Client* client = client_;
   std::string key = key_, id = upload_id_;
   f.thread = std::thread(
-      [=] { *etag = client->UploadPart(key, id, number, *data); });
+      [=] {
+        SetThreadName("sa-s3-part");
+        *etag = client->UploadPart(key, id, number, *data);
+      });
   in_flight_.push_back(std::move(f));
   return absl::OkStatus();
 }
