@@ -45,6 +45,16 @@ ReaderOptions ReaderOptionsFor(const Limits& limits) {
 
 // The state sink of the reader: the engine's check, chosen once meta.json
 // (which precedes state.bin) is known.
+// The archive reader as the pipeline's next stage.
+class Verifier::Feeder : public ByteSink {
+ public:
+  explicit Feeder(ArchiveReader* reader) : reader_(reader) {}
+  absl::Status Write(absl::string_view data) override { return reader_->Feed(data); }
+
+ private:
+  ArchiveReader* reader_;
+};
+
 class Verifier::Forward : public ByteSink {
  public:
   explicit Forward(ByteSink* next) : next_(next) {}
@@ -69,15 +79,18 @@ Verifier::Verifier(const Limits& limits, ByteSink* state_sink,
     return on_meta ? on_meta(meta) : absl::OkStatus();
   };
   reader_ = std::make_unique<ArchiveReader>(forward_.get(), std::move(options));
+  feeder_ = std::make_unique<Feeder>(reader_.get());
+  pipe_ = std::make_unique<PipelineSink>(feeder_.get());
 }
 
 Verifier::~Verifier() = default;
 
 absl::Status Verifier::Feed(absl::string_view archive_bytes) {
-  return reader_->Feed(archive_bytes);
+  return pipe_->Write(archive_bytes);
 }
 
 absl::StatusOr<ArchiveInfo> Verifier::Finish() {
+  SA_RETURN_IF_ERROR(pipe_->Flush());
   SA_ASSIGN_OR_RETURN(ArchiveInfo info, reader_->Finish());
   SA_RETURN_IF_ERROR(forward_->Finish());
   return info;

@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "archive/archive.h"
+#include "base/pipeline_sink.h"
 #include "core/limits.h"
 #include "engine/node.h"
 
@@ -60,6 +61,11 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
 
 // Verifies an archive fed in chunks under `limits`, with the state check of
 // its engine, and keeps nothing (or passes the state to `state_sink`).
+// The reading (inflate, tar, hashes, `state_sink`, `on_meta`) runs on a
+// thread of its own (base/pipeline_sink.h), so that Feed returns as soon as
+// the bytes are queued and the caller can receive the next ones meanwhile:
+// an error shows on a later Feed than the bytes that caused it, or on
+// Finish. Threading: Feed and Finish from one thread at a time.
 class Verifier {
  public:
   explicit Verifier(const Limits& limits, ByteSink* state_sink = nullptr,
@@ -71,8 +77,11 @@ class Verifier {
 
  private:
   class Forward;
+  class Feeder;
   std::unique_ptr<Forward> forward_;
   std::unique_ptr<ArchiveReader> reader_;
+  std::unique_ptr<Feeder> feeder_;
+  std::unique_ptr<PipelineSink> pipe_;  // last: stopped before the rest goes
 };
 
 // Prefix of spool file names inside the spool directory.

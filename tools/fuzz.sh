@@ -22,7 +22,7 @@ out="${3:-${TEST_UNDECLARED_OUTPUTS_DIR:-$(mktemp -d)}}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${TEST_TMPDIR:-$out}"  # the corpus and the binary (not kept by Bazel)
 mkdir -p "$out" "$work/corpus"
-base_srcs=(base/io.cc base/env.cc base/sha256.cc base/thread_name.cc)
+base_srcs=(base/io.cc base/env.cc base/sha256.cc base/thread_name.cc base/pipeline_sink.cc)
 libs=()
 case "$target" in
   archive)
