@@ -13,8 +13,8 @@
 #include "archive/archive.h"
 #include "base/log.h"
 #include "base/status_macros.h"
-#include "core/snapshot_ops.h"
 #include "base/thread_name.h"
+#include "core/snapshot_ops.h"
 
 namespace snapshot {
 namespace {

@@ -43,8 +43,6 @@ ReaderOptions ReaderOptionsFor(const Limits& limits) {
 
 }  // namespace
 
-// The state sink of the reader: the engine's check, chosen once meta.json
-// (which precedes state.bin) is known.
 // The archive reader as the pipeline's next stage.
 class Verifier::Feeder : public ByteSink {
  public:
@@ -55,6 +53,8 @@ class Verifier::Feeder : public ByteSink {
   ArchiveReader* reader_;
 };
 
+// The state sink of the reader: the engine's check, chosen once meta.json
+// (which precedes state.bin) is known.
 class Verifier::Forward : public ByteSink {
  public:
   explicit Forward(ByteSink* next) : next_(next) {}

@@ -15,8 +15,8 @@
 #include "base/log.h"
 #include "base/sha256.h"
 #include "base/status_macros.h"
-#include "etcd/cluster_restore.h"
 #include "base/thread_name.h"
+#include "etcd/cluster_restore.h"
 
 namespace snapshot {
 namespace {

@@ -12,8 +12,8 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "base/status_macros.h"
-#include "etcd/cluster_restore.h"
 #include "base/thread_name.h"
+#include "etcd/cluster_restore.h"
 
 namespace snapshot {
 

@@ -18,13 +18,13 @@ extern "C" {
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 #include "raft/command.h"
 #include "raft/config.h"
 #include "raft/fsm_adapter.h"
 #include "raft/kv_fsm.h"
 #include "raft/loop.h"
 #include "raft/restore_log.h"
-#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {

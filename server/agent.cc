@@ -14,9 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 #include "core/restore_if_empty.h"
 #include "prometheus/exposer.h"
-#include "base/thread_name.h"
 
 namespace snapshot {
 namespace {

@@ -1,4 +1,5 @@
 #include "server/upload.h"
+
 #include "base/thread_name.h"
 
 namespace snapshot {
