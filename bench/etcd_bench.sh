@@ -37,6 +37,9 @@ s3dir="$(mktemp -d /tmp/sa-rgw.XXXXXX)"  # Ceph's admin sockets need a short pat
 apids=()
 # ETCD_BENCH_LOGS=DIR keeps the agents' logs (their timings) in DIR.
 trap 'kill "${apids[@]}" 2>/dev/null; wait 2>/dev/null; [ -n "${ETCD_BENCH_LOGS:-}" ] && cp "$work"/agent*.log "$ETCD_BENCH_LOGS"/; bash "$rgw" stop "$s3dir" >/dev/null 2>&1; rm -rf "$work" "$s3dir"' EXIT
+# The S3 server keeps objects in memory (memstore, 3 GiB by default): room for
+# the agent's uploads (the on-demand and the safety snapshots) and aws's.
+export MEMSTORE_BYTES=$(( (4 * mib + 3072) << 20 ))
 bash "$rgw" start "$s3dir" >/dev/null
 . "$s3dir/env"
 export AWS_ACCESS_KEY_ID="$ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$SECRET_KEY" AWS_DEFAULT_REGION=us-east-1 \
@@ -116,9 +119,11 @@ PY
 fi
 etcdctl --endpoints=127.0.0.1:$cp snapshot save "$work/ref.db" >/dev/null
 db=$(stat -c %s "$work/ref.db")
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
-rate() { echo "scale=1; $db / $1 / 1000000" | bc -l; }
-ratio() { echo "scale=2; $2 / $1" | bc -l; }
+# A step that fails is reported and its rows say "failed"; the others go on.
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; echo 0; return 0; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+rate() { if [ "$(echo "$1 > 0" | bc -l)" = 1 ]; then echo "scale=1; $db / $1 / 1000000" | bc -l; else echo failed; fi; }
+plus() { if [ "$(echo "$1 > 0 && $2 > 0" | bc -l)" = 1 ]; then echo "$1 + $2" | bc -l; else echo 0; fi; }
+ratio() { if [ "$(echo "$1 > 0 && $2 > 0" | bc -l)" = 1 ]; then echo "scale=2; $2 / $1" | bc -l; else echo failed; fi; }
 
 take=$(t "$ctl" --address=127.0.0.1:$ap save "$work/agent.snap")
 fast=$(t "$ctl" --address=127.0.0.1:$ap save --level=fast "$work/agent-fast.snap")
@@ -141,7 +146,7 @@ if [ "$members" = 1 ]; then
 fi
 peak=$(awk '/VmHWM/ {printf "%.0f", $2 / 1024}' /proc/$apid/status)
 
-save_gz=$(echo "$ctl_save + $gz" | bc -l); save_pz=$(echo "$ctl_save + $pz" | bc -l)
+save_gz=$(plus "$ctl_save" "$gz"); save_pz=$(plus "$ctl_save" "$pz")
 printf 'etcd database: %d bytes (%d MiB of %s), %d member(s)\n' "$db" "$mib" "$mode" "$members"
 printf '  %-52s %8s MB/s\n' "Take: snapshotctl save (agent, default level)" "$(rate $take)"
 printf '  %-52s %8s MB/s\n' "Take: snapshotctl save --level=fast" "$(rate $fast)"
@@ -151,7 +156,7 @@ printf '  %-52s %8s MB/s\n' "etcdctl snapshot save + pigz -p 2 -6" "$(rate $save
 printf '  %-52s %8s MB/s\n' "Restore: snapshotctl restore (whole cluster)" "$(rate $restore)"
 printf '  %-52s %8s MB/s\n' "etcdctl snapshot restore (data dir only)" "$(rate $ctl_restore)"
 if [ "$members" = 1 ]; then
-  save_gz_cp=$(echo "$save_gz + $aws_cp" | bc -l)
+  save_gz_cp=$(plus "$save_gz" "$aws_cp")
   printf '  %-52s %8s MB/s\n' "Off-host: create+verify+store+age+upload (agent)" "$(rate $off)"
   printf '  %-52s %8s MB/s\n' "etcdctl snapshot save + gzip -6 + aws s3 cp" "$(rate $save_gz_cp)"
 fi
