@@ -58,7 +58,7 @@ void PipelineSink::Run() {
     busy_ = false;
     if (!s.ok() && error_.ok()) error_ = std::move(s);
     queued_ -= block.size();
-    if (spare_.size() < 4) spare_.push_back(std::move(block));
+    if (spare_.size() < 2) spare_.push_back(std::move(block));
     cv_.notify_all();
   }
 }

@@ -36,7 +36,7 @@ namespace snapshot {
 
 class PipelineSink : public ByteSink {
  public:
-  static constexpr size_t kMaxQueued = 4 << 20;
+  static constexpr size_t kMaxQueued = 2 << 20;
 
   explicit PipelineSink(ByteSink* next) : next_(next) {}
   ~PipelineSink() override;
