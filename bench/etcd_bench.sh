@@ -6,17 +6,19 @@
 #                                               (256 values, 1 member)
 #
 # MEMBERS (1 or 3) etcd members, each run by its own snapshot-agent
-# (supervised mode) on loopback, are filled with SIZE_MIB of values: "values", 1 MiB each, half random bytes and
-# half repetitive text; or "objects", Kubernetes-like JSON objects of 1 to 6
-# KiB (pods: names, labels, a random uid and config hash, containers with
-# 5 to 60 environment variables), many keys, loaded 128 to a transaction.
+# (supervised mode) on loopback, are filled with SIZE_MIB of values:
+# "values", 1 MiB each, half random bytes and half repetitive text; or
+# "objects", Kubernetes-like JSON objects of 1 to 6 KiB (pods: names,
+# labels, a random uid and config hash, containers with 5 to 60 environment
+# variables), many keys, loaded 128 to a transaction.
 # Then, timed:
 #   Take     snapshotctl save (agent + client, archive at the default level)
 #   beside   etcdctl snapshot save, then gzip -6 / pigz -p 2 -6 of that file
-#   Restore  snapshotctl restore of the archive through the first agent, as
-#            users run it (safety snapshot first): the whole cluster (verify,
-#            send to the other agents, etcdctl snapshot restore on every
-#            member, stop, swap, start, wait until every member serves)
+#   Restore  snapshotctl restore of the archive (snapshotctl follows it to the
+#            etcd leader's agent), as users run it (with the safety
+#            snapshot): the whole cluster (verify, send to the other agents,
+#            etcdctl snapshot restore on every member, stop, swap, start,
+#            wait until every member serves)
 #   beside   etcdctl snapshot restore of the same database alone, once (what
 #            each member's machine does in a manual restore)
 #   Off-host snapshotctl create, until the agent's scheduled-snapshot path has
@@ -119,8 +121,9 @@ PY
 fi
 etcdctl --endpoints=127.0.0.1:$cp snapshot save "$work/ref.db" >/dev/null
 db=$(stat -c %s "$work/ref.db")
-# A step that fails is reported and its rows say "failed"; the others go on.
-t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; echo 0; return 0; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+# A step that fails is reported and its rows say "failed"; the others go on,
+# and the bench exits 1 at the end.
+t() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; touch "$work/failed"; echo 0; return 0; }; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 rate() { if [ "$(echo "$1 > 0" | bc -l)" = 1 ]; then echo "scale=1; $db / $1 / 1000000" | bc -l; else echo failed; fi; }
 plus() { if [ "$(echo "$1 > 0 && $2 > 0" | bc -l)" = 1 ]; then echo "$1 + $2" | bc -l; else echo 0; fi; }
 ratio() { if [ "$(echo "$1 > 0 && $2 > 0" | bc -l)" = 1 ]; then echo "scale=2; $2 / $1" | bc -l; else echo failed; fi; }
@@ -169,3 +172,7 @@ printf '  %-52s %8s\n' "ratio Take / (etcdctl save + pigz)" "$(ratio $take $save
 printf '  %-52s %8s\n' "ratio Restore / etcdctl snapshot restore" "$(ratio $restore $ctl_restore)"
 printf '  %-52s %8s / %s / %s bytes\n' "sizes: archive / gzip -6 / pigz" \
   "$(stat -c %s "$work/agent.snap")" "$(stat -c %s "$work/plain.db.gz")" "$(stat -c %s "$work/plain.db.pgz")"
+if [ -e "$work/failed" ]; then
+  echo "etcd_bench: some steps failed (FAILED above)" >&2
+  exit 1
+fi
