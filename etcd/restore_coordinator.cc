@@ -63,9 +63,12 @@ absl::Status ClusterRestore::PrepareOn(const std::string& m, const PrepareHeader
     // This agent's own verified spool: linked, not copied again.
     if (auto* file = dynamic_cast<FileSource*>(src.get())) {
       SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
-      if (p->LinkFrom(file->path()).ok()) return p->Finish();
+      absl::Status linked = p->LinkFrom(file->path());
+      if (linked.ok()) return p->Finish();
       // (Another file system, say.) Dropped before anything was recorded;
       // copied below instead.
+      Log(LogLevel::kInfo, "etcd restore: copying the state for this member (it cannot be linked)",
+          {{"restore_id", header.restore_id}, {"error", std::string(linked.message())}});
     }
     PrepareHeader copied = header;
     if (copied.state_sha256.empty()) {

@@ -243,6 +243,43 @@ TEST(EtcdEngine, OneMemberTakeVerifyStandardToolsAndRestore) {
   }
 }
 
+// The coordinator's own member takes the verified spool by a hard link; where
+// the restore records live on another file system (here: the agent's
+// etcd-restore directory is a link to /dev/shm) it copies it instead, and the
+// restore is the same.
+TEST(EtcdEngine, AStateThatCannotBeLinkedIsCopied) {
+  testing::TempDir dir;
+  char shm[] = "/dev/shm/sa-etcd-test.XXXXXX";
+  if (mkdtemp(shm) == nullptr) GTEST_SKIP() << "no /dev/shm here";
+  struct stat a, b;
+  ASSERT_EQ(stat(shm, &a), 0);
+  ASSERT_EQ(stat(dir.path().c_str(), &b), 0);
+  if (a.st_dev == b.st_dev) {
+    std::filesystem::remove_all(shm);
+    GTEST_SKIP() << "/dev/shm is on the same file system as " << dir.path();
+  }
+  EtcdCluster c(dir.path(), 1);
+  std::filesystem::create_directories(c.member(0).agent_dir);
+  std::filesystem::create_directory_symlink(shm, c.member(0).agent_dir + "/etcd-restore");
+  c.StartAll();
+  auto stub = c.Stub(0);
+  ASSERT_TRUE(WaitAgent(c.Channel(0))) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 50; ++i) c.Ctl(0, absl::StrCat("put key/", i, " value-", i));
+  testing::Taken t = testing::Take(stub.get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  c.Ctl(0, "put key/0 changed");
+  c.Ctl(0, "put extra yes");
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(stub.get(), t.archive, &rr);
+  const std::string log = testing::ReadFile(c.member(0).log);
+  std::filesystem::remove_all(shm);
+  ASSERT_TRUE(s.ok()) << s.error_message() << log;
+  EXPECT_NE(log.find("copying the state for this member"), std::string::npos) << log;
+  EXPECT_EQ(c.Get(0, "key/0"), "value-0");
+  EXPECT_EQ(c.Get(0, "key/49"), "value-49");
+  EXPECT_EQ(c.Get(0, "extra"), "");
+}
+
 TEST(EtcdEngine, ForeignCorruptAndTruncatedInputsChangeNothing) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 1);
