@@ -20,6 +20,9 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
     absl::Time capture_deadline,
     const std::function<absl::Status(const CapturedSnapshot&)>& on_captured) {
   SA_RETURN_IF_ERROR(options.compression.Check());
+  if (options.block_bytes < (64 << 10)) {
+    return absl::InvalidArgumentError("block_bytes must be at least 64 KiB");
+  }
   if (options.compress_threads < 1) {
     return absl::InvalidArgumentError("compress_threads must be at least 1");
   }
@@ -28,7 +31,8 @@ absl::StatusOr<ArchiveInfo> TakeArchive(
   SA_RETURN_IF_ERROR(options.limits.CheckState(snap.meta.size));
   if (on_captured) SA_RETURN_IF_ERROR(on_captured(snap));
   WriterOptions writer;
-  writer.compressor = ParallelGzipCompressor(options.compression, options.compress_threads);
+  writer.compressor =
+      ParallelGzipCompressor(options.compression, options.compress_threads, options.block_bytes);
   return WriteArchive(snap.meta, snap.state.get(), out, writer);
 }
 

@@ -46,6 +46,9 @@ struct TakeOptions {
   Compression compression = 6;
   // Threads compressing gzip members in parallel (>= 1).
   int compress_threads = 1;
+  // State bytes per compressed block (>= 64 KiB): the compressor holds about
+  // 4 x compress_threads x block_bytes (archive/parallel_gzip.h).
+  size_t block_bytes = 4 << 20;
 };
 
 // Checks `options` (INVALID_ARGUMENT), captures a snapshot (waiting at most

@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "archive/gzip.h"
 #include "base/status_macros.h"
 #include "base/testing.h"
 #include "core/testing.h"
@@ -23,6 +24,41 @@ std::string Archive(StringNode* node, TakeOptions o = TakeOptions()) {
   auto info = TakeArchive(node, o, &sink, Later(), nullptr);
   EXPECT_TRUE(info.ok()) << info.status();
   return out;
+}
+
+// The compressor's block size (memory) is the caller's: smaller blocks are
+// more gzip members of the same state.
+TEST(TakeArchive, BlockBytesSetTheMembers) {
+  StringNode node;
+  std::string state;
+  for (int i = 0; state.size() < (3 << 20); ++i) state += std::to_string(i * 7919) + ",";
+  node.state = state;
+  auto members = [&](size_t block_bytes) -> uint64_t {
+    TakeOptions o;
+    o.compression = Compression::Fast();
+    o.block_bytes = block_bytes;
+    std::string archive = Archive(&node, o);
+    std::string out;
+    StringSink sink(&out);
+    GzipDecoder d(&sink);
+    EXPECT_TRUE(d.Feed(archive).ok());
+    EXPECT_TRUE(d.AtMemberBoundary());
+    StringSource src(archive);
+    std::string got;
+    StringSink got_sink(&got);
+    EXPECT_TRUE(ReadArchive(&src, &got_sink).ok());
+    EXPECT_EQ(got, state);
+    return d.members();
+  };
+  const uint64_t big = members(4 << 20), small = members(1 << 20);
+  EXPECT_GE(small, 3u);
+  EXPECT_GT(small, big);
+  TakeOptions o;
+  o.block_bytes = 1000;
+  std::string out;
+  StringSink sink(&out);
+  EXPECT_EQ(TakeArchive(&node, o, &sink, Later(), nullptr).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TakeArchive, RefusesABadLevelBeforeCapturing) {
