@@ -6,13 +6,14 @@
 // two-phase commit whose protocol and crash cases docs/etcd-engine.md lays
 // out:
 //
-//   1. prepare  every member's agent receives the state, verifies it again
-//               and runs `etcdctl snapshot restore` into DATA_DIR.restore-ID
-//               beside the live directory; etcd keeps serving. Any failure:
-//               abort everywhere, nothing changed.
-//   2. stop     every agent stops its etcd (which then stays stopped). Any
-//               failure: abort everywhere (stopped members start again on
-//               their old data), nothing changed.
+//   1. prepare  every other member's agent receives the state and verifies
+//               it again (the coordinator's own member links its verified
+//               spool), then runs `etcdctl snapshot restore` into
+//               DATA_DIR.restore-ID beside the live directory; etcd keeps
+//               serving. Any failure: abort everywhere, nothing changed.
+//   2. stop     every agent stops its etcd (which then stays stopped), the
+//               leader's last. Any failure: abort everywhere (stopped members
+//               start again on their old data), nothing changed.
 //   3. decide   the coordinator records the decision durably. From here on
 //               the restore happens: a crash only delays it.
 //   4. commit   every agent renames DATA_DIR to DATA_DIR.pre-restore-ID and
@@ -121,7 +122,8 @@ class ClusterRestore {
     // Instead of Write: takes the state from `path`, a file of exactly the
     // announced bytes already verified by this agent (the coordinator's own
     // spool), by a hard link rather than a copy. An error (another file
-    // system, say) changes nothing: the caller writes the bytes instead.
+    // system, say) changes nothing: the caller writes the bytes instead,
+    // which are checked against the header's state_sha256.
     virtual absl::Status LinkFrom(const std::string& path) = 0;
   };
   absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(const PrepareHeader& header);

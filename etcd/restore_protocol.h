@@ -37,7 +37,9 @@ struct PrepareHeader {
   std::string restore_id;   // letters and digits
   std::string coordinator;  // the coordinating member's etcd name
   uint64_t state_size = 0;  // database + its SHA-256
-  std::string state_sha256;  // hex, of those bytes
+  // Hex, of those bytes; what a prepare that is written checks them against.
+  // Empty only when the coordinator's own member takes them by LinkFrom.
+  std::string state_sha256;
   std::string snapshot_id;   // for the logs
 };
 
