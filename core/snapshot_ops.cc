@@ -142,13 +142,28 @@ absl::StatusOr<std::unique_ptr<RestoreSpool>> Restorer::Begin(
     busy_ = false;
     return sink.status();
   }
-  return std::unique_ptr<RestoreSpool>(new RestoreSpool(this, std::move(*sink)));
+  return std::unique_ptr<RestoreSpool>(new RestoreSpool(this, std::move(*sink), deadline));
 }
 
-RestoreSpool::RestoreSpool(Restorer* owner, FileSink sink)
+// The state's way out of the verifier: the spool file, and the engine's
+// forward once it has one (engine/node.h's StateForward).
+class RestoreSpool::StateOut : public ByteSink {
+ public:
+  explicit StateOut(RestoreSpool* spool) : spool_(spool) {}
+  absl::Status Write(absl::string_view data) override {
+    SA_RETURN_IF_ERROR(spool_->sink_->Write(data));
+    return spool_->forward_ ? spool_->forward_->Write(data) : absl::OkStatus();
+  }
+
+ private:
+  RestoreSpool* spool_;
+};
+
+RestoreSpool::RestoreSpool(Restorer* owner, FileSink sink, absl::Time deadline)
     : owner_(owner),
       path_(sink.path()),
-      sink_(std::make_unique<FileSink>(std::move(sink))) {
+      sink_(std::make_unique<FileSink>(std::move(sink))),
+      out_(std::make_unique<StateOut>(this)) {
   // Refuse early what cannot fit on the disk.
   auto room = [dir = owner->spool_dir_](const SnapshotMeta& meta) -> absl::Status {
     struct statvfs vfs;
@@ -163,11 +178,18 @@ RestoreSpool::RestoreSpool(Restorer* owner, FileSink sink)
     }
     return absl::OkStatus();
   };
-  verifier_ = std::make_unique<Verifier>(owner->limits_, sink_.get(), room);
+  // Then let the engine send the state on as it arrives, if it can.
+  auto on_meta = [this, room, deadline](const SnapshotMeta& meta) -> absl::Status {
+    SA_RETURN_IF_ERROR(room(meta));
+    SA_ASSIGN_OR_RETURN(forward_, owner_->node_->ForwardState(meta, deadline));
+    return absl::OkStatus();
+  };
+  verifier_ = std::make_unique<Verifier>(owner->limits_, out_.get(), on_meta);
 }
 
 RestoreSpool::~RestoreSpool() {
   verifier_.reset();
+  forward_.reset();  // unless applied: dropped wherever it went
   sink_.reset();
   unlink(path_.c_str());
   owner_->busy_ = false;
@@ -187,6 +209,7 @@ absl::StatusOr<ArchiveInfo> RestoreSpool::Finish() {
         ": it changed on the way; nothing was restored"));
   }
   verified_ = info;
+  if (forward_) forward_->Verified(info.state_sha256);
   return info;
 }
 
@@ -213,7 +236,8 @@ absl::StatusOr<RestoreResult> RestoreSpool::Apply(absl::Time deadline,
     SA_ASSIGN_OR_RETURN(FileSource src, FileSource::Open(path));
     return std::unique_ptr<ByteSource>(new FileSource(std::move(src)));
   };
-  return owner_->node_->Restore(verified_->meta, open, deadline, before_commit);
+  return owner_->node_->RestoreForwarded(verified_->meta, open, forward_.get(), deadline,
+                                         before_commit);
 }
 
 }  // namespace snapshot

@@ -111,7 +111,8 @@ class Restorer {
   // Starts a restore: UNAVAILABLE while another one is running on this
   // agent; the node's error when it is not the leader (checked before
   // anything is received); otherwise a spool that holds the restore slot
-  // until it is destroyed.
+  // until it is destroyed. `deadline` bounds these checks and the engine's
+  // ForwardState.
   absl::StatusOr<std::unique_ptr<RestoreSpool>> Begin(absl::Time deadline);
 
  private:
@@ -124,7 +125,11 @@ class Restorer {
 
 // One restore in progress: the archive is verified as it arrives, and its
 // decompressed state (state.bin, not the archive) goes to a private spool
-// file (mode 0600) that Apply reads once everything has verified. The reader refuses, before the state arrives, a
+// file (mode 0600) that Apply reads once everything has verified — and, when
+// the engine forwards the state while it arrives (RaftNode::ForwardState,
+// asked once meta.json is read), to the engine as well; Finish tells it the
+// state verified, Apply hands it to the engine's RestoreForwarded, and a
+// spool destroyed before that drops it. The reader refuses, before the state arrives, a
 // state larger than max_state_bytes (from the state.bin header) or than the
 // free space of the spool directory (from meta.json's Size, which comes
 // first in every archive written by us or Nomad); a disk that fills up anyway
@@ -155,11 +160,16 @@ class RestoreSpool : public ByteSink {
 
  private:
   friend class Restorer;
-  RestoreSpool(Restorer* owner, FileSink sink);
+  class StateOut;
+  RestoreSpool(Restorer* owner, FileSink sink, absl::Time deadline);
 
   Restorer* owner_;
   std::string path_;
   std::unique_ptr<FileSink> sink_;
+  // Set on the verifier's thread when meta.json is read, before any state
+  // byte; read by StateOut there, and after Finish on the caller's.
+  std::unique_ptr<StateForward> forward_;
+  std::unique_ptr<StateOut> out_;
   std::unique_ptr<Verifier> verifier_;
   std::string expected_checksum_;
   std::optional<ArchiveInfo> verified_;

@@ -42,6 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/io.h"
+#include "base/sha256.h"
 #include "base/snapshot_meta.h"
 
 namespace snapshot {
@@ -103,6 +104,24 @@ using StateOpener = std::function<absl::StatusOr<std::unique_ptr<ByteSource>>()>
 // before it.
 using BeforeCommit = std::function<absl::Status()>;
 
+// A restore's state, passed on while the upload that carries it is still
+// being received and verified (RaftNode::ForwardState), so that it travels
+// to where it will be applied meanwhile (the etcd engine: to the other
+// members' agents). The bytes written are not verified yet: nothing is built
+// from them before Verified, and nothing applied before RestoreForwarded.
+// Destroyed before that (the upload failed), what was forwarded is dropped
+// wherever it went. Write returns an error of the far end (a member that
+// refused the restore) as soon as it is known.
+// Threading: Write, then Verified, from one thread at a time; then
+// RestoreForwarded may use it from another. Owned by whoever called
+// ForwardState; must not outlive the node.
+class StateForward : public ByteSink {
+ public:
+  // Every state byte was written and the archive they came from verified
+  // (checksums, limits, the expected checksum): their SHA-256.
+  virtual void Verified(const Digest& state_sha256) = 0;
+};
+
 struct RestoreResult {
   // Log index at which the restored state took effect.
   uint64_t index = 0;
@@ -160,7 +179,30 @@ class RaftNode {
                                                 const StateOpener& open_state,
                                                 absl::Time deadline,
                                                 const BeforeCommit& before_commit) = 0;
-  // The same without a hook.
+  // Called when a restore's upload has shown its metadata (meta.json, not
+  // verified yet), before its state arrives: an engine that can move the
+  // state while it is received returns a StateForward, to which the agent
+  // writes every state byte as it arrives; nullptr (the default): the engine
+  // takes the state from Restore's opener only. An error is the one Restore
+  // would give, found early (a member busy or unreachable): the upload ends.
+  virtual absl::StatusOr<std::unique_ptr<StateForward>> ForwardState(const SnapshotMeta& meta,
+                                                                     absl::Time deadline) {
+    (void)meta;
+    (void)deadline;
+    return std::unique_ptr<StateForward>();
+  }
+  // Restore of a state that was also written to `forwarded` (from this
+  // node's ForwardState, Verified; borrowed; null: none). By default:
+  // Restore, ignoring it.
+  virtual absl::StatusOr<RestoreResult> RestoreForwarded(const SnapshotMeta& meta,
+                                                         const StateOpener& open_state,
+                                                         StateForward* forwarded,
+                                                         absl::Time deadline,
+                                                         const BeforeCommit& before_commit) {
+    (void)forwarded;
+    return Restore(meta, open_state, deadline, before_commit);
+  }
+  // Restore without a hook.
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta, const StateOpener& open_state,
                                         absl::Time deadline) {
     return Restore(meta, open_state, deadline, nullptr);

@@ -103,27 +103,42 @@ class ClusterRestore {
   // progress (UNAVAILABLE otherwise).
   absl::Status CheckReady(absl::Time deadline);
 
+  // The coordinator's start of a restore whose state is still being
+  // received (engine/node.h's StateForward): checks as Run does, claims this
+  // member for the restore, and opens a prepare on every other member's
+  // agent, to which the written bytes go as they come (each through a queue
+  // of PipelineSink::kMaxQueued bytes on a thread of its own). Errors as Run's
+  // prepare; the first error of a member shows on a later Write.
+  absl::StatusOr<std::unique_ptr<StateForward>> BeginForward(const SnapshotMeta& meta,
+                                                             absl::Time deadline);
+
   // Coordinates a cluster-wide restore of the verified etcd state that
-  // `open_state` yields (meta.size bytes: database + SHA-256). Errors as
-  // engine/node.h's Restore: any failure before the decision changes
-  // nothing; after it, ABORTED says which members have not confirmed yet
-  // (their agents finish when reachable). `before_commit` runs once every
-  // member has prepared, before any member stops.
-  absl::StatusOr<RestoreResult> Run(const SnapshotMeta& meta,
-                                    const StateOpener& open_state,
-                                    absl::Time deadline, const BeforeCommit& before_commit);
+  // `open_state` yields (meta.size bytes: database + SHA-256), which
+  // `forwarded` (from BeginForward, Verified; may be null) has also sent to
+  // the other members already. Errors as engine/node.h's Restore: any
+  // failure before the decision changes nothing; after it, ABORTED says
+  // which members have not confirmed yet (their agents finish when
+  // reachable). `before_commit` runs once every member has prepared, before
+  // any member stops.
+  absl::StatusOr<RestoreResult> Run(const SnapshotMeta& meta, const StateOpener& open_state,
+                                    StateForward* forwarded, absl::Time deadline,
+                                    const BeforeCommit& before_commit);
 
   // --- Participant steps (the EtcdRestoreService glue calls these) -------
 
-  // The state bytes of a prepare (Write), then Finish.
+  // The state bytes of a prepare (Write), then Finish with their hex
+  // SHA-256 (restore_protocol.h): the bytes are checked against it, then
+  // `etcdctl snapshot restore` builds the new data directory. Destroyed
+  // without a successful Finish: everything it wrote is removed and the
+  // member is free for another restore.
   class Prepare : public ByteSink {
    public:
-    virtual absl::Status Finish() = 0;
+    virtual absl::Status Finish(const std::string& state_sha256) = 0;
     // Instead of Write: takes the state from `path`, a file of exactly the
     // announced bytes already verified by this agent (the coordinator's own
-    // spool), by a hard link rather than a copy. An error (another file
-    // system, say) changes nothing: the caller writes the bytes instead,
-    // which are checked against the header's state_sha256.
+    // spool), by a hard link rather than a copy; Finish then reads nothing
+    // again. An error (another file system, say) changes nothing: the
+    // caller writes the bytes instead.
     virtual absl::Status LinkFrom(const std::string& path) = 0;
   };
   absl::StatusOr<std::unique_ptr<Prepare>> BeginPrepare(const PrepareHeader& header);
@@ -140,17 +155,18 @@ class ClusterRestore {
 
  private:
   class PrepareImpl;
+  class Forward;
   ClusterRestore(ClusterRestoreConfig config, EtcdClient* local);
 
-  // What the coordinator asks of every member (itself included).
-  absl::Status PrepareOn(const std::string& member, const PrepareHeader& header,
-                         const StateOpener& open_state);
+  // The restore's id, members and prepares, as Run's checks find them.
+  absl::StatusOr<std::unique_ptr<Forward>> StartForward(const SnapshotMeta& meta,
+                                                        absl::Time deadline);
+  // This member's prepare: the spool linked (or copied) from `open_state`.
+  absl::Status PrepareOwn(Forward* f, const StateOpener& open_state);
   absl::Status StepOn(const std::string& member, RestoreStep step,
                       const std::string& id, absl::Time deadline);
   void AbortEverywhere(const std::string& id,
                        const std::vector<std::string>& members);
-  // The hex SHA-256 of the state `open_state` yields (read once more).
-  static absl::StatusOr<std::string> HashState(const StateOpener& open_state);
   // Stops every member's etcd (step 2), the leader last; the failures.
   std::vector<std::pair<std::string, absl::Status>> StopMembers(
       const std::string& id, const std::vector<std::string>& members,
@@ -177,6 +193,10 @@ class ClusterRestore {
   // cancelled when the agent stops (CANCELLED), so that no peer call holds
   // up a shutdown.
   absl::Status OnPeer(const std::string& m, const std::function<absl::Status(Participant*)>& call);
+  // The same for calls that outlast one function (a Forward's prepares):
+  // connects and registers the participant; Unregister when done with it.
+  absl::StatusOr<std::unique_ptr<Participant>> Connect(const std::string& m);
+  void Unregister(Participant* p);
 
   const ClusterRestoreConfig config_;
   RestoreRecords records_;

@@ -218,14 +218,29 @@ absl::StatusOr<RestoreResult> EtcdNode::Restore(const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
                                                 absl::Time deadline,
                                                 const BeforeCommit& before_commit) {
-  SA_RETURN_IF_ERROR(CheckRestore(deadline));
+  return RestoreForwarded(meta, open_state, nullptr, deadline, before_commit);
+}
+
+absl::StatusOr<std::unique_ptr<StateForward>> EtcdNode::ForwardState(const SnapshotMeta& meta,
+                                                                     absl::Time deadline) {
+  // Anything else is refused once verified, with Restore's message.
+  if (restore_ == nullptr || meta.engine != kEngineEtcd) return std::unique_ptr<StateForward>();
+  return restore_->BeginForward(meta, deadline);
+}
+
+absl::StatusOr<RestoreResult> EtcdNode::RestoreForwarded(const SnapshotMeta& meta,
+                                                         const StateOpener& open_state,
+                                                         StateForward* forwarded,
+                                                         absl::Time deadline,
+                                                         const BeforeCommit& before_commit) {
+  if (forwarded == nullptr) SA_RETURN_IF_ERROR(CheckRestore(deadline));
   if (meta.engine != kEngineEtcd) {
     return absl::FailedPreconditionError(
         "this archive is not an etcd snapshot (meta.json has no Engine "
         "\"etcd\"); the etcd engine restores only etcd snapshots; nothing "
         "changed");
   }
-  return restore_->Run(meta, open_state, deadline, before_commit);
+  return restore_->Run(meta, open_state, forwarded, deadline, before_commit);
 }
 
 }  // namespace snapshot

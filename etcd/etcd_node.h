@@ -12,6 +12,9 @@
 //   Restore   only in supervised mode (the agent runs etcd as its child,
 //             etcd/supervisor.h): the cluster-wide protocol of
 //             etcd/cluster_restore.h. Unsupervised: FAILED_PRECONDITION.
+//             ForwardState sends the state to the other members' agents
+//             while the upload is still received (supervised, etcd
+//             archives only; otherwise nullptr).
 //
 // Metadata (docs/etcd-engine.md): Index is the member's applied Raft index
 // read just before the snapshot was requested: etcd commits everything
@@ -66,6 +69,12 @@ class EtcdNode : public RaftNode {
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
                                         const StateOpener& open_state, absl::Time deadline,
                                         const BeforeCommit& before_commit) override;
+  absl::StatusOr<std::unique_ptr<StateForward>> ForwardState(const SnapshotMeta& meta,
+                                                             absl::Time deadline) override;
+  absl::StatusOr<RestoreResult> RestoreForwarded(const SnapshotMeta& meta,
+                                                 const StateOpener& open_state,
+                                                 StateForward* forwarded, absl::Time deadline,
+                                                 const BeforeCommit& before_commit) override;
 
   EtcdClient* client() { return client_.get(); }
 

@@ -13,6 +13,7 @@
 #include "base/failpoint.h"
 #include "base/io.h"
 #include "base/log.h"
+#include "base/pipeline_sink.h"
 #include "base/sha256.h"
 #include "base/status_macros.h"
 #include "base/thread_name.h"
@@ -56,51 +57,158 @@ std::string Describe(const std::vector<std::pair<std::string, absl::Status>>& f)
 
 }  // namespace
 
-absl::Status ClusterRestore::PrepareOn(const std::string& m, const PrepareHeader& header,
-                                       const StateOpener& open_state) {
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-  if (m == member()) {
-    // This agent's own verified spool: linked, not copied again.
-    if (auto* file = dynamic_cast<FileSource*>(src.get())) {
-      SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(header));
-      absl::Status linked = p->LinkFrom(file->path());
-      if (linked.ok()) return p->Finish();
-      // (Another file system, say.) Dropped before anything was recorded;
-      // copied below instead.
-      Log(LogLevel::kInfo, "etcd restore: copying the state for this member (it cannot be linked)",
-          {{"restore_id", header.restore_id}, {"error", std::string(linked.message())}});
+// A restore's prepares, opened before its state arrives: this member's
+// (claimed: no other restore can take it meanwhile) and a stream to every
+// other member's agent, fed through a queue of its own on a thread of its
+// own, so that one slow member does not hold up the writer more than the
+// queue allows, and the members receive at the same time.
+class ClusterRestore::Forward : public StateForward {
+ public:
+  struct Peer {
+    std::string member;
+    std::unique_ptr<Participant> participant;
+    std::unique_ptr<Participant::PrepareStream> stream;
+    std::unique_ptr<PipelineSink> pipe;
+  };
+
+  explicit Forward(ClusterRestore* owner) : owner_(owner) {}
+  ~Forward() override {
+    for (Peer& p : peers) {
+      // A prepare not finished is cancelled (the member drops what it
+      // received), which also ends a Write blocked on a member that stopped
+      // reading; then the queue's thread can be joined.
+      if (p.stream != nullptr) p.participant->Cancel();
+      p.pipe.reset();
+      p.stream.reset();
+      owner_->Unregister(p.participant.get());
     }
-    PrepareHeader copied = header;
-    if (copied.state_sha256.empty()) {
-      SA_ASSIGN_OR_RETURN(copied.state_sha256, HashState(open_state));
-    }
-    SA_ASSIGN_OR_RETURN(std::unique_ptr<Prepare> p, BeginPrepare(copied));
-    SA_RETURN_IF_ERROR(CopyAll(src.get(), p.get(), kChunk).status());
-    return p->Finish();
+    own.reset();  // not finished: removed, this member free again
+    std::lock_guard<std::mutex> l(owner_->mu_);
+    if (owner_->coordinating_ == header.restore_id) owner_->coordinating_.clear();
   }
-  return OnPeer(m, [&](Participant* peer) {
-    return peer->Prepare(header, src.get(), absl::Now() + absl::Hours(1));
-  });
+
+  absl::Status Write(absl::string_view data) override {
+    written += data.size();
+    for (Peer& p : peers) {
+      absl::Status s = p.pipe->Write(data);
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+
+  void Verified(const Digest& d) override { sha256 = HexLower(d); }
+
+  // Ends member `p`'s prepare: its queue, the SHA-256, its answer.
+  absl::Status FinishPeer(Peer& p) {
+    SA_RETURN_IF_ERROR(p.pipe->Flush());
+    return p.stream->Finish(sha256);
+  }
+
+  PrepareHeader header;
+  etcdserverpb::MemberListResponse ml;
+  std::vector<std::string> members;  // this one included
+  std::unique_ptr<Prepare> own;
+  std::vector<Peer> peers;
+  uint64_t written = 0;
+  std::string sha256;  // hex, once Verified
+
+ private:
+  ClusterRestore* owner_;
+};
+
+absl::StatusOr<std::unique_ptr<StateForward>> ClusterRestore::BeginForward(
+    const SnapshotMeta& meta, absl::Time deadline) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Forward> f, StartForward(meta, deadline));
+  return std::unique_ptr<StateForward>(std::move(f));
 }
 
-absl::StatusOr<std::string> ClusterRestore::HashState(const StateOpener& open_state) {
+absl::StatusOr<std::unique_ptr<ClusterRestore::Forward>> ClusterRestore::StartForward(
+    const SnapshotMeta& meta, absl::Time deadline) {
+  SA_RETURN_IF_ERROR(CheckReady(deadline));
+  auto f = std::make_unique<Forward>(this);
+  SA_ASSIGN_OR_RETURN(f->ml,
+                      local_->MemberList(std::min(deadline, absl::Now() + absl::Seconds(10))));
+  for (const auto& m : f->ml.members()) {
+    if (m.name().empty()) {
+      return absl::UnavailableError(absl::StrCat(
+          "etcd member ", EtcdId(m.id()), " has not started yet; restore "
+          "when every member runs"));
+    }
+    if (!config_.agents.count(m.name())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no agent is known for etcd member \"", m.name(),
+          "\" (--etcd-agents): a restore needs the agent of every member"));
+    }
+    f->members.push_back(m.name());
+  }
+  if (std::find(f->members.begin(), f->members.end(), member()) == f->members.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this agent's etcd (--name ", member(), ") is not in the cluster's member list"));
+  }
+  PrepareHeader& header = f->header;
+  header.restore_id = RandomId();
+  header.coordinator = member();
+  header.state_size = meta.size;
+  header.snapshot_id = meta.id;
+  SA_ASSIGN_OR_RETURN(f->own, BeginPrepare(header));
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    coordinating_ = header.restore_id;
+  }
+  for (const std::string& m : f->members) {
+    if (m == member()) continue;
+    Forward::Peer p;
+    p.member = m;
+    SA_ASSIGN_OR_RETURN(p.participant, Connect(m));
+    Participant* raw = p.participant.get();
+    f->peers.push_back(std::move(p));  // registered: unregistered by ~Forward
+    Forward::Peer& added = f->peers.back();
+    SA_ASSIGN_OR_RETURN(added.stream, raw->BeginPrepare(header, absl::Now() + absl::Hours(1)));
+    added.pipe = std::make_unique<PipelineSink>(added.stream.get());
+  }
+  Log(LogLevel::kInfo, "etcd restore: preparing every member",
+      {{"restore_id", header.restore_id}, {"members", absl::StrJoin(f->members, ",")},
+       {"snapshot_id", meta.id}});
+  return f;
+}
+
+absl::Status ClusterRestore::PrepareOwn(Forward* f, const StateOpener& open_state) {
   SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
-  SA_ASSIGN_OR_RETURN(Digest d, Sha256OfSource(src.get()));
-  return HexLower(d);
+  // This agent's own verified spool: linked, not copied again.
+  if (auto* file = dynamic_cast<FileSource*>(src.get())) {
+    absl::Status linked = f->own->LinkFrom(file->path());
+    if (linked.ok()) return f->own->Finish(f->sha256);
+    // (Another file system, say.)
+    Log(LogLevel::kInfo, "etcd restore: copying the state for this member (it cannot be linked)",
+        {{"restore_id", f->header.restore_id}, {"error", std::string(linked.message())}});
+  }
+  HashingSink hashing(f->own.get());
+  SA_RETURN_IF_ERROR(CopyAll(src.get(), &hashing, kChunk).status());
+  // The forward's SHA-256, when there is one, is of the verified bytes: the
+  // copy must match it.
+  std::string copied = HexLower(hashing.Finish());
+  return f->own->Finish(f->sha256.empty() ? copied : f->sha256);
+}
+
+absl::StatusOr<std::unique_ptr<Participant>> ClusterRestore::Connect(const std::string& m) {
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
+                      config_.connect(m, config_.agents.at(m)));
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopping_) return absl::CancelledError("the agent is stopping");
+  active_.insert(peer.get());
+  return peer;
+}
+
+void ClusterRestore::Unregister(Participant* p) {
+  std::lock_guard<std::mutex> l(mu_);
+  active_.erase(p);
 }
 
 absl::Status ClusterRestore::OnPeer(const std::string& m,
                                     const std::function<absl::Status(Participant*)>& call) {
-  SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer,
-                      config_.connect(m, config_.agents.at(m)));
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (stopping_) return absl::CancelledError("the agent is stopping");
-    active_.insert(peer.get());
-  }
+  SA_ASSIGN_OR_RETURN(std::unique_ptr<Participant> peer, Connect(m));
   absl::Status s = call(peer.get());
-  std::lock_guard<std::mutex> l(mu_);
-  active_.erase(peer.get());
+  Unregister(peer.get());
   return s;
 }
 
@@ -163,54 +271,43 @@ absl::Status ClusterRestore::CheckReady(absl::Time deadline) {
 
 absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
                                                   const StateOpener& open_state,
-                                                  absl::Time deadline,
+                                                  StateForward* forwarded, absl::Time deadline,
                                                   const BeforeCommit& before_commit) {
-  SA_RETURN_IF_ERROR(CheckReady(deadline));
-  SA_ASSIGN_OR_RETURN(etcdserverpb::MemberListResponse ml,
-                      local_->MemberList(std::min(deadline, absl::Now() + absl::Seconds(10))));
-  std::vector<std::string> members;
-  for (const auto& m : ml.members()) {
-    if (m.name().empty()) {
-      return absl::UnavailableError(absl::StrCat(
-          "etcd member ", EtcdId(m.id()), " has not started yet; restore "
-          "when every member runs"));
+  std::unique_ptr<Forward> started;
+  Forward* f = nullptr;
+  if (forwarded != nullptr) {
+    f = dynamic_cast<Forward*>(forwarded);
+    if (f == nullptr) return absl::InternalError("a state forwarded by another engine");
+  } else {
+    SA_ASSIGN_OR_RETURN(started, StartForward(meta, deadline));
+    f = started.get();
+    if (!f->peers.empty()) {
+      // Sent now, and hashed on the way (this member links the file).
+      SA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, open_state());
+      HashingSink hashing(f);
+      SA_RETURN_IF_ERROR(CopyAll(src.get(), &hashing, kChunk).status());
+      f->Verified(hashing.Finish());
     }
-    if (!config_.agents.count(m.name())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "no agent is known for etcd member \"", m.name(),
-          "\" (--etcd-agents): a restore needs the agent of every member"));
-    }
-    members.push_back(m.name());
   }
-  if (std::find(members.begin(), members.end(), member()) == members.end()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this agent's etcd (--name ", member(), ") is not in the cluster's member list"));
+  if (!f->peers.empty() && (f->sha256.empty() || f->written != meta.size)) {
+    return absl::InternalError(absl::StrCat(
+        "the state was forwarded unverified or incomplete (", f->written, " of ", meta.size,
+        " bytes); nothing changed"));
   }
-  PrepareHeader header;
-  if (members.size() > 1) {
-    // For the peers, which check what they receive against it (this
-    // agent's own member links the verified spool, or hashes it to copy).
-    SA_ASSIGN_OR_RETURN(header.state_sha256, HashState(open_state));
-  }
-  const std::string id = RandomId();
-  header.restore_id = id;
-  header.coordinator = member();
-  header.state_size = meta.size;
-  header.snapshot_id = meta.id;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    coordinating_ = id;
-  }
+  const std::string id = f->header.restore_id;
+  const std::vector<std::string>& members = f->members;
+  const etcdserverpb::MemberListResponse& ml = f->ml;
   auto done_coordinating = [&] {
     std::lock_guard<std::mutex> l(mu_);
     coordinating_.clear();
   };
-  Log(LogLevel::kInfo, "etcd restore: preparing every member",
-      {{"restore_id", id}, {"members", absl::StrJoin(members, ",")},
-       {"snapshot_id", meta.id}});
 
   auto failed = ForEach(members, [&](const std::string& m) {
-    return PrepareOn(m, header, open_state);
+    if (m == member()) return PrepareOwn(f, open_state);
+    for (Forward::Peer& p : f->peers) {
+      if (p.member == m) return f->FinishPeer(p);
+    }
+    return absl::InternalError(absl::StrCat("no prepare for member ", m));
   });
   if (!failed.empty()) {
     AbortEverywhere(id, members);

@@ -4,7 +4,8 @@
 // agent API type, so that etcd/ does not depend on the agent's own API: the
 // agent supplies the transport (a Participant for every other member).
 //
-// Threading: values; a Participant is used by one thread at a time.
+// Threading: values; a Participant, and each of its PrepareStreams, is used
+// by one thread at a time (a stream must not outlive its Participant).
 #ifndef SNAPSHOT_AGENT_ETCD_RESTORE_PROTOCOL_H_
 #define SNAPSHOT_AGENT_ETCD_RESTORE_PROTOCOL_H_
 
@@ -37,11 +38,13 @@ struct PrepareHeader {
   std::string restore_id;   // letters and digits
   std::string coordinator;  // the coordinating member's etcd name
   uint64_t state_size = 0;  // database + its SHA-256
-  // Hex, of those bytes; what a prepare that is written checks them against.
-  // Empty only when the coordinator's own member takes them by LinkFrom.
-  std::string state_sha256;
-  std::string snapshot_id;   // for the logs
+  std::string snapshot_id;  // for the logs
 };
+// The hex SHA-256 of a prepare's state bytes comes after them, with its
+// end (PrepareStream::Finish): the coordinator forwards the state while it
+// still receives and verifies the upload it comes from, and vouches for the
+// bytes only once that upload has verified. A member builds nothing from
+// bytes no SHA-256 came for.
 
 // Another member, as the coordinator reaches it (through its agent). Errors
 // are the remote agent's, with its address in the message; a credential of
@@ -50,15 +53,25 @@ struct PrepareHeader {
 class Participant {
  public:
   virtual ~Participant() = default;
-  // Sends the header and every byte of `state`.
-  virtual absl::Status Prepare(const PrepareHeader& header, ByteSource* state,
-                               absl::Time deadline) = 0;
+  // The state bytes of one prepare, as they come (Write), then Finish. Write
+  // may return the member's error (it refused the prepare, or its agent is
+  // gone) before Finish. Destroyed without Finish: the prepare is cancelled,
+  // and the member drops what it received.
+  class PrepareStream : public ByteSink {
+   public:
+    // Sends the end of the state with its hex SHA-256 and waits until the
+    // member has prepared (or failed to).
+    virtual absl::Status Finish(const std::string& state_sha256) = 0;
+  };
+  // Sends the header; the stream lasts until `deadline`.
+  virtual absl::StatusOr<std::unique_ptr<PrepareStream>> BeginPrepare(
+      const PrepareHeader& header, absl::Time deadline) = 0;
   virtual absl::Status Step(RestoreStep step, const std::string& restore_id,
                             absl::Time deadline) = 0;
   virtual absl::StatusOr<RestoreDecision> AskDecision(const std::string& restore_id,
                                                       absl::Time deadline) = 0;
-  // Ends the call in progress, and every later one, with CANCELLED (the
-  // agent is stopping). Called from another thread.
+  // Ends the call or prepare stream in progress, and every later one, with
+  // CANCELLED (the agent is stopping). Called from another thread.
   virtual void Cancel() {}
 };
 

@@ -1,6 +1,7 @@
 #include "server/etcd_peer.h"
 
 #include <mutex>
+#include <optional>
 
 #include <grpcpp/grpcpp.h>
 
@@ -11,8 +12,6 @@
 
 namespace snapshot {
 namespace {
-
-constexpr size_t kChunk = 1 << 20;
 
 class RemoteParticipant : public Participant {
  public:
@@ -29,38 +28,20 @@ class RemoteParticipant : public Participant {
     if (current_ != nullptr) current_->TryCancel();
   }
 
-  absl::Status Prepare(const PrepareHeader& h, ByteSource* state, absl::Time deadline) override {
-    grpc::ClientContext ctx;
-    Setup(&ctx, deadline);
-    Current current(this, &ctx);
-    v1::EtcdRestoreStepResponse resp;
-    auto writer = stub_->Prepare(&ctx, &resp);
+  absl::StatusOr<std::unique_ptr<PrepareStream>> BeginPrepare(const PrepareHeader& h,
+                                                             absl::Time deadline) override {
+    auto stream = std::make_unique<RemotePrepare>(this);
+    Setup(&stream->ctx, deadline);
+    stream->current.emplace(this, &stream->ctx);
+    stream->writer = stub_->Prepare(&stream->ctx, &stream->resp);
     v1::EtcdPrepareRequest first;
     v1::EtcdPrepareHeader* ph = first.mutable_header();
     ph->set_restore_id(h.restore_id);
     ph->set_coordinator(h.coordinator);
     ph->set_state_size(h.state_size);
-    ph->set_state_sha256(h.state_sha256);
     ph->set_snapshot_id(h.snapshot_id);
-    bool ok = writer->Write(first);
-    absl::Status local;
-    std::string buf(kChunk, '\0');
-    while (ok) {
-      absl::StatusOr<size_t> n = state->Read(&buf[0], buf.size());
-      if (!n.ok()) {
-        local = n.status();
-        ctx.TryCancel();
-        break;
-      }
-      if (*n == 0) break;
-      v1::EtcdPrepareRequest req;
-      req.set_chunk(buf.data(), *n);
-      ok = writer->Write(req);
-    }
-    writer->WritesDone();
-    grpc::Status s = writer->Finish();
-    SA_RETURN_IF_ERROR(local);
-    return From(s);
+    SA_RETURN_IF_ERROR(stream->Send(first));
+    return std::unique_ptr<PrepareStream>(std::move(stream));
   }
 
   absl::Status Step(RestoreStep step, const std::string& id, absl::Time deadline) override {
@@ -123,6 +104,53 @@ class RemoteParticipant : public Participant {
 
    private:
     RemoteParticipant* p_;
+  };
+
+  // One Prepare call: the chunks as they come, then the SHA-256.
+  class RemotePrepare : public PrepareStream {
+   public:
+    explicit RemotePrepare(RemoteParticipant* p) : p_(p) {}
+    ~RemotePrepare() override {
+      if (writer != nullptr && !finished_) {
+        ctx.TryCancel();  // the member drops what it received
+        writer->Finish().ok();
+      }
+    }
+
+    absl::Status Write(absl::string_view data) override {
+      v1::EtcdPrepareRequest req;
+      req.set_chunk(data.data(), data.size());
+      return Send(req);
+    }
+
+    absl::Status Finish(const std::string& state_sha256) override {
+      v1::EtcdPrepareRequest last;
+      last.set_state_sha256(state_sha256);
+      SA_RETURN_IF_ERROR(Send(last));
+      writer->WritesDone();
+      finished_ = true;
+      return p_->From(writer->Finish());
+    }
+
+    // Writes `req`; a stream the member has ended gives the member's error.
+    absl::Status Send(const v1::EtcdPrepareRequest& req) {
+      if (writer->Write(req)) return absl::OkStatus();
+      finished_ = true;
+      absl::Status s = p_->From(writer->Finish());
+      return s.ok() ? absl::UnavailableError(absl::StrCat(
+                          "the agent of member ", p_->member_, " at ", p_->address_,
+                          " ended the prepare early"))
+                    : s;
+    }
+
+    grpc::ClientContext ctx;
+    std::optional<Current> current;
+    v1::EtcdRestoreStepResponse resp;
+    std::unique_ptr<grpc::ClientWriter<v1::EtcdPrepareRequest>> writer;
+
+   private:
+    RemoteParticipant* p_;
+    bool finished_ = false;
   };
 
   void Setup(grpc::ClientContext* ctx, absl::Time deadline) const {

@@ -26,13 +26,21 @@ grpc::Status EtcdRestoreServiceImpl::Prepare(
   header.restore_id = req.header().restore_id();
   header.coordinator = req.header().coordinator();
   header.state_size = req.header().state_size();
-  header.state_sha256 = req.header().state_sha256();
   header.snapshot_id = req.header().snapshot_id();
   absl::StatusOr<std::unique_ptr<ClusterRestore::Prepare>> prepare =
       restore_->BeginPrepare(header);
   if (!prepare.ok()) return rpc.Done(prepare.status());
+  std::string sha256;  // the last message
   while (reader->Read(&req)) {
-    if (!req.has_chunk() && req.message_case() != v1::EtcdPrepareRequest::kChunk) {
+    if (!sha256.empty()) {
+      return rpc.Done(absl::InvalidArgumentError("nothing follows the state's SHA-256"));
+    }
+    if (req.message_case() == v1::EtcdPrepareRequest::kStateSha256) {
+      sha256 = req.state_sha256();
+      if (sha256.empty()) return rpc.Done(absl::InvalidArgumentError("an empty SHA-256"));
+      continue;
+    }
+    if (req.message_case() != v1::EtcdPrepareRequest::kChunk) {
       return rpc.Done(absl::InvalidArgumentError("only chunks follow the header"));
     }
     rpc.bytes += req.chunk().size();
@@ -45,8 +53,13 @@ grpc::Status EtcdRestoreServiceImpl::Prepare(
     return rpc.Done(why.ok() ? absl::CancelledError("the coordinator cancelled the prepare")
                              : why);
   }
+  if (sha256.empty()) {
+    // The coordinator sends it only once its upload has verified.
+    return rpc.Done(absl::InvalidArgumentError(
+        "the prepare ended without the state's SHA-256: nothing was built"));
+  }
   watch->Disarm();  // the rest moves no data (etcdctl snapshot restore)
-  absl::Status s = (*prepare)->Finish();
+  absl::Status s = (*prepare)->Finish(sha256);
   resp->set_member(restore_->member());
   return rpc.Done(s);
 }
