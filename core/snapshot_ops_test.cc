@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "archive/gzip.h"
+#include "base/sha256.h"
 #include "base/status_macros.h"
 #include "base/testing.h"
 #include "core/testing.h"
@@ -157,6 +158,111 @@ TEST(Restorer, AnotherEnginesSnapshotIsRefused) {
   EXPECT_NE(s.message().find("snapshot of the other engine"), std::string::npos) << s;
   EXPECT_FALSE((*spool)->Apply(Later()).ok());
   EXPECT_EQ(node.state, "hello");
+}
+
+// What a forwarding engine was given (engine/node.h's StateForward).
+struct Forwarded {
+  std::string bytes;
+  bool verified = false;
+  Digest sha256{};
+  bool destroyed = false;
+  StateForward* restored_with = nullptr;
+};
+
+// A StringNode that forwards the state as it arrives (as the etcd engine
+// sends it to the other members), or refuses to with `refuse`.
+class ForwardingNode : public StringNode {
+ public:
+  class Forward : public StateForward {
+   public:
+    explicit Forward(Forwarded* f) : f_(f) {}
+    ~Forward() override { f_->destroyed = true; }
+    absl::Status Write(absl::string_view data) override {
+      EXPECT_FALSE(f_->verified) << "bytes after Verified";
+      f_->bytes.append(data.data(), data.size());
+      return absl::OkStatus();
+    }
+    void Verified(const Digest& d) override {
+      f_->verified = true;
+      f_->sha256 = d;
+    }
+
+   private:
+    Forwarded* f_;
+  };
+
+  absl::StatusOr<std::unique_ptr<StateForward>> ForwardState(const SnapshotMeta&,
+                                                             absl::Time) override {
+    SA_RETURN_IF_ERROR(refuse);
+    return std::unique_ptr<StateForward>(new Forward(&forwarded));
+  }
+  absl::StatusOr<RestoreResult> RestoreForwarded(const SnapshotMeta& meta,
+                                                 const StateOpener& open,
+                                                 StateForward* forward, absl::Time deadline,
+                                                 const BeforeCommit& before_commit) override {
+    forwarded.restored_with = forward;
+    return Restore(meta, open, deadline, before_commit);
+  }
+
+  Forwarded forwarded;
+  absl::Status refuse;
+};
+
+TEST(Restorer, AForwardingEngineGetsTheStateAsItArrivesAndItsHashOnceVerified) {
+  testing::TempDir dir;
+  StringNode source;
+  source.state = std::string(300000, 'x') + "the new state";
+  const std::string archive = Archive(&source);
+  ForwardingNode node;
+  Restorer r(&node, dir.path(), Limits());
+  {
+    auto spool = r.Begin(Later());
+    ASSERT_TRUE(spool.ok());
+    ASSERT_TRUE((*spool)->Write(archive).ok());
+    ASSERT_TRUE((*spool)->Finish().ok());
+    EXPECT_EQ(node.forwarded.bytes, source.state);
+    EXPECT_TRUE(node.forwarded.verified);
+    Sha256 h;
+    h.Update(source.state);
+    EXPECT_EQ(node.forwarded.sha256, h.Finish());
+    ASSERT_TRUE((*spool)->Apply(Later()).ok());
+    EXPECT_NE(node.forwarded.restored_with, nullptr);
+    EXPECT_FALSE(node.forwarded.destroyed) << "in use until the spool goes";
+  }
+  EXPECT_TRUE(node.forwarded.destroyed);
+  EXPECT_EQ(node.state, source.state);
+}
+
+TEST(Restorer, AForwardIsDroppedUnverifiedWhenTheArchiveIsBadOrRefusedByTheEngine) {
+  testing::TempDir dir;
+  StringNode source;
+  source.state = std::string(300000, 'y');
+  std::string archive = Archive(&source);
+  archive.resize(archive.size() - 40);  // the end cut off: the hashes are missing
+  ForwardingNode node;
+  Restorer r(&node, dir.path(), Limits());
+  {
+    auto spool = r.Begin(Later());
+    ASSERT_TRUE(spool.ok());
+    absl::Status s = (*spool)->Write(archive);
+    if (s.ok()) s = (*spool)->Finish().status();
+    EXPECT_FALSE(s.ok());
+    EXPECT_FALSE(node.forwarded.verified);
+    EXPECT_FALSE((*spool)->Apply(Later()).ok());
+  }
+  EXPECT_TRUE(node.forwarded.destroyed);
+  EXPECT_EQ(node.forwarded.restored_with, nullptr);
+  EXPECT_EQ(node.state, "hello");
+
+  // An engine that cannot forward (a member busy, say) ends the upload with
+  // its error.
+  node.refuse = absl::UnavailableError("member m2 is busy with restore 1234; retry later");
+  auto spool = r.Begin(Later());
+  ASSERT_TRUE(spool.ok());
+  absl::Status s = (*spool)->Write(Archive(&source));
+  if (s.ok()) s = (*spool)->Finish().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("member m2 is busy"), std::string::npos) << s;
 }
 
 TEST(RemoveStaleSpools, OnlyOurPatternOnlyRegularFiles) {

@@ -438,6 +438,101 @@ TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
   }
 }
 
+// Bytes of the prepares member `m`'s agent is receiving (its ID.db files).
+uint64_t PrepareBytes(Member& m) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(m.agent_dir + "/etcd-restore", ec)) {
+    if (absl::EndsWith(e.path().string(), ".db")) n += e.file_size(ec);
+  }
+  return n;
+}
+
+// The state reaches the other members' agents while the upload that carries
+// it is still being received (issue 21); an upload that ends halfway leaves
+// nothing on them; a member builds nothing from bytes the coordinator has
+// not vouched for with their SHA-256 (sent last, once its upload verified).
+TEST(EtcdEngine, TheStateReachesTheMembersDuringTheUploadAndACutUploadLeavesNothing) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3);
+  c.StartAll();
+  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Channel(i)));
+  // ~5 MB of values that do not compress much: an archive of several MB.
+  for (int i = 0; i < 40; ++i) {
+    c.Ctl(0, absl::StrCat("put big", i, " \"$(head -c 90000 /dev/urandom | base64 -w0)\""));
+  }
+  c.Ctl(0, "put k old");
+  testing::Taken t = testing::Take(c.Stub(0).get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  ASSERT_GT(t.archive.size(), 3u << 20);
+  c.Ctl(0, "put k newer");
+
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::RestoreSnapshotResponse rr;
+    auto writer = c.Stub(0)->RestoreSnapshot(&ctx, &rr);
+    for (size_t off = 0; off < t.archive.size() / 2; off += 65536) {
+      v1::RestoreSnapshotRequest req;
+      req.set_chunk(t.archive.substr(off, 65536));
+      ASSERT_TRUE(writer->Write(req));
+    }
+    for (int i : {1, 2}) {
+      Member& m = c.member(i);
+      EXPECT_TRUE(testing::WaitForChange(
+          m.agent_dir + "/etcd-restore", [&] { return PrepareBytes(m) > (1u << 20); },
+          absl::Seconds(20)))
+          << m.name << " received " << PrepareBytes(m) << " bytes while half the upload was in";
+    }
+    ctx.TryCancel();
+    EXPECT_FALSE(writer->Finish().ok());
+  }
+  for (int i : {1, 2}) {
+    Member& m = c.member(i);
+    EXPECT_TRUE(testing::WaitForChange(
+        m.agent_dir + "/etcd-restore", [&] { return PrepareBytes(m) == 0; }, absl::Seconds(10)))
+        << m.name << " kept " << PrepareBytes(m) << " bytes of a cancelled upload";
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "newer") << c.member(i).name;
+
+  // A prepare sent straight to a member: without the SHA-256 at its end, or
+  // with a wrong one, nothing is built.
+  const std::string state = "not even a database";
+  for (const std::string& sha : {std::string(), std::string(64, 'a')}) {
+    auto peer = v1::EtcdRestoreService::NewStub(c.Channel(1));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    v1::EtcdRestoreStepResponse resp;
+    auto w = peer->Prepare(&ctx, &resp);
+    v1::EtcdPrepareRequest req;
+    req.mutable_header()->set_restore_id("direct1");
+    req.mutable_header()->set_coordinator("m1");
+    req.mutable_header()->set_state_size(state.size());
+    w->Write(req);
+    req.set_chunk(state);
+    w->Write(req);
+    if (!sha.empty()) {
+      req.set_state_sha256(sha);
+      w->Write(req);
+    }
+    w->WritesDone();
+    grpc::Status s = w->Finish();
+    EXPECT_EQ(s.error_code(), sha.empty() ? grpc::StatusCode::INVALID_ARGUMENT
+                                          : grpc::StatusCode::DATA_LOSS)
+        << s.error_message();
+    EXPECT_EQ(PrepareBytes(c.member(1)), 0u);
+    EXPECT_FALSE(std::filesystem::exists(c.member(1).etcd_dir + ".restore-direct1"));
+  }
+
+  // Every member is free again: the whole restore goes through.
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(c.WaitHealthy());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
+}
+
 // The crash scenarios' start: three members whose agent `killed` runs with
 // `failpoint` set to kill; k is "old" in the snapshot returned (taken
 // through m1) and "newer" in the cluster. The snapshot's status is not OK
