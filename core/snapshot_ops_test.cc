@@ -167,6 +167,7 @@ struct Forwarded {
   Digest sha256{};
   bool destroyed = false;
   StateForward* restored_with = nullptr;
+  absl::Status write_error;  // what Write returns
 };
 
 // A StringNode that forwards the state as it arrives (as the etcd engine
@@ -180,7 +181,7 @@ class ForwardingNode : public StringNode {
     absl::Status Write(absl::string_view data) override {
       EXPECT_FALSE(f_->verified) << "bytes after Verified";
       f_->bytes.append(data.data(), data.size());
-      return absl::OkStatus();
+      return f_->write_error;
     }
     void Verified(const Digest& d) override {
       f_->verified = true;
@@ -263,6 +264,18 @@ TEST(Restorer, AForwardIsDroppedUnverifiedWhenTheArchiveIsBadOrRefusedByTheEngin
   if (s.ok()) s = (*spool)->Finish().status();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_NE(s.message().find("member m2 is busy"), std::string::npos) << s;
+
+  // Nor does the far end's error while the state goes through.
+  node.refuse = absl::OkStatus();
+  node.forwarded.write_error =
+      absl::UnavailableError("agent of member m3 at 127.0.0.1:1: Socket closed");
+  spool->reset();
+  spool = r.Begin(Later());
+  ASSERT_TRUE(spool.ok());
+  s = (*spool)->Write(Archive(&source));
+  if (s.ok()) s = (*spool)->Finish().status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("member m3 at 127.0.0.1:1: Socket closed"), std::string::npos) << s;
 }
 
 TEST(RemoveStaleSpools, OnlyOurPatternOnlyRegularFiles) {

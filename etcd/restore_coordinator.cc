@@ -91,7 +91,10 @@ class ClusterRestore::Forward : public StateForward {
     written += data.size();
     for (Peer& p : peers) {
       absl::Status s = p.pipe->Write(data);
-      if (!s.ok()) return s;
+      if (!s.ok()) {
+        return absl::Status(s.code(), absl::StrCat("sending the state to member ", p.member,
+                                                   ": ", s.message(), "; nothing changed"));
+      }
     }
     return absl::OkStatus();
   }
