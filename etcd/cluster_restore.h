@@ -6,9 +6,11 @@
 // two-phase commit whose protocol and crash cases docs/etcd-engine.md lays
 // out:
 //
-//   1. prepare  every other member's agent receives the state and verifies
-//               it again (the coordinator's own member links its verified
-//               spool), then runs `etcdctl snapshot restore` into
+//   1. prepare  every other member's agent receives the state — while the
+//               coordinator still receives the upload (BeginForward), with
+//               its SHA-256 last, once the upload has verified — and
+//               verifies it again (the coordinator's own member links its
+//               verified spool), then runs `etcdctl snapshot restore` into
 //               DATA_DIR.restore-ID beside the live directory; etcd keeps
 //               serving. Any failure: abort everywhere, nothing changed.
 //   2. stop     every agent stops its etcd (which then stays stopped), the
