@@ -55,6 +55,12 @@ struct Member {
   std::string client_url() const { return absl::StrCat("http://127.0.0.1:", client_port); }
 };
 
+// Waits until the agent serves with a leader known (Health.Watch).
+bool WaitAgent(const std::shared_ptr<grpc::Channel>& ch,
+               absl::Duration timeout = absl::Seconds(30)) {
+  return testing::WaitForHealth(ch, grpc::health::v1::HealthCheckResponse::SERVING, timeout);
+}
+
 // N etcd members, each run by its own agent (supervised mode).
 class EtcdCluster {
  public:
@@ -102,6 +108,21 @@ class EtcdCluster {
   }
   void StartAll() {
     for (size_t i = 0; i < members_.size(); ++i) StartAgent(static_cast<int>(i));
+  }
+  // StartAll, then waits until every member is healthy and every agent
+  // serves; a failure (with the first agent's log) when they do not.
+  ::testing::AssertionResult StartAllServing() {
+    StartAll();
+    if (!WaitHealthy()) {
+      return ::testing::AssertionFailure() << "etcd did not come up: "
+                                           << testing::ReadFile(members_[0].log);
+    }
+    for (int i = 0; i < size(); ++i) {
+      if (!WaitAgent(Channel(i))) {
+        return ::testing::AssertionFailure() << "agent of " << members_[i].name << " not serving";
+      }
+    }
+    return ::testing::AssertionSuccess();
   }
   void KillAgent(int i) {
     kill(members_[i].agent.pid, SIGKILL);
@@ -164,12 +185,6 @@ class EtcdCluster {
   std::vector<Member> members_;
   std::string initial_cluster_, agents_;
 };
-
-// Waits until the agent serves with a leader known (Health.Watch).
-bool WaitAgent(const std::shared_ptr<grpc::Channel>& ch,
-               absl::Duration timeout = absl::Seconds(30)) {
-  return testing::WaitForHealth(ch, grpc::health::v1::HealthCheckResponse::SERVING, timeout);
-}
 
 std::string WriteFile(const std::string& path, const std::string& data) {
   FILE* f = fopen(path.c_str(), "wb");
@@ -391,9 +406,7 @@ absl::Time LastLogTime(const std::string& path, const std::string& text) {
 TEST(EtcdEngine, ThreeMembersRestoreThroughAFollowerAndTheLeader) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
-  c.StartAll();
-  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Channel(i)));
+  ASSERT_TRUE(c.StartAllServing());
   const int leader = c.Leader();
   ASSERT_GE(leader, 0);
   const int follower = (leader + 1) % 3;
@@ -455,9 +468,7 @@ uint64_t PrepareBytes(Member& m) {
 TEST(EtcdEngine, TheStateReachesTheMembersDuringTheUploadAndACutUploadLeavesNothing) {
   testing::TempDir dir;
   EtcdCluster c(dir.path(), 3);
-  c.StartAll();
-  ASSERT_TRUE(c.WaitHealthy()) << testing::ReadFile(c.member(0).log);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(WaitAgent(c.Channel(i)));
+  ASSERT_TRUE(c.StartAllServing());
   // ~5 MB of values that do not compress much: an archive of several MB.
   for (int i = 0; i < 40; ++i) {
     c.Ctl(0, absl::StrCat("put big", i, " \"$(head -c 90000 /dev/urandom | base64 -w0)\""));
