@@ -23,6 +23,10 @@ namespace snapshot {
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
+// A prepare stream lasts as long as the upload it forwards, however slow;
+// the member's idle and minimum-rate watchdog ends a stalled one, and the
+// upload's end (or failure) ends it here. This only bounds a lost one.
+constexpr absl::Duration kPrepareDeadline = absl::Hours(24);
 
 std::string RandomId() {
   std::random_device rd;
@@ -166,7 +170,7 @@ absl::StatusOr<std::unique_ptr<ClusterRestore::Forward>> ClusterRestore::StartFo
     Participant* raw = p.participant.get();
     f->peers.push_back(std::move(p));  // registered: unregistered by ~Forward
     Forward::Peer& added = f->peers.back();
-    SA_ASSIGN_OR_RETURN(added.stream, raw->BeginPrepare(header, absl::Now() + absl::Hours(1)));
+    SA_ASSIGN_OR_RETURN(added.stream, raw->BeginPrepare(header, absl::Now() + kPrepareDeadline));
     added.pipe = std::make_unique<PipelineSink>(added.stream.get());
   }
   Log(LogLevel::kInfo, "etcd restore: preparing every member",
