@@ -175,6 +175,13 @@ void ClusterRestore::Forget(const std::string& id) {
 absl::StatusOr<std::unique_ptr<ClusterRestore::Prepare>> ClusterRestore::BeginPrepare(
     const PrepareHeader& header) {
   const std::string& id = header.restore_id;
+  if (header.protocol != kPrepareProtocol) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the coordinating agent (member ", header.coordinator, ") speaks prepare protocol ",
+        header.protocol, ", this one ", kPrepareProtocol,
+        ": the agents run different releases; run the same release on every member's agent, "
+        "then restore"));
+  }
   if (id.empty() || id.find('/') != std::string::npos || id.find('.') != std::string::npos) {
     return absl::InvalidArgumentError("a restore id is letters and digits");
   }

@@ -33,8 +33,15 @@ enum class RestoreDecision { kUnknown, kPending, kCommit };
 enum class RestoreStep { kStop, kCommit, kAbort, kFinalize };
 const char* StepName(RestoreStep s);  // "Stop", ...
 
+// The prepare's protocol: 2 since the SHA-256 comes after the state (the
+// state is forwarded while the coordinator still receives it). A member
+// refuses a prepare of another protocol (FAILED_PRECONDITION: the agents run
+// different releases).
+inline constexpr uint32_t kPrepareProtocol = 2;
+
 // What a prepare announces before the state bytes.
 struct PrepareHeader {
+  uint32_t protocol = kPrepareProtocol;
   std::string restore_id;   // letters and digits
   std::string coordinator;  // the coordinating member's etcd name
   uint64_t state_size = 0;  // database + its SHA-256

@@ -40,6 +40,7 @@ class RemoteParticipant : public Participant {
     ph->set_coordinator(h.coordinator);
     ph->set_state_size(h.state_size);
     ph->set_snapshot_id(h.snapshot_id);
+    ph->set_protocol(h.protocol);
     SA_RETURN_IF_ERROR(stream->Send(first));
     return std::unique_ptr<PrepareStream>(std::move(stream));
   }

@@ -27,6 +27,7 @@ grpc::Status EtcdRestoreServiceImpl::Prepare(
   header.coordinator = req.header().coordinator();
   header.state_size = req.header().state_size();
   header.snapshot_id = req.header().snapshot_id();
+  header.protocol = req.header().protocol();
   absl::StatusOr<std::unique_ptr<ClusterRestore::Prepare>> prepare =
       restore_->BeginPrepare(header);
   if (!prepare.ok()) return rpc.Done(prepare.status());

@@ -520,6 +520,7 @@ TEST(EtcdEngine, TheStateReachesTheMembersDuringTheUploadAndACutUploadLeavesNoth
     req.mutable_header()->set_restore_id("direct1");
     req.mutable_header()->set_coordinator("m1");
     req.mutable_header()->set_state_size(state.size());
+    req.mutable_header()->set_protocol(2);
     w->Write(req);
     req.set_chunk(state);
     w->Write(req);
@@ -534,6 +535,22 @@ TEST(EtcdEngine, TheStateReachesTheMembersDuringTheUploadAndACutUploadLeavesNoth
         << s.error_message();
     EXPECT_EQ(PrepareBytes(c.member(1)), 0u);
     EXPECT_FALSE(std::filesystem::exists(c.member(1).etcd_dir + ".restore-direct1"));
+  }
+  {
+    // From an agent of an older release (no protocol: the SHA-256 first).
+    auto peer = v1::EtcdRestoreService::NewStub(c.Channel(1));
+    grpc::ClientContext ctx;
+    v1::EtcdRestoreStepResponse resp;
+    auto w = peer->Prepare(&ctx, &resp);
+    v1::EtcdPrepareRequest req;
+    req.mutable_header()->set_restore_id("direct2");
+    req.mutable_header()->set_coordinator("m1");
+    req.mutable_header()->set_state_size(state.size());
+    w->Write(req);
+    w->WritesDone();
+    grpc::Status s = w->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_NE(s.error_message().find("different releases"), std::string::npos) << s.error_message();
   }
 
   // Every member is free again: the whole restore goes through.
