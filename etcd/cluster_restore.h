@@ -84,6 +84,13 @@ struct ClusterRestoreConfig {
   // coordinator asks it for the decision (and drops the restore when none
   // was recorded).
   absl::Duration resolve_after = absl::Seconds(60);
+  // A member whose agent takes none of the state for this long while it is
+  // forwarded (a stopped or partitioned agent) is dropped and the restore
+  // fails (UNAVAILABLE, naming it), so that it cannot hold the upload, and
+  // the threads receiving it, indefinitely. The agent sets half its
+  // --idle-timeout: the member is named before the upload itself counts as
+  // idle.
+  absl::Duration stall_timeout = absl::Seconds(30);
 };
 
 class ClusterRestore {
@@ -109,7 +116,8 @@ class ClusterRestore {
   // received (engine/node.h's StateForward): checks as Run does, claims this
   // member for the restore, and opens a prepare on every other member's
   // agent, to which the written bytes go as they come (each through a queue
-  // of PipelineSink::kMaxQueued bytes on a thread of its own). Errors as Run's
+  // of PipelineSink::kMaxQueued bytes on a thread of its own; a member that
+  // takes nothing for config.stall_timeout is dropped). Errors as Run's
   // prepare; the first error of a member shows on a later Write.
   absl::StatusOr<std::unique_ptr<StateForward>> BeginForward(const SnapshotMeta& meta,
                                                              absl::Time deadline);

@@ -3,6 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
@@ -23,10 +27,14 @@ namespace snapshot {
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
-// A prepare stream lasts as long as the upload it forwards, however slow;
-// the member's idle and minimum-rate watchdog ends a stalled one, and the
-// upload's end (or failure) ends it here. This only bounds a lost one.
-constexpr absl::Duration kPrepareDeadline = absl::Hours(24);
+// A prepare stream lasts as long as the upload it forwards, however slow
+// (a member that takes nothing for the stall timeout is dropped, and the
+// upload's idle and minimum-rate limits bound the rest); this bounds only a
+// lost one.
+constexpr absl::Duration kStreamDeadline = absl::Hours(24);
+// From the state's SHA-256 to the member's answer (`etcdctl snapshot
+// restore` of the database).
+constexpr absl::Duration kPrepareTimeout = absl::Hours(1);
 
 std::string RandomId() {
   std::random_device rd;
@@ -68,22 +76,83 @@ std::string Describe(const std::vector<std::pair<std::string, absl::Status>>& f)
 // queue allows, and the members receive at the same time.
 class ClusterRestore::Forward : public StateForward {
  public:
+  // Between a member's queue and its prepare stream, which it begins with
+  // the first bytes — so that even connecting to the member's agent happens
+  // on the queue's thread, under the stall watch — and how long the call in
+  // progress has lasted.
+  class PeerSink : public ByteSink {
+   public:
+    PeerSink(Participant* participant, const PrepareHeader& header)
+        : participant_(participant), header_(header) {}
+    absl::Status Write(absl::string_view data) override {
+      Timed t(&writing_since_);
+      SA_RETURN_IF_ERROR(Begin());
+      return stream_->Write(data);
+    }
+    // Ends the prepare: the SHA-256, then the member's answer.
+    absl::Status Finish(const std::string& sha256) {
+      Timed t(&finishing_since_);
+      SA_RETURN_IF_ERROR(Begin());
+      return stream_->Finish(sha256);
+    }
+    absl::Duration Writing() const { return Since(writing_since_); }
+    absl::Duration Finishing() const { return Since(finishing_since_); }
+
+   private:
+    class Timed {
+     public:
+      explicit Timed(std::atomic<int64_t>* since) : since_(since) {
+        *since_ = absl::ToUnixNanos(absl::Now());
+      }
+      ~Timed() { *since_ = 0; }
+
+     private:
+      std::atomic<int64_t>* since_;
+    };
+    static absl::Duration Since(const std::atomic<int64_t>& since) {
+      const int64_t t = since;
+      return t == 0 ? absl::ZeroDuration() : absl::Now() - absl::FromUnixNanos(t);
+    }
+    absl::Status Begin() {
+      if (stream_ != nullptr) return absl::OkStatus();
+      SA_ASSIGN_OR_RETURN(stream_, participant_->BeginPrepare(header_, absl::Now() + kStreamDeadline));
+      return absl::OkStatus();
+    }
+
+    Participant* participant_;
+    const PrepareHeader header_;
+    std::unique_ptr<Participant::PrepareStream> stream_;
+    std::atomic<int64_t> writing_since_{0};
+    std::atomic<int64_t> finishing_since_{0};
+  };
+
   struct Peer {
     std::string member;
     std::unique_ptr<Participant> participant;
-    std::unique_ptr<Participant::PrepareStream> stream;
+    std::unique_ptr<PeerSink> sink;
     std::unique_ptr<PipelineSink> pipe;
+    // Dropped by the watch; `why` is written before `dropped` is set, and
+    // read only after it is seen set.
+    std::atomic<bool> dropped{false};
+    std::string why;
   };
 
   explicit Forward(ClusterRestore* owner) : owner_(owner) {}
   ~Forward() override {
-    for (Peer& p : peers) {
+    {
+      std::lock_guard<std::mutex> l(watch_mu_);
+      watch_stop_ = true;
+    }
+    watch_cv_.notify_all();
+    if (watch_.joinable()) watch_.join();
+    for (auto& pp : peers) {
+      Peer& p = *pp;
       // A prepare not finished is cancelled (the member drops what it
       // received), which also ends a Write blocked on a member that stopped
       // reading; then the queue's thread can be joined.
-      if (p.stream != nullptr) p.participant->Cancel();
+      p.participant->Cancel();
       p.pipe.reset();
-      p.stream.reset();
+      p.sink.reset();
       owner_->Unregister(p.participant.get());
     }
     own.reset();  // not finished: removed, this member free again
@@ -93,34 +162,69 @@ class ClusterRestore::Forward : public StateForward {
 
   absl::Status Write(absl::string_view data) override {
     written += data.size();
-    for (Peer& p : peers) {
-      absl::Status s = p.pipe->Write(data);
-      if (!s.ok()) {
-        return absl::Status(s.code(), absl::StrCat("sending the state to member ", p.member,
-                                                   ": ", s.message(), "; nothing changed"));
-      }
+    for (auto& p : peers) {
+      absl::Status s = p->pipe->Write(data);
+      if (s.ok()) continue;
+      if (p->dropped) return absl::UnavailableError(absl::StrCat(p->why, "; nothing changed"));
+      return absl::Status(s.code(), absl::StrCat("sending the state to member ", p->member,
+                                                 ": ", s.message(), "; nothing changed"));
     }
     return absl::OkStatus();
+  }
+
+  // Starts the stall watch over the members' streams.
+  void Watch(absl::Duration stall_timeout) {
+    stall_timeout_ = stall_timeout;
+    watch_ = std::thread([this] {
+      SetThreadName("sa-etcd-watch");
+      std::unique_lock<std::mutex> l(watch_mu_);
+      while (!watch_cv_.wait_for(l, std::chrono::milliseconds(200), [&] { return watch_stop_; })) {
+        for (auto& p : peers) {
+          if (p->dropped) continue;
+          if (p->sink->Writing() > stall_timeout_) {
+            p->why = absl::StrCat("the agent of member ", p->member, " took none of the state for ",
+                                  absl::FormatDuration(stall_timeout_),
+                                  " (stopped, or cut off from this agent?)");
+          } else if (p->sink->Finishing() > kPrepareTimeout) {
+            p->why = absl::StrCat("the agent of member ", p->member, " did not prepare within ",
+                                  absl::FormatDuration(kPrepareTimeout));
+          } else {
+            continue;
+          }
+          Log(LogLevel::kWarning, "etcd restore: dropping a member that does not answer",
+              {{"restore_id", header.restore_id}, {"member", p->member}, {"why", p->why}});
+          p->dropped = true;
+          p->participant->Cancel();  // its call fails: the queue's thread moves on
+        }
+      }
+    });
   }
 
   void Verified(const Digest& d) override { sha256 = HexLower(d); }
 
   // Ends member `p`'s prepare: its queue, the SHA-256, its answer.
   absl::Status FinishPeer(Peer& p) {
-    SA_RETURN_IF_ERROR(p.pipe->Flush());
-    return p.stream->Finish(sha256);
+    absl::Status s = p.pipe->Flush();
+    if (s.ok()) s = p.sink->Finish(sha256);
+    if (s.ok() || !p.dropped) return s;
+    return absl::UnavailableError(p.why);
   }
 
   PrepareHeader header;
   etcdserverpb::MemberListResponse ml;
   std::vector<std::string> members;  // this one included
   std::unique_ptr<Prepare> own;
-  std::vector<Peer> peers;
+  std::vector<std::unique_ptr<Peer>> peers;  // complete before Watch
   uint64_t written = 0;
   std::string sha256;  // hex, once Verified
 
  private:
   ClusterRestore* owner_;
+  absl::Duration stall_timeout_;
+  std::thread watch_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;  // guarded by watch_mu_
 };
 
 absl::StatusOr<std::unique_ptr<StateForward>> ClusterRestore::BeginForward(
@@ -164,15 +268,14 @@ absl::StatusOr<std::unique_ptr<ClusterRestore::Forward>> ClusterRestore::StartFo
   }
   for (const std::string& m : f->members) {
     if (m == member()) continue;
-    Forward::Peer p;
-    p.member = m;
-    SA_ASSIGN_OR_RETURN(p.participant, Connect(m));
-    Participant* raw = p.participant.get();
+    auto p = std::make_unique<Forward::Peer>();
+    p->member = m;
+    SA_ASSIGN_OR_RETURN(p->participant, Connect(m));
+    p->sink = std::make_unique<Forward::PeerSink>(p->participant.get(), header);
+    p->pipe = std::make_unique<PipelineSink>(p->sink.get());
     f->peers.push_back(std::move(p));  // registered: unregistered by ~Forward
-    Forward::Peer& added = f->peers.back();
-    SA_ASSIGN_OR_RETURN(added.stream, raw->BeginPrepare(header, absl::Now() + kPrepareDeadline));
-    added.pipe = std::make_unique<PipelineSink>(added.stream.get());
   }
+  if (!f->peers.empty()) f->Watch(config_.stall_timeout);
   Log(LogLevel::kInfo, "etcd restore: preparing every member",
       {{"restore_id", header.restore_id}, {"members", absl::StrJoin(f->members, ",")},
        {"snapshot_id", meta.id}});
@@ -311,8 +414,8 @@ absl::StatusOr<RestoreResult> ClusterRestore::Run(const SnapshotMeta& meta,
 
   auto failed = ForEach(members, [&](const std::string& m) {
     if (m == member()) return PrepareOwn(f, open_state);
-    for (Forward::Peer& p : f->peers) {
-      if (p.member == m) return f->FinishPeer(p);
+    for (auto& p : f->peers) {
+      if (p->member == m) return f->FinishPeer(*p);
     }
     return absl::InternalError(absl::StrCat("no prepare for member ", m));
   });

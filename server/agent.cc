@@ -505,6 +505,7 @@ absl::Status Agent::StartEngine(AgentConfig* config) {
     rc.connect = PeerParticipants(e.peers);
     rc.max_state_bytes = config->service.limits.max_state_bytes;
     rc.resolve_after = e.resolve_after;
+    rc.stall_timeout = config->service.idle_timeout / 2;
     etcd_client_ = std::move(probe);
     SA_ASSIGN_OR_RETURN(etcd_restore_,
                         ClusterRestore::Start(std::move(rc), etcd_client_.get()));

@@ -561,6 +561,49 @@ TEST(EtcdEngine, TheStateReachesTheMembersDuringTheUploadAndACutUploadLeavesNoth
   for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
 }
 
+// A member's agent that stops taking the state while it is forwarded (here
+// SIGSTOP: a hung or cut-off agent) cannot hold the upload: it is dropped
+// after half the --idle-timeout, the restore fails naming it, and once it
+// runs again it has kept nothing.
+TEST(EtcdEngine, AMemberThatStopsTakingTheStateIsDroppedAndNamed) {
+  testing::TempDir dir;
+  EtcdCluster c(dir.path(), 3, {"--idle-timeout=4s"});
+  ASSERT_TRUE(c.StartAllServing());
+  // ~45 MB that compresses to ~34: more than the sockets, gRPC's window and
+  // the forward's queue hold between the coordinator and a stopped member.
+  for (int i = 0; i < 45; ++i) {
+    Sh(absl::StrCat("head -c 750000 /dev/urandom | base64 -w0 | ETCDCTL_API=3 etcdctl --endpoints=",
+                    c.member(0).client_url(), " put big", i));
+  }
+  c.Ctl(0, "put k old");
+  testing::Taken t = testing::Take(c.Stub(0).get());
+  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
+  ASSERT_GT(t.archive.size(), 30u << 20);
+  c.Ctl(0, "put k newer");
+
+  kill(c.member(1).agent.pid, SIGSTOP);
+  const absl::Time start = absl::Now();
+  v1::RestoreSnapshotResponse rr;
+  grpc::Status s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  const absl::Duration took = absl::Now() - start;
+  kill(c.member(1).agent.pid, SIGCONT);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("member m2 took none of the state"), std::string::npos)
+      << s.error_message() << "\n" << testing::ReadFile(c.member(0).log);
+  EXPECT_LT(took, absl::Seconds(30)) << "held by the stopped member";
+  for (int i : {1, 2}) {
+    Member& m = c.member(i);
+    EXPECT_TRUE(testing::WaitForChange(
+        m.agent_dir + "/etcd-restore", [&] { return PrepareBytes(m) == 0; }, absl::Seconds(20)))
+        << m.name << " kept " << PrepareBytes(m) << " bytes of the failed restore";
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "newer") << c.member(i).name;
+  s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(c.WaitHealthy());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "old") << c.member(i).name;
+}
+
 // The crash scenarios' start: three members whose agent `killed` runs with
 // `failpoint` set to kill; k is "old" in the snapshot returned (taken
 // through m1) and "newer" in the cluster. The snapshot's status is not OK
