@@ -114,11 +114,12 @@ class ClusterRestore {
 
   // The coordinator's start of a restore whose state is still being
   // received (engine/node.h's StateForward): checks as Run does, claims this
-  // member for the restore, and opens a prepare on every other member's
-  // agent, to which the written bytes go as they come (each through a queue
-  // of PipelineSink::kMaxQueued bytes on a thread of its own; a member that
-  // takes nothing for config.stall_timeout is dropped). Errors as Run's
-  // prepare; the first error of a member shows on a later Write.
+  // member for the restore, and sets up a prepare on every other member's
+  // agent, to which the written bytes go as they come: each begun with the
+  // first of them and fed through a queue of PipelineSink::kMaxQueued bytes,
+  // on a thread of its own; a member that takes nothing for
+  // config.stall_timeout is dropped. Errors as Run's prepare; the first
+  // error of a member shows on a later Write.
   absl::StatusOr<std::unique_ptr<StateForward>> BeginForward(const SnapshotMeta& meta,
                                                              absl::Time deadline);
 

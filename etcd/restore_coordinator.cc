@@ -69,11 +69,12 @@ std::string Describe(const std::vector<std::pair<std::string, absl::Status>>& f)
 
 }  // namespace
 
-// A restore's prepares, opened before its state arrives: this member's
-// (claimed: no other restore can take it meanwhile) and a stream to every
-// other member's agent, fed through a queue of its own on a thread of its
-// own, so that one slow member does not hold up the writer more than the
-// queue allows, and the members receive at the same time.
+// A restore's prepares, set up before its state arrives: this member's
+// (claimed: no other restore can take it meanwhile) and one on every other
+// member's agent, begun with the first bytes and fed through a queue of its
+// own on a thread of its own, so that one slow member does not hold up the
+// writer more than the queue allows, and the members receive at the same
+// time; a watch drops a member that stops taking them.
 class ClusterRestore::Forward : public StateForward {
  public:
   // Between a member's queue and its prepare stream, which it begins with

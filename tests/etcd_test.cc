@@ -461,6 +461,18 @@ uint64_t PrepareBytes(Member& m) {
   return n;
 }
 
+// After a failed restore: the other members keep none of what they
+// received, and every member still serves k = "newer".
+void ExpectNothingChanged(EtcdCluster* c) {
+  for (int i : {1, 2}) {
+    Member& m = c->member(i);
+    EXPECT_TRUE(testing::WaitForChange(
+        m.agent_dir + "/etcd-restore", [&] { return PrepareBytes(m) == 0; }, absl::Seconds(20)))
+        << m.name << " kept " << PrepareBytes(m) << " bytes of the failed restore";
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c->Get(i, "k"), "newer") << c->member(i).name;
+}
+
 // The state reaches the other members' agents while the upload that carries
 // it is still being received (issue 21); an upload that ends halfway leaves
 // nothing on them; a member builds nothing from bytes the coordinator has
@@ -499,13 +511,7 @@ TEST(EtcdEngine, TheStateReachesTheMembersDuringTheUploadAndACutUploadLeavesNoth
     ctx.TryCancel();
     EXPECT_FALSE(writer->Finish().ok());
   }
-  for (int i : {1, 2}) {
-    Member& m = c.member(i);
-    EXPECT_TRUE(testing::WaitForChange(
-        m.agent_dir + "/etcd-restore", [&] { return PrepareBytes(m) == 0; }, absl::Seconds(10)))
-        << m.name << " kept " << PrepareBytes(m) << " bytes of a cancelled upload";
-  }
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "newer") << c.member(i).name;
+  ExpectNothingChanged(&c);
 
   // A prepare sent straight to a member: without the SHA-256 at its end, or
   // with a wrong one, nothing is built.
@@ -591,13 +597,7 @@ TEST(EtcdEngine, AMemberThatStopsTakingTheStateIsDroppedAndNamed) {
   EXPECT_NE(s.error_message().find("member m2 took none of the state"), std::string::npos)
       << s.error_message() << "\n" << testing::ReadFile(c.member(0).log);
   EXPECT_LT(took, absl::Seconds(30)) << "held by the stopped member";
-  for (int i : {1, 2}) {
-    Member& m = c.member(i);
-    EXPECT_TRUE(testing::WaitForChange(
-        m.agent_dir + "/etcd-restore", [&] { return PrepareBytes(m) == 0; }, absl::Seconds(20)))
-        << m.name << " kept " << PrepareBytes(m) << " bytes of the failed restore";
-  }
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Get(i, "k"), "newer") << c.member(i).name;
+  ExpectNothingChanged(&c);
   s = testing::Restore(c.Stub(0).get(), t.archive, &rr);
   ASSERT_TRUE(s.ok()) << s.error_message();
   ASSERT_TRUE(c.WaitHealthy());
