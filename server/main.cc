@@ -125,7 +125,9 @@ ABSL_FLAG(uint64_t, max_state_bytes, 0,
           "of a cluster the same value.");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60),
           "End a snapshot stream that moves no message for this long "
-          "(RESOURCE_EXHAUSTED).");
+          "(RESOURCE_EXHAUSTED). With the etcd engine, a restore also drops "
+          "another member's agent that takes none of the forwarded state for "
+          "half of it (UNAVAILABLE).");
 ABSL_FLAG(uint64_t, min_transfer_rate, 64 << 10,
           "End a snapshot stream that moves fewer than this many bytes per "
           "second, averaged over each --idle-timeout window "
