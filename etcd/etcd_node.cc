@@ -14,6 +14,16 @@
 namespace snapshot {
 namespace {
 
+// Restore's error without a supervised etcd.
+absl::Status Unsupervised() {
+  return absl::FailedPreconditionError(
+      "etcd has no online restore: this agent restores only in supervised "
+      "mode (--etcd-exec, the agent runs etcd), where it stops every member, "
+      "rebuilds their data from the snapshot and starts them again. Run the "
+      "agents supervised, or restore by hand with etcdctl snapshot restore "
+      "(docs/etcd-engine.md)");
+}
+
 // state.bin of an etcd snapshot, produced from etcd's Maintenance.Snapshot
 // stream as it arrives, under the stream's rules (etcd/snapshot_stream.h):
 // any breach is an error from Read(), so the archive being written fails.
@@ -156,14 +166,7 @@ absl::Status EtcdNode::CheckLeader(absl::Time deadline) {
 }
 
 absl::Status EtcdNode::CheckRestore(absl::Time deadline) {
-  if (restore_ == nullptr) {
-    return absl::FailedPreconditionError(
-        "etcd has no online restore: this agent restores only in supervised "
-        "mode (--etcd-exec, the agent runs etcd), where it stops every member, "
-        "rebuilds their data from the snapshot and starts them again. Run the "
-        "agents supervised, or restore by hand with etcdctl snapshot restore "
-        "(docs/etcd-engine.md)");
-  }
+  if (restore_ == nullptr) return Unsupervised();
   return restore_->CheckReady(deadline);
 }
 
@@ -233,7 +236,8 @@ absl::StatusOr<RestoreResult> EtcdNode::RestoreForwarded(const SnapshotMeta& met
                                                          StateForward* forwarded,
                                                          absl::Time deadline,
                                                          const BeforeCommit& before_commit) {
-  if (forwarded == nullptr) SA_RETURN_IF_ERROR(CheckRestore(deadline));
+  // (Run checks that a restore may start, as BeginForward did.)
+  if (restore_ == nullptr) return Unsupervised();
   if (meta.engine != kEngineEtcd) {
     return absl::FailedPreconditionError(
         "this archive is not an etcd snapshot (meta.json has no Engine "

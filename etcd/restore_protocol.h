@@ -78,7 +78,8 @@ class Participant {
   virtual absl::StatusOr<RestoreDecision> AskDecision(const std::string& restore_id,
                                                       absl::Time deadline) = 0;
   // Ends the call or prepare stream in progress, and every later one, with
-  // CANCELLED (the agent is stopping). Called from another thread.
+  // CANCELLED (the agent is stopping, or the coordinator drops the member).
+  // Called from another thread.
   virtual void Cancel() {}
 };
 
