@@ -1,6 +1,7 @@
 #include "archive/archive.h"
 
 #include <gtest/gtest.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <fstream>
@@ -8,6 +9,7 @@
 #include <vector>
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "archive/parallel_gzip.h"
 #include "archive/synthetic_source.h"
 #include "archive/tar.h"
@@ -315,6 +317,19 @@ size_t GzipSize(const std::string& data, int level) {
   return n;
 }
 
+// What libdeflate writes for `data` at `level`, in blocks of `block` bytes.
+size_t LibdeflateSize(const std::string& data, int level, size_t block) {
+  libdeflate_compressor* c = libdeflate_alloc_compressor(level);
+  std::string out(2 * block + 1024, '\0');
+  size_t total = 0;
+  for (size_t at = 0; at < data.size(); at += block) {
+    const size_t n = std::min(block, data.size() - at);
+    total += libdeflate_deflate_compress(c, data.data() + at, n, &out[0], out.size());
+  }
+  libdeflate_free_compressor(c);
+  return total;
+}
+
 TEST(Archive, LevelIsHonouredAsARatio) {
   // A level is honoured as a ratio: a faster encoder does the work where it
   // reaches, within 1%, libdeflate's size at that level or, when that is
@@ -342,6 +357,39 @@ TEST(Archive, LevelIsHonouredAsARatio) {
   }
   const size_t pods1 = size_at(pods, 1), pods6 = size_at(pods, 6);
   EXPECT_LT(pods6 * 103, pods1 * 100) << pods6 << " vs " << pods1;
+  // The same kind of objects in 4 KiB pages, as a database file holds them:
+  // at level 9, libdeflate's level 9 is 6% below gzip -9, its level 8 4%
+  // below, its level 7 as large as gzip -9, its level 6 above it: level 9
+  // writes about what gzip -9 would, by one of the levels between.
+  std::string paged, page;
+  auto hex = [&](int bytes) {
+    std::string h;
+    while (static_cast<int>(h.size()) < 2 * bytes) h += absl::StrFormat("%016x", rng());
+    return h.substr(0, 2 * bytes);
+  };
+  for (int i = 0; paged.size() < (2 << 20); ++i) {
+    const std::string app = "app-" + std::to_string(i % 500);
+    std::string o = "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"" + app + "-" + std::to_string(i) +
+                    "\",\"namespace\":\"ns-" + std::to_string(i % 40) + "\",\"uid\":\"" + hex(16) +
+                    "\",\"annotations\":{\"checksum/config\":\"" + hex(32) +
+                    "\"}},\"spec\":{\"nodeName\":\"node-" + std::to_string(i % 64) +
+                    "\",\"containers\":[{\"env\":[";
+    for (int k = 0, n = 5 + static_cast<int>(rng() % 56); k < n; ++k) {
+      o += "{\"name\":\"VAR_" + std::to_string(k) + "\",\"value\":\"value-" +
+           std::to_string((i * k) % 97) + "\"},";
+    }
+    o += "]}]}}";
+    if (page.size() + o.size() > 4096 - 16) {
+      page.resize(4096 - 16, '\0');
+      paged += absl::StrFormat("%08x%08x", i, 1) + page;
+      page.clear();
+    }
+    page += o;
+  }
+  const size_t paged9 = size_at(paged, 9), gzip9 = GzipSize(paged, 9);
+  EXPECT_TRUE(near_gzip(paged9, gzip9)) << paged9 << " vs gzip " << gzip9;
+  const size_t libdeflate9 = LibdeflateSize(paged, 9, 1 << 20);
+  EXPECT_GE(paged9 * 1000, libdeflate9 * 1008) << paged9 << " vs libdeflate's level 9 " << libdeflate9;
   // Tiny records (as 32-byte values are): libdeflate's level 6 is well below
   // gzip -6, its level 1 as large as gzip -6: level 6 writes what gzip -6
   // would, at level 1's cost.
@@ -359,14 +407,16 @@ TEST(Archive, LevelIsHonouredAsARatio) {
   // libdeflate's level 6, 7% smaller.
   EXPECT_GE(tiny6 * 100, gzip6 * 97) << tiny6 << " vs gzip " << gzip6;
   EXPECT_LE(tiny6 * 100, tiny1 * 101) << tiny6 << " vs " << tiny1;
-  // Repetitive records: level 1 gives libdeflate's level-6 size already.
+  // Repetitive records, with repeats up to 32 KiB back: gzip -6 is 10%
+  // below libdeflate's level 1 (though not on a 64 KiB sample taken cold):
+  // level 6 does not fall back to level 1.
   std::string records;
   for (int i = 0; records.size() < (2 << 20); ++i) {
     records += "{\"id\":" + std::to_string(i) + ",\"status\":\"running\",\"node\":\"n" +
                std::to_string(i % 7) + "\"}\n";
   }
-  const size_t rec1 = size_at(records, 1), rec6 = size_at(records, 6);
-  EXPECT_LE(rec6 * 100, rec1 * 101) << rec6 << " vs " << rec1 << " (gzip " << GzipSize(records, 6) << ")";
+  const size_t rec6 = size_at(records, 6), rec_gzip6 = GzipSize(records, 6);
+  EXPECT_TRUE(near_gzip(rec6, rec_gzip6)) << rec6 << " vs gzip " << rec_gzip6;
 }
 
 TEST(Archive, FeedingOneByteAtATimeWorks) {

@@ -12,11 +12,12 @@
 // Snapshots often hold already-compressed or encrypted values: those pass at
 // memory speed instead of costing the compressor's full effort for nothing,
 // and read back at memory speed too. A level above 1 is honoured as a ratio:
-// a block whose sample igzip (fast mode's encoder), or else libdeflate's
-// level 1, compresses to within 1% of the level's size — libdeflate's at that
-// level, or gzip's (zlib's) when that is larger — is compressed by that
-// encoder (repetitive records and tiny ones often are; prose, code and JSON
-// are not).
+// a block whose sample igzip (fast mode's encoder), libdeflate's level 1, or
+// else one of its levels below the one asked for, compresses to within 1% of
+// the level's size — libdeflate's at that level, or gzip's (zlib's) when that
+// is larger — is compressed by the fastest such encoder (repetitive records
+// and tiny ones often reach igzip's or level 1's; Kubernetes-like JSON
+// reaches gzip -6's size at libdeflate's level 5).
 //
 // Every member carries, in its gzip header's FEXTRA field, a subfield "SA"
 // (4 bytes, little endian) with the member's total size, as BGZF does with
