@@ -84,24 +84,49 @@ class Engine {
   // times slower than its level 1, which is as large as gzip -6; on
   // Kubernetes-like JSON objects, its level 6 is 2.5% smaller than gzip -6
   // and 1.5 times slower than its level 5, as large as gzip -6.
+  //
+  // A sample costs about what compressing a quarter of a block at the level
+  // does, so a worker's choice holds for its next kReuse blocks (a state's
+  // kind of data changes over megabytes, not from block to block): on tiny
+  // records, sampling every block halved the gain of the lower level.
   libdeflate_compressor* ChooseCompressor(const uint8_t* p) {
     if (quick_ == nullptr) return deflate_.get();
-    // Each encoder's size for the sample is measured with the 32 KiB before
-    // it as history (deflate's window), as inside the block: a cold start
-    // costs encoders unequally (on records with repeats 16 to 32 KiB back,
-    // zlib's level 6 is 15% larger cold, libdeflate's level 6 1%), and
-    // judged cold, level 1 passed for gzip -6's size on records where gzip
-    // -6 is 10% smaller.
-    constexpr size_t kSample = 64 << 10, kHistory = 32 << 10;
+    if (reuse_ > 0) {
+      --reuse_;
+      return chosen_;
+    }
+    const Run* run = LongestCompressibleRun();
+    if (run == nullptr) return deflate_.get();
+    chosen_ = Sampled(p + run->start, run->size);
+    reuse_ = kReuse;
+    return chosen_;
+  }
+
+  static constexpr int kReuse = 3;
+  static constexpr size_t kSample = 64 << 10, kHistory = 32 << 10;
+
+  // The block's longest compressible run of at least kSample bytes, or
+  // nullptr (nothing worth sampling: the level asked for is used).
+  const Run* LongestCompressibleRun() const {
     const Run* run = nullptr;
     for (const Run& r : runs_) {
       if (!r.incompressible && r.size >= kSample && (run == nullptr || r.size > run->size)) {
         run = &r;
       }
     }
-    if (run == nullptr) return deflate_.get();
-    const size_t history = std::min(kHistory, run->size - kSample);
-    const uint8_t* start = p + run->start;
+    return run;
+  }
+
+  // The encoder for data like the `run_size` bytes at `start` (see
+  // ChooseCompressor), judged on a sample of them.
+  libdeflate_compressor* Sampled(const uint8_t* start, size_t run_size) {
+    // Each encoder's size for the sample is measured with the 32 KiB before
+    // it as history (deflate's window), as inside the block: a cold start
+    // costs encoders unequally (on records with repeats 16 to 32 KiB back,
+    // zlib's level 6 is 15% larger cold, libdeflate's level 6 1%), and
+    // judged cold, level 1 passed for gzip -6's size on records where gzip
+    // -6 is 10% smaller.
+    const size_t history = std::min(kHistory, run_size - kSample);
     const uint8_t* sample = start + history;
     sample_.resize(2 * (history + kSample) + 1024);
     // Bytes `size` writes for the sample after its history (0: failed).
@@ -220,6 +245,8 @@ class Engine {
   std::unique_ptr<libdeflate_compressor, FreeDeflate> deflate_;
   std::unique_ptr<libdeflate_compressor, FreeDeflate> quick_;  // level 1
   std::unique_ptr<libdeflate_compressor, FreeDeflate> between_[10];  // by level, lazily
+  libdeflate_compressor* chosen_ = nullptr;  // the last sample's choice (nullptr: igzip)
+  int reuse_ = 0;        // blocks the choice still holds for
   z_stream zlib_{};      // gzip's compressor at the level (the ratio's reference)
   bool zlib_ok_ = false;
   FastDeflater fast_;
