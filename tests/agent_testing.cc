@@ -271,8 +271,8 @@ double MetricSample(const std::string& metrics, const std::string& prefix) {
   return -1;
 }
 
-double ProcStatusMiB(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+double ProcStatusMiB(pid_t pid, const std::string& field, const std::string& file) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/", file));
   std::string line;
   while (std::getline(in, line)) {
     if (absl::StartsWith(line, field + ":")) return std::stod(line.substr(field.size() + 1)) / 1024;

@@ -87,7 +87,9 @@ std::string ScrapeMetrics(int port);
 double MetricSample(const std::string& metrics, const std::string& prefix);
 
 // A /proc/PID/status field in kB ("VmRSS", "VmHWM"), as MiB; -1 if absent.
-double ProcStatusMiB(pid_t pid, const std::string& field);
+// `file` names another /proc/PID file of "Field: N kB" lines
+// ("smaps_rollup": "AnonHugePages").
+double ProcStatusMiB(pid_t pid, const std::string& field, const std::string& file = "status");
 
 // Names of restore spool files left in `dir`.
 std::vector<std::string> SpoolFiles(const std::string& dir);

@@ -100,13 +100,22 @@ TEST(Memory, FlatAcrossRestoresAndBoundedWhenIdleAndOnDisk) {
       "--snapshot-dir=" + catalog, "--keep-last=2", "--keep-hourly=0", "--keep-daily=0",
       "--keep-weekly=0", "--keep-monthly=0", "--log-level=warning"};
   auto a = std::make_unique<testing::Daemon>();
-  testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log");
+  // An operator's glibc tunable, which the agent keeps when it adds its own
+  // for huge pages (server/main.cc), checked below.
+  testing::Spawn(a.get(), g_agent, args, dir.path() + "/agent.log",
+                 {"GLIBC_TUNABLES=glibc.malloc.arena_max=2"});
   auto client = testing::ConnectClient(listen);
   ASSERT_NE(client, nullptr);
   ASSERT_TRUE(WaitLeader(listen));
 
   auto first = client->Restore(archive, nullptr);
   ASSERT_TRUE(first.ok()) << first.status();
+  // The restored state is on transparent huge pages, unless the system
+  // turned them off.
+  if (testing::ReadFile("/sys/kernel/mm/transparent_hugepage/enabled").find("[never]") ==
+      std::string::npos) {
+    EXPECT_GT(testing::ProcStatusMiB(a->pid, "AnonHugePages", "smaps_rollup"), 0);
+  }
   const double after_one = SettledRssMiB(a->pid);
   EXPECT_LE(after_one, 1.5 * n_mib + 64) << "idle right after a restore";
   for (int i = 2; i <= 8; ++i) {
