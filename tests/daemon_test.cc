@@ -2,7 +2,8 @@
 // SIGTERM while a TakeSnapshot is in flight with a client that stopped
 // reading; two agents on one data directory or one port; kill -9 during an
 // upload; SIGHUP reloading tokens and certificates; --version; JSON logs;
-// systemd readiness notifications.
+// systemd readiness notifications; the start-up re-run that puts the heap on
+// huge pages.
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
