@@ -45,22 +45,25 @@ class StateProgress {
   bool ok_ = true;
 };
 
-// Streams `src` to a client-streaming call (`make` turns each chunk into a
-// request), then `last` (if any), half-closes and returns the call's
+// Streams `src` to a client-streaming call as requests of archive bytes
+// (`chunk`), then `last` (if any), half-closes and returns the call's
 // outcome. A local read error cancels the call, so that a partial archive
-// never looks complete.
+// never looks complete. One request and its buffer carry every chunk: the
+// bytes are read straight into it (a fresh megabyte per chunk cost a copy
+// and, on machines where page faults are expensive, as much again in
+// faults: 0.3 s of system time for a 68 MB archive).
 template <typename Req, typename Writer>
 absl::Status Upload(grpc::ClientContext* ctx, ByteSource* src, uint64_t total,
                     Writer* writer, const ProgressFn& progress,
-                    const std::string& address,
-                    const std::function<void(std::string, Req*)>& make,
-                    const std::function<void(Req*)>& last) {
-  std::string buf(kUploadChunk, '\0');
+                    const std::string& address, const std::function<void(Req*)>& last) {
+  Req req;
+  std::string* buf = req.mutable_chunk();
   uint64_t done = 0;
   absl::Status local;
   bool sent = true;
   for (;;) {
-    absl::StatusOr<size_t> got = ReadFully(src, &buf[0], buf.size());  // whole chunks
+    buf->resize(kUploadChunk);  // keeps its capacity
+    absl::StatusOr<size_t> got = ReadFully(src, &(*buf)[0], buf->size());  // whole chunks
     if (!got.ok()) {
       local = got.status();
       ctx->TryCancel();
@@ -68,8 +71,7 @@ absl::Status Upload(grpc::ClientContext* ctx, ByteSource* src, uint64_t total,
     }
     const size_t filled = *got;
     if (filled == 0) break;
-    Req req;
-    make(buf.substr(0, filled), &req);
+    buf->resize(filled);
     if (!writer->Write(req)) {  // the call's status says why
       sent = false;
       break;
@@ -78,9 +80,9 @@ absl::Status Upload(grpc::ClientContext* ctx, ByteSource* src, uint64_t total,
     if (progress) progress(done, total);
   }
   if (sent && local.ok() && last) {
-    Req req;
-    last(&req);
-    writer->Write(req);
+    Req end;
+    last(&end);
+    writer->Write(end);
   }
   writer->WritesDone();
   grpc::Status s = writer->Finish();
@@ -348,11 +350,7 @@ absl::StatusOr<v1::VerifySnapshotResponse> SnapshotClient::Verify(
   v1::VerifySnapshotResponse resp;
   auto writer = snapshots_->VerifySnapshot(call.ctx(), &resp);
   SA_RETURN_IF_ERROR(Upload<v1::VerifySnapshotRequest>(
-      call.ctx(), archive, total, writer.get(), progress, options_.address,
-      [](std::string chunk, v1::VerifySnapshotRequest* r) {
-        r->set_chunk(std::move(chunk));
-      },
-      nullptr));
+      call.ctx(), archive, total, writer.get(), progress, options_.address, nullptr));
   return resp;
 }
 
@@ -370,9 +368,6 @@ absl::StatusOr<v1::RestoreSnapshotResponse> SnapshotClient::Restore(
   auto writer = snapshots_->RestoreSnapshot(call.ctx(), &resp);
   SA_RETURN_IF_ERROR(Upload<v1::RestoreSnapshotRequest>(
       call.ctx(), &hashed, total, writer.get(), progress, options_.address,
-      [](std::string chunk, v1::RestoreSnapshotRequest* r) {
-        r->set_chunk(std::move(chunk));
-      },
       [&hashed](v1::RestoreSnapshotRequest* r) {
         r->set_expected_checksum(hashed.Checksum());
       }));
