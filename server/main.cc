@@ -1,9 +1,9 @@
 // snapshot-agent: the daemon. Flags are documented in --help and README.md.
 #include <malloc.h>
-#include <sys/auxv.h>
-#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
