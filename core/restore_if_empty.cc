@@ -23,14 +23,13 @@ const char* ResultName(RestoreIfEmptyResult r) {
   return "?";
 }
 
-absl::StatusOr<RestoreIfEmptyResult> RestoreIfEmpty(RaftNode* node, Restorer* restorer,
-                                                    SnapshotJob* job, absl::Time deadline,
-                                                    const std::atomic<bool>* stop,
-                                                    std::string* restored_id) {
-  RemoteSync* remote = job->remote();
-  if (remote == nullptr) {
-    return absl::FailedPreconditionError("--restore-if-empty needs --remote");
-  }
+namespace {
+
+// One attempt of RestoreIfEmpty (below).
+absl::StatusOr<RestoreIfEmptyResult> Attempt(RaftNode* node, Restorer* restorer,
+                                             SnapshotJob* job, RemoteSync* remote,
+                                             absl::Time deadline, const std::atomic<bool>* stop,
+                                             std::string* restored_id) {
   // An election: the engine decides who leads; nothing here polls faster
   // than a human would notice.
   for (;;) {
@@ -61,6 +60,35 @@ absl::StatusOr<RestoreIfEmptyResult> RestoreIfEmpty(RaftNode* node, Restorer* re
   SA_RETURN_IF_ERROR(request.Options("", newest->entry.id));
   SA_RETURN_IF_ERROR(request.Finish(deadline).status());
   return RestoreIfEmptyResult::kRestored;
+}
+
+}  // namespace
+
+absl::StatusOr<RestoreIfEmptyResult> RestoreIfEmpty(RaftNode* node, Restorer* restorer,
+                                                    SnapshotJob* job, absl::Time deadline,
+                                                    const std::atomic<bool>* stop,
+                                                    std::string* restored_id) {
+  RemoteSync* remote = job->remote();
+  if (remote == nullptr) {
+    return absl::FailedPreconditionError("--restore-if-empty needs --remote");
+  }
+  // A brand-new cluster's agents start together: the leader's may try
+  // before another member's agent listens (etcd: "the restore was prepared
+  // nowhere: ... Connection refused; nothing changed"). A failed attempt
+  // changes nothing, so an UNAVAILABLE one is tried again, every second,
+  // until the deadline.
+  for (;;) {
+    absl::StatusOr<RestoreIfEmptyResult> r =
+        Attempt(node, restorer, job, remote, deadline, stop, restored_id);
+    if (r.ok() || r.status().code() != absl::StatusCode::kUnavailable ||
+        absl::Now() + absl::Seconds(1) >= deadline) {
+      return r;
+    }
+    for (int i = 0; i < 10; ++i) {
+      if (stop != nullptr && *stop) return absl::CancelledError("the agent is stopping");
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
 }
 
 }  // namespace snapshot

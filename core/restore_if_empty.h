@@ -30,8 +30,10 @@ const char* ResultName(RestoreIfEmptyResult r);
 // Waits (until `deadline`, or `*stop`) for the cluster to have a leader; on
 // the leader's agent, restores the newest snapshot of this cluster in the
 // remote store when the node holds no state. `restored_id` receives the
-// snapshot's id. Errors: UNAVAILABLE when no leader appears in time, or the
-// remote cannot be listed; the restore's own errors (DATA_LOSS, ...).
+// snapshot's id. An attempt that fails UNAVAILABLE (another member's agent
+// not listening yet, the remote unreachable) is tried again every second
+// until `deadline`. Errors: UNAVAILABLE when no leader appears in time, or
+// that error persists; the restore's own errors (DATA_LOSS, ...).
 absl::StatusOr<RestoreIfEmptyResult> RestoreIfEmpty(RaftNode* node, Restorer* restorer,
                                                     SnapshotJob* job, absl::Time deadline,
                                                     const std::atomic<bool>* stop,
