@@ -43,7 +43,7 @@ absl::Status PipelineSink::Flush() {
 }
 
 void PipelineSink::Run() {
-  SetThreadName("sa-pipeline");
+  SetThreadName(thread_name_);
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [&] { return stop_ || !queue_.empty(); });

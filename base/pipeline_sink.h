@@ -38,7 +38,9 @@ class PipelineSink : public ByteSink {
  public:
   static constexpr size_t kMaxQueued = 2 << 20;
 
-  explicit PipelineSink(ByteSink* next) : next_(next) {}
+  // `thread_name` (a literal) names the pipeline's thread (base/thread_name.h).
+  explicit PipelineSink(ByteSink* next, const char* thread_name = "sa-pipeline")
+      : next_(next), thread_name_(thread_name) {}
   ~PipelineSink() override;
   PipelineSink(const PipelineSink&) = delete;
   PipelineSink& operator=(const PipelineSink&) = delete;
@@ -50,6 +52,7 @@ class PipelineSink : public ByteSink {
   void Run();
 
   ByteSink* const next_;
+  const char* const thread_name_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;   // guarded by mu_
