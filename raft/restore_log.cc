@@ -198,29 +198,13 @@ class PreparedEntries : public EntrySource {
   std::unique_ptr<ByteSource> src_;
 };
 
-// On the pipeline's thread: cuts the state into chunks, encodes each and
-// appends it to the scratch file.
-class PreparedRestore::Cutter : public ByteSink {
+// On the pipeline's thread: encodes each chunk it is given (whole, as
+// PreparedRestore cut it) and appends its entry to the scratch file.
+class PreparedRestore::ChunkWriter : public ByteSink {
  public:
-  Cutter(ChunkEncoder* encoder, ScratchFile* file) : encoder_(encoder), file_(file) {
-    buf_.reserve(kv::kRestoreChunkBytes);
-  }
-  absl::Status Write(absl::string_view data) override {
-    while (!data.empty()) {
-      size_t k = std::min(data.size(), kv::kRestoreChunkBytes - buf_.size());
-      buf_.append(data.data(), k);
-      data.remove_prefix(k);
-      if (buf_.size() == kv::kRestoreChunkBytes) SA_RETURN_IF_ERROR(Cut());
-    }
-    return absl::OkStatus();
-  }
-  // The last chunk (shorter), if any.
-  absl::Status Finish() { return buf_.empty() ? absl::OkStatus() : Cut(); }
-
- private:
-  absl::Status Cut() {
-    SA_ASSIGN_OR_RETURN(std::string entry, encoder_->Encode(buf_));
-    buf_.clear();
+  ChunkWriter(ChunkEncoder* encoder, ScratchFile* file) : encoder_(encoder), file_(file) {}
+  absl::Status Write(absl::string_view chunk) override {
+    SA_ASSIGN_OR_RETURN(std::string entry, encoder_->Encode(chunk));
     char header[kRecordHeaderBytes];
     for (size_t i = 0; i < kRecordHeaderBytes; ++i) {
       header[i] = static_cast<char>(entry.size() >> (8 * i));
@@ -229,9 +213,9 @@ class PreparedRestore::Cutter : public ByteSink {
     return file_->Write(entry);
   }
 
+ private:
   ChunkEncoder* encoder_;
   ScratchFile* file_;
-  std::string buf_;
 };
 
 absl::StatusOr<std::unique_ptr<PreparedRestore>> PreparedRestore::Create(const std::string& dir) {
@@ -243,21 +227,29 @@ PreparedRestore::PreparedRestore(std::unique_ptr<ScratchFile> file, std::string 
     : id_(std::move(id)),
       file_(std::move(file)),
       encoder_(std::make_unique<ChunkEncoder>(id_)),
-      cutter_(std::make_unique<Cutter>(encoder_.get(), file_.get())),
-      pipe_(std::make_unique<PipelineSink>(cutter_.get(), "sa-prepare")) {}
+      writer_(std::make_unique<ChunkWriter>(encoder_.get(), file_.get())),
+      pipe_(std::make_unique<PipelineSink>(writer_.get(), "sa-prepare")) {}
 
 PreparedRestore::~PreparedRestore() {
   pipe_.reset();  // joins the thread before what it uses goes
 }
 
 absl::Status PreparedRestore::Write(absl::string_view state_bytes) {
-  if (status_.ok()) status_ = pipe_->Write(state_bytes);
+  // Cut here, passed on whole: the writer waits only when the preparing
+  // thread is a whole chunk behind.
+  while (status_.ok() && !state_bytes.empty()) {
+    if (chunk_.capacity() < kv::kRestoreChunkBytes) chunk_.reserve(kv::kRestoreChunkBytes);
+    size_t k = std::min(state_bytes.size(), kv::kRestoreChunkBytes - chunk_.size());
+    chunk_.append(state_bytes.data(), k);
+    state_bytes.remove_prefix(k);
+    if (chunk_.size() == kv::kRestoreChunkBytes) status_ = pipe_->Pass(&chunk_);
+  }
   return absl::OkStatus();  // a failed preparation is not the upload's error
 }
 
 void PreparedRestore::Verified(const Digest&) {
+  if (status_.ok()) status_ = pipe_->Pass(&chunk_);  // the last, shorter chunk
   if (status_.ok()) status_ = pipe_->Flush();
-  if (status_.ok()) status_ = cutter_->Finish();
   absl::StatusOr<uint64_t> crc = status_.ok() ? encoder_->Finish() : status_;
   if (!crc.ok()) {
     status_ = crc.status();

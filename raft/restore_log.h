@@ -88,8 +88,9 @@ class ChunkEncoder;
 // without a preparation, finding the same fault with the same error.
 //
 // Threading: Write, then Verified, from one thread at a time (the upload's);
-// then RestoreThroughLog on another. Memory: the pipeline's queue (2 MiB)
-// and one chunk with its encoding (~8 MiB).
+// then RestoreThroughLog on another. Memory: at most five chunk buffers
+// of 4 MiB, reused (the one being filled, one queued, one being encoded,
+// two spare), and one chunk's encoding.
 class PreparedRestore : public StateForward {
  public:
   // INTERNAL or another file error when no scratch file can be made in
@@ -102,14 +103,15 @@ class PreparedRestore : public StateForward {
 
  private:
   friend class PreparedEntries;
-  class Cutter;
+  class ChunkWriter;
   PreparedRestore(std::unique_ptr<ScratchFile> file, std::string id);
 
   const std::string id_;  // the restore id the entries carry
   std::unique_ptr<ScratchFile> file_;
   std::unique_ptr<ChunkEncoder> encoder_;
-  std::unique_ptr<Cutter> cutter_;
+  std::unique_ptr<ChunkWriter> writer_;
   std::unique_ptr<PipelineSink> pipe_;
+  std::string chunk_;    // the chunk being filled
   absl::Status status_;  // the preparation's first error
   bool done_ = false;    // Verified, and everything prepared
   uint64_t crc64_ = 0;   // once done_
