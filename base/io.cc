@@ -246,50 +246,6 @@ absl::StatusOr<size_t> FileSource::Read(char* buf, size_t n) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<ScratchFile>> ScratchFile::Create(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "cannot create a scratch file in", dir);
-  return std::unique_ptr<ScratchFile>(new ScratchFile(fd, dir));
-}
-
-ScratchFile::~ScratchFile() { ::close(fd_); }
-
-absl::Status ScratchFile::Write(absl::string_view data) {
-  while (!data.empty()) {
-    ssize_t w = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(size_));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "cannot write a scratch file in", dir_);
-    }
-    data.remove_prefix(static_cast<size_t>(w));
-    size_ += static_cast<uint64_t>(w);
-  }
-  return absl::OkStatus();
-}
-
-class ScratchFile::Reader : public ByteSource {
- public:
-  explicit Reader(const ScratchFile* file) : file_(file) {}
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    for (;;) {
-      ssize_t r = ::pread(file_->fd_, buf, n, static_cast<off_t>(offset_));
-      if (r >= 0) {
-        offset_ += static_cast<uint64_t>(r);
-        return static_cast<size_t>(r);
-      }
-      if (errno != EINTR) return ErrnoStatus(errno, "cannot read a scratch file in", file_->dir_);
-    }
-  }
-
- private:
-  const ScratchFile* file_;
-  uint64_t offset_ = 0;
-};
-
-std::unique_ptr<ByteSource> ScratchFile::NewReader() const {
-  return std::make_unique<Reader>(this);
-}
-
 absl::StatusOr<FileSink> FileSink::Create(const std::string& path, int mode,
                                           bool exclusive, Env* env) {
   int flags = O_WRONLY | O_CREAT | (exclusive ? O_EXCL : O_TRUNC);

@@ -206,34 +206,6 @@ class FileSink : public ByteSink {
   std::unique_ptr<Syncer> syncer_;
 };
 
-// A file with no name (O_TMPFILE) in `dir`, for spilling what must not be
-// held in memory: appended to, then read back. Its space is freed when it is
-// destroyed, or when the process ends however it ends (a kill -9 leaves
-// nothing to clean up). Errors as ErrnoStatus (a file system without
-// O_TMPFILE: INTERNAL, "Operation not supported").
-// Threading: Write from one thread at a time; readers (each on one thread)
-// read with pread, independently of each other and of later writes.
-class ScratchFile : public ByteSink {
- public:
-  static absl::StatusOr<std::unique_ptr<ScratchFile>> Create(const std::string& dir);
-  ~ScratchFile() override;
-  ScratchFile(const ScratchFile&) = delete;
-  ScratchFile& operator=(const ScratchFile&) = delete;
-
-  // Appends.
-  absl::Status Write(absl::string_view data) override;
-  uint64_t size() const { return size_; }
-  // Reads the file from its start; borrows this file, which must outlive it.
-  std::unique_ptr<ByteSource> NewReader() const;
-
- private:
-  class Reader;
-  ScratchFile(int fd, std::string dir) : fd_(fd), dir_(std::move(dir)) {}
-  const int fd_;
-  const std::string dir_;  // for messages
-  uint64_t size_ = 0;
-};
-
 // Reads `source` to its end and returns the SHA-256 of its bytes; `bytes`
 // (if not null) receives how many there were. Fixed 1 MiB buffer.
 absl::StatusOr<Digest> Sha256OfSource(ByteSource* source,

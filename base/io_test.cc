@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -117,32 +116,6 @@ TEST(FileSink, WriteBehindSinkDroppedWithoutSyncStopsCleanly) {
   struct stat st;
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, 50 * 5000);
-}
-
-// What is written reads back whole, and the file never has a name in the
-// directory (nothing to clean up after a kill -9).
-TEST(ScratchFile, ReadsBackWhatWasWrittenAndLeavesNoName) {
-  testing::TempDir tmp;
-  const std::string& dir = tmp.path();
-  auto file = ScratchFile::Create(dir);
-  ASSERT_TRUE(file.ok()) << file.status();
-  std::string want;
-  for (int i = 0; i < 300; ++i) {
-    std::string piece(1000 + i * 37, static_cast<char>('a' + i % 26));
-    ASSERT_TRUE((*file)->Write(piece).ok());
-    want += piece;
-  }
-  EXPECT_EQ((*file)->size(), want.size());
-  for (int round = 0; round < 2; ++round) {  // readers are independent
-    std::unique_ptr<ByteSource> r = (*file)->NewReader();
-    std::string got(want.size() + 10, '\0');
-    auto n = ReadFully(r.get(), &got[0], got.size());
-    ASSERT_TRUE(n.ok()) << n.status();
-    got.resize(*n);
-    EXPECT_TRUE(got == want) << round;
-  }
-  EXPECT_TRUE(std::filesystem::is_empty(dir));
-  EXPECT_EQ(ScratchFile::Create(dir + "/missing").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(ReadSmallFile, ReadsAndBoundsTheSize) {

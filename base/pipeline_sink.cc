@@ -19,37 +19,17 @@ PipelineSink::~PipelineSink() {
 absl::Status PipelineSink::Write(absl::string_view data) {
   if (data.empty()) return absl::OkStatus();
   std::unique_lock<std::mutex> l(mu_);
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  // One block may always wait, whatever its size: a write larger than the
+  // queue is passed on alone.
+  cv_.wait(l, [&] { return !error_.ok() || queue_.empty() || queued_ + data.size() <= kMaxQueued; });
+  if (!error_.ok()) return error_;
   std::string block;
   if (!spare_.empty()) {
     block = std::move(spare_.back());
     spare_.pop_back();
   }
   block.assign(data.data(), data.size());
-  return Enqueue(l, std::move(block));
-}
-
-absl::Status PipelineSink::Pass(std::string* block) {
-  if (block->empty()) return absl::OkStatus();
-  std::unique_lock<std::mutex> l(mu_);
-  absl::Status s = Enqueue(l, std::move(*block));
-  *block = std::string();
-  if (!spare_.empty()) {
-    *block = std::move(spare_.back());
-    spare_.pop_back();
-    block->clear();
-  }
-  return s;
-}
-
-absl::Status PipelineSink::Enqueue(std::unique_lock<std::mutex>& l, std::string block) {
-  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
-  // One block may always wait, whatever its size: a write larger than the
-  // queue is passed on alone.
-  cv_.wait(l, [&] { return !error_.ok() || queue_.empty() || queued_ + block.size() <= kMaxQueued; });
-  if (!error_.ok()) {
-    if (spare_.size() < 2) spare_.push_back(std::move(block));
-    return error_;
-  }
   queued_ += block.size();
   queue_.push_back(std::move(block));
   cv_.notify_all();
@@ -63,7 +43,7 @@ absl::Status PipelineSink::Flush() {
 }
 
 void PipelineSink::Run() {
-  SetThreadName(thread_name_);
+  SetThreadName("sa-pipeline");
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
     cv_.wait(l, [&] { return stop_ || !queue_.empty(); });

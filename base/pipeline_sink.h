@@ -7,8 +7,7 @@
 //   SA_RETURN_IF_ERROR(pipe.Flush());  // everything passed on, or the error
 //
 // Write copies the bytes into a queue of at most kMaxQueued bytes (it waits
-// while the queue is full; a larger block waits until the queue is empty),
-// Pass moves them there and returns the first error `next` has returned so
+// while the queue is full) and returns the first error `next` has returned so
 // far: an error shows on a later Write than the bytes that caused it, and
 // bytes written after it are dropped. Flush waits until `next` has taken
 // everything queued and returns that error (OK when none).
@@ -39,27 +38,18 @@ class PipelineSink : public ByteSink {
  public:
   static constexpr size_t kMaxQueued = 2 << 20;
 
-  // `thread_name` (a literal) names the pipeline's thread (base/thread_name.h).
-  explicit PipelineSink(ByteSink* next, const char* thread_name = "sa-pipeline")
-      : next_(next), thread_name_(thread_name) {}
+  explicit PipelineSink(ByteSink* next) : next_(next) {}
   ~PipelineSink() override;
   PipelineSink(const PipelineSink&) = delete;
   PipelineSink& operator=(const PipelineSink&) = delete;
 
   absl::Status Write(absl::string_view data) override;
-  // As Write, without the copy: takes the bytes of *block into the queue and
-  // leaves in *block a buffer to fill next (empty; one passed on earlier when
-  // there is one, with its capacity, so that its memory is reused).
-  absl::Status Pass(std::string* block);
   absl::Status Flush();
 
  private:
   void Run();
-  // Queues `block` once there is room for it; `l` holds mu_.
-  absl::Status Enqueue(std::unique_lock<std::mutex>& l, std::string block);
 
   ByteSink* const next_;
-  const char* const thread_name_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;   // guarded by mu_

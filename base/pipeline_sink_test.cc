@@ -48,28 +48,6 @@ TEST(PipelineSink, PassesEverythingOnInOrder) {
   EXPECT_EQ(next.got_, want + "tail");
 }
 
-// Pass hands whole blocks on without a copy and gives back buffers that were
-// passed on before, so that a writer cutting large blocks reuses their memory.
-TEST(PipelineSink, PassMovesBlocksAndReturnsTheirBuffersForReuse) {
-  TestSink next;
-  std::string want;
-  PipelineSink pipe(&next);
-  std::string block;
-  bool reused = false;
-  for (int i = 0; i < 20; ++i) {
-    EXPECT_TRUE(block.empty());
-    reused = reused || block.capacity() >= (3 << 20);
-    block.assign(3 << 20, static_cast<char>('a' + i));
-    want += block;
-    ASSERT_TRUE(pipe.Pass(&block).ok());
-  }
-  ASSERT_TRUE(pipe.Pass(&block).ok());  // empty: nothing
-  ASSERT_TRUE(pipe.Flush().ok());
-  EXPECT_TRUE(next.got_ == want);
-  EXPECT_EQ(next.writes_, 20);
-  EXPECT_TRUE(reused);
-}
-
 TEST(PipelineSink, TheFirstErrorComesBackAndLaterBytesAreDropped) {
   TestSink next;
   next.fail_at_ = 3;

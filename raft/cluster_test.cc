@@ -164,43 +164,6 @@ TEST(Cluster, RestoreReachesAllNodesAlsoWithAFollowerDown) {
   EXPECT_FALSE(c.node(follower)->Get("orig/0", true, In(absl::Seconds(5)))->has_value());
 }
 
-// The engine's own path for an upload: the chunk entries are prepared while
-// the state arrives (ForwardState), and the restore proposes them without
-// reading the spool at all; every node ends with the state.
-TEST(Cluster, ARestorePreparedDuringTheUploadReachesAllNodes) {
-  Cluster c(3);
-  ASSERT_TRUE(c.StartAll().ok());
-  int leader = c.WaitForLeader();
-  ASSERT_GE(leader, 0);
-  PutMany(c.node(leader), "orig/", 20);
-  kv::KvState big;
-  for (int i = 0; i < 3000; ++i) big.Put(absl::StrCat("big/", i), std::string(3000, 'a' + i % 26));
-  std::string state = ReadAll(big.View().NewSource().get());
-  ASSERT_GT(state.size(), kv::kRestoreChunkBytes);
-  SnapshotMeta meta;
-  meta.size = state.size();
-  auto forward = c.node(leader)->ForwardState(meta, In(absl::Seconds(5)));
-  ASSERT_TRUE(forward.ok()) << forward.status();
-  ASSERT_NE(*forward, nullptr);
-  for (size_t at = 0; at < state.size(); at += 100000) {
-    ASSERT_TRUE((*forward)->Write(absl::string_view(state).substr(at, 100000)).ok());
-  }
-  (*forward)->Verified(Digest{});
-  StateOpener unused = []() -> absl::StatusOr<std::unique_ptr<ByteSource>> {
-    return absl::InternalError("the spool was read although the entries were prepared");
-  };
-  auto r = c.node(leader)->RestoreForwarded(meta, unused, forward->get(), In(absl::Seconds(30)),
-                                            nullptr);
-  ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_TRUE(c.WaitForConvergence(absl::Seconds(30)).ok());
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_FALSE(c.node(i)->Get("orig/0", true, In(absl::Seconds(5)))->has_value()) << i;
-    EXPECT_EQ(c.node(i)->Get("big/2999", true, In(absl::Seconds(5)))->value_or("missing"),
-              std::string(3000, 'a' + 2999 % 26))
-        << i;
-  }
-}
-
 TEST(Cluster, LostQuorumIsUnavailable) {
   Cluster c(3);
   ASSERT_TRUE(c.StartAll().ok());

@@ -557,26 +557,6 @@ absl::StatusOr<RestoreResult> EmbeddedNode::Restore(const SnapshotMeta& meta,
   return RestoreThroughLog(impl_.get(), meta, open_state, deadline, before_commit);
 }
 
-absl::StatusOr<std::unique_ptr<StateForward>> EmbeddedNode::ForwardState(const SnapshotMeta&,
-                                                                         absl::Time) {
-  absl::StatusOr<std::unique_ptr<PreparedRestore>> p = PreparedRestore::Create(impl_->cfg.data_dir);
-  if (!p.ok()) {
-    Log(LogLevel::kWarning, "restore: cannot prepare the restore's entries during the upload",
-        {{"error", p.status().message()}});
-    return std::unique_ptr<StateForward>();
-  }
-  return std::unique_ptr<StateForward>(std::move(*p));
-}
-
-absl::StatusOr<RestoreResult> EmbeddedNode::RestoreForwarded(const SnapshotMeta& meta,
-                                                             const StateOpener& open_state,
-                                                             StateForward* forwarded,
-                                                             absl::Time deadline,
-                                                             const BeforeCommit& before_commit) {
-  return RestoreThroughLog(impl_.get(), meta, open_state, deadline, before_commit,
-                           dynamic_cast<PreparedRestore*>(forwarded));
-}
-
 absl::StatusOr<uint64_t> EmbeddedNode::Put(const std::string& key,
                                            const std::string& value,
                                            absl::Time deadline) {

@@ -65,16 +65,6 @@ class EmbeddedNode : public RaftNode, public KeyValueStore {
   absl::StatusOr<RestoreResult> Restore(const SnapshotMeta& meta,
                                         const StateOpener& open_state, absl::Time deadline,
                                         const BeforeCommit& before_commit) override;
-  // The restore's chunk entries are prepared while the upload arrives, in a
-  // nameless scratch file in the data directory (raft/restore_log.h's
-  // PreparedRestore); nullptr when none can be made there (then Restore
-  // reads the spool as without it).
-  absl::StatusOr<std::unique_ptr<StateForward>> ForwardState(const SnapshotMeta& meta,
-                                                             absl::Time deadline) override;
-  absl::StatusOr<RestoreResult> RestoreForwarded(const SnapshotMeta& meta,
-                                                 const StateOpener& open_state,
-                                                 StateForward* forwarded, absl::Time deadline,
-                                                 const BeforeCommit& before_commit) override;
 
   absl::StatusOr<uint64_t> Put(const std::string& key, const std::string& value,
                                absl::Time deadline) override;

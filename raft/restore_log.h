@@ -19,10 +19,6 @@
 // (the restore id is remembered), so a restore is never reported failed when
 // it took effect. Errors as engine/node.h's Restore.
 //
-// The chunk entries may also be prepared while the upload arrives
-// (PreparedRestore, the engine's StateForward), so that once the archive has
-// verified the leader only proposes them.
-//
 // Threading: RestoreThroughLog blocks the calling thread (never the loop).
 #ifndef SNAPSHOT_AGENT_RAFT_RESTORE_LOG_H_
 #define SNAPSHOT_AGENT_RAFT_RESTORE_LOG_H_
@@ -34,8 +30,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "base/io.h"
-#include "base/pipeline_sink.h"
 #include "engine/node.h"
 #include "raft/loop.h"
 
@@ -70,64 +64,13 @@ class ReplicatedLog {
 // Chunk entries in flight at once (4 MiB each).
 inline constexpr size_t kRestoreWindow = 8;
 
-class ChunkEncoder;
-
-// A restore's chunk entries, prepared while its upload arrives
-// (RaftNode::ForwardState): the state bytes are cut into chunks, checked to
-// be this engine's format, checksummed and encoded (compressible runs
-// deflated) on a thread of its own ("sa-prepare"), and the entries spilled
-// to a nameless file in `dir` (base/io.h's ScratchFile), so that once the
-// archive has verified, RestoreThroughLog only reads and proposes them: the
-// leader's share of the log phase moves into the upload, where the cores
-// have room (docs/restore.md). Nothing reaches the log before
-// RestoreThroughLog, and nothing prepared outlives this object.
-//
-// A preparation that failed (a state that is not this engine's, a full
-// disk) is not the upload's error: Write always returns OK, and
-// RestoreThroughLog then reads the state from its opener as it would
-// without a preparation, finding the same fault with the same error.
-//
-// Threading: Write, then Verified, from one thread at a time (the upload's);
-// then RestoreThroughLog on another. Memory: at most five chunk buffers
-// of 4 MiB, reused (the one being filled, one queued, one being encoded,
-// two spare), and one chunk's encoding.
-class PreparedRestore : public StateForward {
- public:
-  // INTERNAL or another file error when no scratch file can be made in
-  // `dir` (the caller restores without a preparation).
-  static absl::StatusOr<std::unique_ptr<PreparedRestore>> Create(const std::string& dir);
-  ~PreparedRestore() override;
-
-  absl::Status Write(absl::string_view state_bytes) override;
-  void Verified(const Digest& state_sha256) override;
-
- private:
-  friend class PreparedEntries;
-  class ChunkWriter;
-  PreparedRestore(std::unique_ptr<ScratchFile> file, std::string id);
-
-  const std::string id_;  // the restore id the entries carry
-  std::unique_ptr<ScratchFile> file_;
-  std::unique_ptr<ChunkEncoder> encoder_;
-  std::unique_ptr<ChunkWriter> writer_;
-  std::unique_ptr<PipelineSink> pipe_;
-  std::string chunk_;    // the chunk being filled
-  absl::Status status_;  // the preparation's first error
-  bool done_ = false;    // Verified, and everything prepared
-  uint64_t crc64_ = 0;   // once done_
-};
-
 // `before_commit` (may be null) runs after the last chunk is applied on
 // this node, before the commit is proposed (engine/node.h's BeforeCommit).
-// `prepared` (may be null; borrowed): entries prepared from the same state,
-// proposed instead of reading `open_state` when their preparation
-// succeeded.
 absl::StatusOr<RestoreResult> RestoreThroughLog(ReplicatedLog* log,
                                                 const SnapshotMeta& meta,
                                                 const StateOpener& open_state,
                                                 absl::Time deadline,
-                                                const BeforeCommit& before_commit = nullptr,
-                                                PreparedRestore* prepared = nullptr);
+                                                const BeforeCommit& before_commit = nullptr);
 
 }  // namespace snapshot
 
